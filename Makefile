@@ -1,0 +1,46 @@
+# One command to set up and test, one to run: each installs what it needs first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+CLI := $(BIN)/likeness-monitor
+DEVSET ?= var/devset
+
+.PHONY: install models test lint typecheck unit eval bench run clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+models: install
+	$(CLI) models fetch
+
+lint: install
+	$(BIN)/ruff check monitor tests bench
+	$(BIN)/ruff format --check monitor tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: models
+	$(BIN)/pytest
+
+test: lint typecheck unit
+
+# The dev evaluation on ../shared/eval-media (table in the README).
+eval: models
+	$(BIN)/python -m bench.devset --out $(DEVSET)
+	$(CLI) gallery build $(DEVSET)/gallery
+	$(CLI) eval --gallery $(DEVSET)/gallery --cases $(DEVSET)/cases.json
+
+bench: models
+	$(BIN)/python -m monitor.bench
+
+run: eval
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

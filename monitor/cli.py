@@ -1,0 +1,266 @@
+"""The ``likeness-monitor`` command: what a rights team runs by hand.
+
+Every project error ends as one readable line on stderr and exit status 2; anything else is a
+bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import Progress
+from rich.table import Table
+
+from monitor.config import load_settings
+from monitor.errors import GalleryNotBuiltError, MonitorError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, help=__doc__
+)
+models_app = typer.Typer(no_args_is_help=True, help="Pretrained weights.")
+gallery_app = typer.Typer(no_args_is_help=True, help="Build and inspect a gallery.")
+app.add_typer(models_app, name="models")
+app.add_typer(gallery_app, name="gallery")
+
+out = Console()
+err = Console(stderr=True)
+
+BUILT_DIR = "built"
+
+
+def resolve_built(path: Path) -> Path:
+    """A built gallery folder, given either it or the gallery folder it was built from."""
+    for candidate in (path, path / BUILT_DIR):
+        if (candidate / "gallery.json").is_file():
+            return candidate
+    raise GalleryNotBuiltError(f"{path}: no built gallery (run `likeness-monitor gallery build`)")
+
+
+@contextmanager
+def _progress(total: int, label: str) -> Iterator[Callable[[str], None]]:
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task(label, total=total)
+
+        def advance(name: str) -> None:
+            bar.update(task, advance=1, description=f"{label} {name}")
+
+        yield advance
+
+
+@models_app.command("fetch")
+def models_fetch(
+    from_dir: Annotated[
+        list[Path] | None, typer.Option("--from", help="Folder holding weight files you have.")
+    ] = None,
+) -> None:
+    """Fetch, verify and cache every bundled weight (and convert FaceNet once)."""
+    from monitor.likeness.models import prepare_weights
+
+    for path in prepare_weights(extra_dirs=tuple(from_dir or ())):
+        out.print(f"[green]ok[/green] {path}")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """The bundled weights, their hashes and sources."""
+    from monitor.likeness.weights import BUNDLED_WEIGHTS
+
+    table = Table("name", "sha256", "cached", "sources")
+    for weight in BUNDLED_WEIGHTS.values():
+        sources = "\n".join(source.describe() for source in weight.sources)
+        table.add_row(weight.name, weight.sha256[:16], str(weight.cached().is_file()), sources)
+    out.print(table)
+
+
+@gallery_app.command("build")
+def gallery_build(
+    folder: Path,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Default: FOLDER/built.")] = None,
+) -> None:
+    """Embed a gallery folder's references and negatives, calibrate, and save."""
+    from monitor.likeness.gallery.build import build_gallery, media_count
+    from monitor.likeness.models import Models
+
+    settings = load_settings()
+    models = Models.load(settings.likeness)
+    with _progress(media_count(folder), "embedding") as advance:
+        gallery = build_gallery(
+            folder, models, settings.likeness, settings.decode, progress=advance
+        )
+    target = out_dir or folder / BUILT_DIR
+    gallery.save(target)
+    out.print(
+        f"built gallery [bold]{gallery.version}[/bold] ({len(gallery.entities)} entities) in {target}"
+    )
+
+
+@gallery_app.command("calibrate")
+def gallery_calibrate(
+    gallery: Path,
+    target_fpr: Annotated[
+        float | None, typer.Option(help="Default: the configured target.")
+    ] = None,
+) -> None:
+    """Set each entity's threshold from the negatives for a target false-positive rate."""
+    from monitor.likeness.gallery.calibrate import calibrate
+    from monitor.likeness.gallery.store import Gallery
+
+    built = resolve_built(gallery)
+    target = target_fpr if target_fpr is not None else load_settings().likeness.target_fpr
+    calibrated = calibrate(Gallery.load(built), target)
+    calibrated.save(built)
+    _show(calibrated.version, calibrated)
+
+
+@gallery_app.command("show")
+def gallery_show(gallery: Path, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Entities, references, thresholds and versions of a built gallery."""
+    from monitor.likeness.gallery.store import Gallery
+
+    built = resolve_built(gallery)
+    loaded = Gallery.load(built)
+    if as_json:
+        out.print_json((built / "gallery.json").read_text())
+        return
+    _show(loaded.version, loaded)
+
+
+def _show(version: str, gallery: Any) -> None:
+    out.print(f"gallery {version}  models {gallery.models}  target FPR {gallery.target_fpr}")
+    table = Table(
+        "entity", "kind", "franchise", "refs", "threshold", "source", "negatives", "max negative"
+    )
+    for entry in gallery.entities.values():
+        t = entry.threshold
+        table.add_row(
+            entry.entity.id,
+            entry.entity.kind,
+            entry.entity.franchise or "",
+            str(len(set(entry.references))),
+            f"{t.value:.3f}",
+            t.source,
+            str(t.negatives),
+            "" if t.max_negative is None else f"{t.max_negative:.3f}",
+        )
+    out.print(table)
+
+
+def _scorer(gallery: Path) -> Any:
+    from monitor.likeness.gallery.store import Gallery
+    from monitor.likeness.models import Models
+    from monitor.likeness.scoring import Scorer
+
+    settings = load_settings()
+    return Scorer(
+        Gallery.load(resolve_built(gallery)), Models.load(settings.likeness), settings.likeness
+    )
+
+
+@app.command("score")
+def score(
+    path: Path,
+    gallery: Annotated[Path, typer.Option(help="Gallery folder or built gallery.")],
+    caption: Annotated[str | None, typer.Option(help="The clip's caption or title.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Score one clip or image: which protected entities it shows, with evidence."""
+    from monitor.likeness.gallery.build import limits_from
+    from monitor.media import load_media
+
+    settings = load_settings()
+    scorer = _scorer(gallery)
+    frames = load_media(path, limits_from(settings.decode), even_frames=settings.decode.even_frames)
+    result = scorer.score_frames(frames, caption)
+    if as_json:
+        out.print_json(json.dumps(result.to_dict()))
+        return
+    out.print(f"{path}: {result.frames} frames, gallery {result.gallery_version}")
+    table = Table("entity", "kind", "score", "threshold", "flagged", "evidence")
+    for entity in result.entities:
+        best = entity.evidence[0] if entity.evidence else None
+        where = (
+            f"{best.signal} t={best.frame_time}s {best.region or ''} {best.box.as_list() if best.box else ''}"
+            if best and best.signal != "caption"
+            else ""
+        )
+        flag = "[bold red]YES[/bold red]" if entity.flagged else "no"
+        table.add_row(
+            entity.entity_id,
+            entity.kind,
+            f"{entity.score:.3f}",
+            f"{entity.threshold:.3f}",
+            flag,
+            where,
+        )
+    out.print(table)
+
+
+def _fmt(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.3f}"
+
+
+@app.command("eval")
+def evaluate(
+    gallery: Annotated[Path, typer.Option(help="Gallery folder or built gallery.")],
+    cases: Annotated[Path, typer.Option(help="Manifest of cases (path + expect).")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """TPR, FPR, precision and average precision per entity on labelled cases."""
+    from monitor.likeness.evaluation import evaluate as run_eval
+    from monitor.likeness.evaluation import load_cases
+
+    settings = load_settings()
+    scorer = _scorer(gallery)
+    loaded = load_cases(cases)
+    with _progress(len(loaded), "scoring") as advance:
+        report = run_eval(scorer, loaded, settings.decode, progress=lambda c: advance(c.path.name))
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+        return
+    table = Table("entity", "kind", "threshold", "pos", "neg", "TPR", "FPR", "precision", "AP")
+    for m in report.entities:
+        table.add_row(
+            m.entity_id,
+            m.kind,
+            f"{m.threshold:.3f}",
+            str(m.positives),
+            str(m.negatives),
+            _fmt(m.tpr),
+            _fmt(m.fpr),
+            _fmt(m.precision),
+            _fmt(m.average_precision),
+        )
+    for name, figures in (*report.by_kind.items(), ("overall", report.overall)):
+        table.add_row(
+            f"[bold]{name}[/bold]",
+            "",
+            "",
+            str(figures["positives"]),
+            str(figures["negatives"]),
+            _fmt(figures["tpr"]),
+            _fmt(figures["fpr"]),
+            _fmt(figures["precision"]),
+            _fmt(figures["mean_ap"]),
+        )
+    out.print(table)
+    for line in report.errors:
+        err.print(f"[yellow]media error[/yellow] {line}")
+
+
+def main() -> None:
+    try:
+        app()
+    except MonitorError as exc:
+        err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False)
+        sys.exit(2)

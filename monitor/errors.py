@@ -1,0 +1,119 @@
+"""One tree of exceptions for the whole project.
+
+Callers catch the branch they can act on: the pipeline turns any ``MediaError`` into a
+failure reason on the scored record and moves on, the CLI turns any ``MonitorError`` into
+a one-line message and a non-zero exit. Messages name the file, the entity or the source
+at fault, because the person reading them is editing a gallery folder, not the code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = [
+    "DecodeTimeoutError",
+    "EmptyMediaError",
+    "GalleryError",
+    "GalleryFormatError",
+    "GalleryNotBuiltError",
+    "MediaError",
+    "MediaTooLargeError",
+    "MonitorError",
+    "NoUsableReferenceError",
+    "NoVideoStreamError",
+    "ReferenceMediaError",
+    "UnreadableMediaError",
+    "WeightUnavailableError",
+    "WeightsError",
+]
+
+
+class MonitorError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+# --- media -------------------------------------------------------------------------------
+
+
+class MediaError(MonitorError):
+    """A clip or image could not be turned into frames."""
+
+    reason: str = "media"
+
+    def __init__(self, message: str, *, source: str | Path | None = None) -> None:
+        self.source = str(source) if source is not None else None
+        super().__init__(f"{self.source}: {message}" if self.source else message)
+
+
+class UnreadableMediaError(MediaError):
+    """Not a media file, or a corrupt one: the container or the stream cannot be read."""
+
+    reason = "unreadable"
+
+
+class NoVideoStreamError(MediaError):
+    """The file is media, but has no picture (an audio-only file, say)."""
+
+    reason = "no_video"
+
+
+class EmptyMediaError(MediaError):
+    """The file is empty, or its video stream yields no frame."""
+
+    reason = "empty"
+
+
+class MediaTooLargeError(MediaError):
+    """The media exceeds a configured limit (bytes, duration or pixels)."""
+
+    reason = "too_large"
+
+
+class DecodeTimeoutError(MediaError):
+    """Decoding took longer than the configured limit."""
+
+    reason = "timeout"
+
+
+# --- weights -----------------------------------------------------------------------------
+
+
+class WeightsError(MonitorError):
+    """A pretrained file is missing or wrong."""
+
+
+class WeightUnavailableError(WeightsError):
+    """No source could provide a weight file whose hash matches.
+
+    ``attempts`` holds one line per source tried, saying why it failed.
+    """
+
+    def __init__(self, name: str, attempts: Sequence[str]) -> None:
+        self.name = name
+        self.attempts = list(attempts)
+        tried = "\n".join(f"  - {line}" for line in self.attempts) or "  (no source configured)"
+        super().__init__(f"weight {name!r} is not available; sources tried:\n{tried}")
+
+
+# --- gallery -----------------------------------------------------------------------------
+
+
+class GalleryError(MonitorError):
+    """A gallery folder or a built gallery cannot be used."""
+
+
+class GalleryFormatError(GalleryError):
+    """``entities.yaml`` is malformed or describes an invalid entity."""
+
+
+class ReferenceMediaError(GalleryError):
+    """A reference image or clip of an entity cannot be read."""
+
+
+class NoUsableReferenceError(GalleryError):
+    """An entity has no reference from which its kind of signal can be enrolled."""
+
+
+class GalleryNotBuiltError(GalleryError):
+    """The built gallery files are missing or do not belong together."""

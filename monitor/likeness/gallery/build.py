@@ -1,0 +1,163 @@
+"""Turn a gallery folder into embeddings and calibrated thresholds.
+
+Actors enrol by face: the largest face of each reference picture (a reference photo is of the
+actor; anyone beside them is not). Characters enrol by the whole picture and its mirror image,
+since re-uploads are often flipped to dodge matching. Negatives go through exactly the path a
+query takes (every face, every region), so calibration sees what scoring will see.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from monitor.config import DecodeSettings, LikenessSettings
+from monitor.errors import MediaError, NoUsableReferenceError, ReferenceMediaError
+from monitor.likeness.embedders.base import Embeddings
+from monitor.likeness.features import extract_faces, extract_visual
+from monitor.likeness.gallery.calibrate import calibrate
+from monitor.likeness.gallery.entities import Entity
+from monitor.likeness.gallery.folder import GalleryFolder, read_folder
+from monitor.likeness.gallery.store import EntityGallery, Gallery, NegativeSet, Threshold
+from monitor.likeness.models import Models
+from monitor.media import DecodeLimits, load_media
+from monitor.media.frames import Frame
+
+__all__ = ["Progress", "build_gallery", "limits_from"]
+
+Progress = Callable[[str], None]
+"""Called once per media file processed, with its path relative to the gallery folder."""
+
+
+def limits_from(settings: DecodeSettings) -> DecodeLimits:
+    return DecodeLimits(
+        max_bytes=settings.max_bytes,
+        max_duration_s=settings.max_duration_s,
+        max_pixels=settings.max_pixels,
+        max_frames=settings.max_frames,
+        timeout_s=settings.timeout_s,
+    )
+
+
+def _frames(path: Path, decode: DecodeSettings) -> list[Frame]:
+    return load_media(path, limits_from(decode), even_frames=decode.even_frames)
+
+
+def _mirrored(frames: list[Frame]) -> list[Frame]:
+    return [
+        Frame(np.ascontiguousarray(f.image[:, ::-1]), f.time, f.index, f.keyframe) for f in frames
+    ]
+
+
+def _enrol(
+    entity: Entity,
+    folder: GalleryFolder,
+    models: Models,
+    settings: LikenessSettings,
+    decode: DecodeSettings,
+    progress: Progress,
+) -> tuple[Embeddings, list[str]]:
+    rows: list[Embeddings] = []
+    names: list[str] = []
+    for path in folder.references[entity.id]:
+        name = path.relative_to(folder.root).as_posix()
+        try:
+            frames = _frames(path, decode)
+        except MediaError as exc:
+            raise ReferenceMediaError(f"entity {entity.id!r}: reference {path}: {exc}") from None
+        if entity.kind == "actor":
+            faces = extract_faces(models, frames)
+            for position in sorted(set(faces.frames.tolist())):
+                rows_of_frame = np.flatnonzero(faces.frames == position)
+                areas = [faces.boxes[i].width * faces.boxes[i].height for i in rows_of_frame]
+                largest = int(rows_of_frame[int(np.argmax(areas))])
+                rows.append(faces.embeddings[largest : largest + 1])
+                names.append(name)
+        else:
+            visual = extract_visual(models, frames + _mirrored(frames), settings, regions=False)
+            rows.append(visual.embeddings)
+            names.extend([name] * len(visual))
+        progress(name)
+    if not rows:
+        what = "a detectable face" if entity.kind == "actor" else "a usable picture"
+        files = ", ".join(str(p) for p in folder.references[entity.id])
+        raise NoUsableReferenceError(f"entity {entity.id!r}: no reference has {what} ({files})")
+    return np.concatenate(rows).astype(np.float32), names
+
+
+def _negatives(
+    folder: GalleryFolder,
+    models: Models,
+    settings: LikenessSettings,
+    decode: DecodeSettings,
+    progress: Progress,
+) -> dict[str, NegativeSet]:
+    found: dict[str, list[tuple[Embeddings, int]]] = {"face": [], "visual": []}
+    for item, path in enumerate(folder.negatives):
+        name = path.relative_to(folder.root).as_posix()
+        try:
+            frames = _frames(path, decode)
+        except MediaError as exc:
+            raise ReferenceMediaError(f"negative {path}: {exc}") from None
+        found["face"].append((extract_faces(models, frames).embeddings, item))
+        found["visual"].append((extract_visual(models, frames, settings).embeddings, item))
+        progress(name)
+    return {
+        signal: NegativeSet(
+            embeddings=np.concatenate([rows for rows, _ in pairs]).astype(np.float32),
+            items=np.concatenate(
+                [np.full(len(rows), item, np.int32) for rows, item in pairs]
+            ).astype(np.int32),
+        )
+        for signal, pairs in found.items()
+        if pairs
+    }
+
+
+def _content_hash(
+    folder: GalleryFolder, models: Models, settings: LikenessSettings, decode: DecodeSettings
+) -> str:
+    digest = hashlib.sha256(folder.content_digest().encode())
+    digest.update(json.dumps(models.versions, sort_keys=True).encode())
+    digest.update(settings.model_dump_json(exclude={"device", "batch_size"}).encode())
+    digest.update(decode.model_dump_json().encode())
+    return digest.hexdigest()
+
+
+def build_gallery(
+    root: Path,
+    models: Models,
+    settings: LikenessSettings,
+    decode: DecodeSettings,
+    *,
+    progress: Progress | None = None,
+) -> Gallery:
+    """Embed every reference and negative of the folder at ``root`` and calibrate thresholds.
+
+    Raises a ``GalleryError`` naming the file and entity at fault; nothing is written here.
+    """
+    folder = read_folder(root)
+    report = progress or (lambda _name: None)
+    entities: dict[str, EntityGallery] = {}
+    for entity in folder.entities:
+        embeddings, names = _enrol(entity, folder, models, settings, decode, report)
+        entities[entity.id] = EntityGallery(entity, embeddings, names, Threshold(0.0, "default"))
+    gallery = Gallery(
+        content=_content_hash(folder, models, settings, decode),
+        models=models.versions,
+        settings=settings.model_dump(mode="json", exclude={"device", "batch_size"}),
+        entities=entities,
+        negative_files=[p.relative_to(folder.root).as_posix() for p in folder.negatives],
+        negatives=_negatives(folder, models, settings, decode, report),
+    )
+    return calibrate(gallery, settings.target_fpr)
+
+
+def media_count(root: Path) -> int:
+    """How many files a build of ``root`` will process: the length of its progress bar."""
+    folder = read_folder(root)
+    return sum(len(refs) for refs in folder.references.values()) + len(folder.negatives)

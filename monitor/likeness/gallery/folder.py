@@ -1,0 +1,83 @@
+"""The gallery folder a rights team edits: what is in it, checked before any model runs.
+
+Layout::
+
+    entities.yaml            who is protected (see ``entities.py``)
+    refs/<entity_id>/...     reference images or clips of each entity
+    negatives/...            optional: look-alikes and benign content, for calibration
+
+Files are listed in sorted order so that the same folder always builds the same gallery.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitor.errors import GalleryFormatError, NoUsableReferenceError
+from monitor.likeness.gallery.entities import Entity, load_entities
+from monitor.likeness.weights import sha256_of
+
+__all__ = ["GalleryFolder", "read_folder"]
+
+
+def _media_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file()
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+    )
+
+
+@dataclass(frozen=True)
+class GalleryFolder:
+    root: Path
+    entities: tuple[Entity, ...]
+    references: dict[str, tuple[Path, ...]]
+    negatives: tuple[Path, ...]
+
+    @property
+    def entities_file(self) -> Path:
+        return self.root / "entities.yaml"
+
+    def content_digest(self) -> str:
+        """sha256 over the entities file and every media file's relative path and bytes."""
+        digest = hashlib.sha256()
+        digest.update(self.entities_file.read_bytes())
+        for path in (*(p for refs in self.references.values() for p in refs), *self.negatives):
+            digest.update(path.relative_to(self.root).as_posix().encode())
+            digest.update(bytes.fromhex(sha256_of(path)))
+        return digest.hexdigest()
+
+
+def read_folder(root: Path) -> GalleryFolder:
+    """List a gallery folder; raises ``GalleryError`` for anything a build could not use."""
+    if not root.is_dir():
+        raise GalleryFormatError(f"{root}: not a gallery folder")
+    entities = load_entities(root / "entities.yaml")
+    known = {entity.id for entity in entities}
+    refs_root = root / "refs"
+    if refs_root.is_dir():
+        strays = sorted(p.name for p in refs_root.iterdir() if p.is_dir() and p.name not in known)
+        if strays:
+            raise GalleryFormatError(
+                f"{refs_root}: folders for unknown entities {strays}; add them to entities.yaml"
+            )
+    references: dict[str, tuple[Path, ...]] = {}
+    for entity in entities:
+        files = tuple(_media_files(refs_root / entity.id))
+        if not files:
+            raise NoUsableReferenceError(
+                f"entity {entity.id!r}: no reference files in {refs_root / entity.id}"
+            )
+        references[entity.id] = files
+    return GalleryFolder(
+        root=root,
+        entities=tuple(entities),
+        references=references,
+        negatives=tuple(_media_files(root / "negatives")),
+    )

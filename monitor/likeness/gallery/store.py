@@ -1,0 +1,176 @@
+"""A built gallery on disk: embeddings in safetensors, everything else in one JSON file.
+
+safetensors rather than pickle because a gallery is handed between teams and machines, and
+loading it must never run code. The pair is written to a temporary folder and renamed into
+place, so a crash or a bad reference mid-build never leaves a half-built gallery behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+from safetensors.numpy import load_file, save_file
+
+from monitor.errors import GalleryNotBuiltError
+from monitor.likeness.embedders.base import Embeddings
+from monitor.likeness.gallery.entities import Entity
+
+__all__ = ["EntityGallery", "Gallery", "NegativeSet", "Threshold"]
+
+FORMAT = 1
+EMBEDDINGS_FILE = "embeddings.safetensors"
+INDEX_FILE = "gallery.json"
+
+ThresholdSource = Literal["calibrated", "entities.yaml", "default"]
+
+
+@dataclass(frozen=True)
+class Threshold:
+    value: float
+    source: ThresholdSource
+    negatives: int = 0
+    max_negative: float | None = None
+
+
+@dataclass
+class EntityGallery:
+    """One entity's reference embeddings for its signal: faces for actors, visuals otherwise."""
+
+    entity: Entity
+    embeddings: Embeddings
+    references: list[str]
+    threshold: Threshold
+
+    @property
+    def signal(self) -> Literal["face", "visual"]:
+        return "face" if self.entity.kind == "actor" else "visual"
+
+
+@dataclass
+class NegativeSet:
+    """Embeddings of negative media; row ``i`` belongs to negative file ``items[i]``."""
+
+    embeddings: Embeddings
+    items: npt.NDArray[np.int32]
+
+
+@dataclass
+class Gallery:
+    """Reference embeddings, thresholds and the versions that produced them.
+
+    ``content`` hashes what went in (the folder, the models, the settings); ``version`` adds
+    the thresholds, so it changes whenever scoring could change, and only then.
+    """
+
+    content: str
+    models: dict[str, str]
+    settings: dict[str, Any]
+    entities: dict[str, EntityGallery]
+    negative_files: list[str]
+    negatives: dict[str, NegativeSet] = field(default_factory=dict)
+    target_fpr: float = 0.01
+
+    @property
+    def version(self) -> str:
+        digest = hashlib.sha256(self.content.encode())
+        for entity_id, entry in sorted(self.entities.items()):
+            digest.update(f"{entity_id}={entry.threshold.value:.6f};".encode())
+        return digest.hexdigest()[:16]
+
+    def save(self, out: Path) -> None:
+        """Write atomically: the previous build stays intact until the new one is complete."""
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+        try:
+            tensors: dict[str, np.ndarray] = {}
+            for entity_id, entry in self.entities.items():
+                tensors[f"entity/{entity_id}"] = np.ascontiguousarray(entry.embeddings)
+            for signal, negatives in self.negatives.items():
+                tensors[f"negatives/{signal}"] = np.ascontiguousarray(negatives.embeddings)
+                tensors[f"negatives/{signal}/items"] = np.ascontiguousarray(negatives.items)
+            save_file(tensors, str(staging / EMBEDDINGS_FILE), metadata={"version": self.version})
+            (staging / INDEX_FILE).write_text(json.dumps(self._index(), indent=2) + "\n")
+            previous = out.with_name(f".{out.name}.previous")
+            if out.exists():
+                os.replace(out, previous)
+            os.replace(staging, out)
+            shutil.rmtree(previous, ignore_errors=True)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _index(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": self.version,
+            "content": self.content,
+            "models": self.models,
+            "settings": self.settings,
+            "target_fpr": self.target_fpr,
+            "negative_files": self.negative_files,
+            "entities": [
+                {
+                    "entity": entry.entity.model_dump(mode="json"),
+                    "references": entry.references,
+                    "threshold": {
+                        "value": entry.threshold.value,
+                        "source": entry.threshold.source,
+                        "negatives": entry.threshold.negatives,
+                        "max_negative": entry.threshold.max_negative,
+                    },
+                }
+                for entry in self.entities.values()
+            ],
+        }
+
+    @classmethod
+    def load(cls, built: Path) -> Gallery:
+        index_path, tensors_path = built / INDEX_FILE, built / EMBEDDINGS_FILE
+        if not index_path.is_file() or not tensors_path.is_file():
+            raise GalleryNotBuiltError(
+                f"{built}: no built gallery here (run `likeness-monitor gallery build`)"
+            )
+        try:
+            index = json.loads(index_path.read_text())
+            tensors = load_file(str(tensors_path))
+        except (OSError, ValueError) as exc:
+            raise GalleryNotBuiltError(f"{built}: unreadable built gallery: {exc}") from None
+        if index.get("format") != FORMAT:
+            raise GalleryNotBuiltError(f"{built}: gallery format {index.get('format')} unsupported")
+        entities: dict[str, EntityGallery] = {}
+        for raw in index["entities"]:
+            entity = Entity.model_validate(raw["entity"])
+            key = f"entity/{entity.id}"
+            if key not in tensors:
+                raise GalleryNotBuiltError(f"{built}: embeddings of {entity.id!r} are missing")
+            entities[entity.id] = EntityGallery(
+                entity=entity,
+                embeddings=tensors[key].astype(np.float32, copy=False),
+                references=list(raw["references"]),
+                threshold=Threshold(**raw["threshold"]),
+            )
+        negatives = {
+            key.split("/")[1]: NegativeSet(
+                embeddings=tensors[key].astype(np.float32, copy=False),
+                items=tensors[f"{key}/items"].astype(np.int32, copy=False),
+            )
+            for key in tensors
+            if key.startswith("negatives/") and key.count("/") == 1
+        }
+        return cls(
+            content=index["content"],
+            models=index["models"],
+            settings=index["settings"],
+            entities=entities,
+            negative_files=list(index["negative_files"]),
+            negatives=negatives,
+            target_fpr=float(index["target_fpr"]),
+        )

