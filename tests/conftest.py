@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from monitor.config import LikenessSettings
+from monitor.likeness.models import Models, prepare_weights
 from monitor.likeness.weights import BUNDLED_WEIGHTS, ensure
 from monitor.media.samples import sample
 
@@ -40,3 +42,10 @@ def eval_media() -> Path:
     if not (EVAL_MEDIA / "MANIFEST.json").is_file():
         pytest.skip(f"no eval media at {EVAL_MEDIA}")
     return EVAL_MEDIA
+
+
+@pytest.fixture(scope="session")
+def models() -> Models:
+    """The bundled detector and embedders on the CPU, loaded once for the whole run."""
+    prepare_weights()
+    return Models.load(LikenessSettings(device="cpu"))

@@ -21,7 +21,7 @@ from monitor.likeness.gallery.store import EntityGallery, Gallery, Threshold
 
 __all__ = ["DEFAULT_THRESHOLDS", "MARGIN", "calibrate", "negative_scores"]
 
-DEFAULT_THRESHOLDS = {"face": 0.50, "visual": 0.75}
+DEFAULT_THRESHOLDS = {"face": 0.50, "visual": 0.55}
 """Used when an entity has no negatives at all; also the lowest a calibration may go."""
 
 MARGIN = 0.02
