@@ -13,6 +13,7 @@ from pathlib import Path
 
 __all__ = [
     "DecodeTimeoutError",
+    "EmbedderConfigError",
     "EmptyMediaError",
     "GalleryError",
     "GalleryFormatError",
@@ -94,6 +95,10 @@ class WeightUnavailableError(WeightsError):
         self.attempts = list(attempts)
         tried = "\n".join(f"  - {line}" for line in self.attempts) or "  (no source configured)"
         super().__init__(f"weight {name!r} is not available; sources tried:\n{tried}")
+
+
+class EmbedderConfigError(MonitorError):
+    """A configured embedder cannot be built: a bad spec, a missing file or optional library."""
 
 
 # --- gallery -----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -82,7 +83,7 @@ def entity(result: ClipScore, entity_id: str) -> object:
     return next(s for s in result.entities if s.entity_id == entity_id)
 
 
-TRANSFORMS = {
+TRANSFORMS: dict[str, dict[str, Any]] = {
     "re-encoded at a low bitrate": {"bitrate": 150_000},
     "mirrored": {"mirror": True},
     "cropped 15 %": {"crop": 0.15},
@@ -106,7 +107,8 @@ def test_the_bunny_is_found_in_altered_copies(
     bunny = result.flagged[0] if result.flagged else None
     assert bunny is not None and bunny.entity_id == "bunny", result.entities
     best = bunny.evidence[0]
-    assert best.signal == "visual" and best.score >= best.threshold
+    assert best.signal == "visual" and best.threshold is not None
+    assert best.score >= best.threshold
     assert best.reference is not None and best.reference.startswith("refs/bunny/")
     assert best.frame_time is not None and 0.0 <= best.frame_time <= 2.6
 

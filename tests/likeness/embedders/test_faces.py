@@ -35,7 +35,7 @@ def _video_frames(path: Path, indices: set[int]) -> list[RGBImage]:
     with av.open(str(path)) as container:
         for i, frame in enumerate(container.decode(video=0)):
             if i in indices:
-                frames.append(frame.to_ndarray(format="rgb24"))
+                frames.append(np.asarray(frame.to_ndarray(format="rgb24"), np.uint8))
             if i >= max(indices):
                 break
     return frames
@@ -45,7 +45,8 @@ def _turn_face(image: RGBImage, face: DetectedFace, degrees: float) -> RGBImage:
     """The picture rotated about the centre of one face."""
     centre = (face.box.x + face.box.width / 2, face.box.y + face.box.height / 2)
     matrix = cv2.getRotationMatrix2D(centre, degrees, 1.0)
-    return cv2.warpAffine(image, matrix, image.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+    turned = cv2.warpAffine(image, matrix, image.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+    return np.asarray(turned, np.uint8)
 
 
 @pytest.fixture(scope="module")

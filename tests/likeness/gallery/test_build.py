@@ -36,7 +36,7 @@ def test_an_actor_whose_references_show_no_face_is_refused(
 ) -> None:
     bikes = package_file("bikes.mp4").read_bytes()
     root = folder(tmp_path, {"nobody": [("bikes.mp4", bikes)]})
-    with pytest.raises(NoUsableReferenceError, match="'nobody'.*detectable face.*bikes.mp4"):
+    with pytest.raises(NoUsableReferenceError, match=r"'nobody'.*detectable face.*bikes\.mp4"):
         build_gallery(root, models, SETTINGS, DECODE)
 
 

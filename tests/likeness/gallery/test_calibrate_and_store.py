@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from monitor.errors import GalleryNotBuiltError
@@ -13,9 +14,10 @@ from monitor.likeness.gallery.entities import Entity
 from monitor.likeness.gallery.store import EntityGallery, Gallery, NegativeSet, Threshold
 
 
-def unit(*rows: list[float]) -> np.ndarray:
+def unit(*rows: list[float]) -> npt.NDArray[np.float32]:
     array = np.asarray(rows, np.float32)
-    return array / np.linalg.norm(array, axis=1, keepdims=True)
+    normalised: npt.NDArray[np.float32] = array / np.linalg.norm(array, axis=1, keepdims=True)
+    return normalised
 
 
 def entry(
