@@ -68,7 +68,7 @@ def models_fetch(
     from monitor.likeness.models import prepare_weights
 
     for path in prepare_weights(extra_dirs=tuple(from_dir or ())):
-        out.print(f"[green]ok[/green] {path}")
+        out.print(f"[green]ok[/green] {path}", soft_wrap=True)
 
 
 @models_app.command("list")
