@@ -12,6 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 __all__ = [
+    "BrokerError",
+    "FetchError",
+    "RecordError",
     "DecodeTimeoutError",
     "EmbedderConfigError",
     "EmptyMediaError",
@@ -122,3 +125,20 @@ class NoUsableReferenceError(GalleryError):
 
 class GalleryNotBuiltError(GalleryError):
     """The built gallery files are missing or do not belong together."""
+
+
+# --- pipeline ----------------------------------------------------------------------------
+
+
+class RecordError(MonitorError):
+    """A record on a topic cannot be parsed or does not validate against its schema."""
+
+
+class BrokerError(MonitorError):
+    """The Kafka-protocol broker cannot be started or reached."""
+
+
+class FetchError(MediaError):
+    """Media could not be fetched: refused address, HTTP error, too large, too slow."""
+
+    reason = "fetch"
