@@ -258,6 +258,43 @@ def evaluate(
         err.print(f"[yellow]media error[/yellow] {line}")
 
 
+@app.command("up")
+def up(
+    roles: Annotated[
+        str, typer.Option(help="Comma-separated subset of crawl,score,decide,notify.")
+    ] = "crawl,score,decide,notify",
+) -> None:
+    """Run the monitor: embedded broker, demo platform and demo gallery unless configured."""
+    import logging
+
+    from monitor.pipeline.run import up as run_up
+
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    chosen = [role.strip() for role in roles.split(",") if role.strip()]
+    run_up(load_settings(), roles=chosen, say=lambda line: out.print(line, soft_wrap=True))
+
+
+@app.command("broker")
+def broker() -> None:
+    """Run the embedded Kafka-protocol broker alone and print its URL."""
+    from monitor.pipeline.broker import run_broker_forever
+
+    run_broker_forever(lambda url: out.print(url, soft_wrap=True))
+
+
+@app.command("demo-platform")
+def demo_platform(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8765,
+    root: Annotated[Path | None, typer.Option(help="Where the demo media are built.")] = None,
+) -> None:
+    """Serve the demo platform: a listing API with growing view counts, and clip media."""
+    from monitor.demo.platform import run_demo_platform
+
+    run_demo_platform(port=port, root=root)
+
+
 def main() -> None:
     try:
         app()

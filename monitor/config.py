@@ -12,7 +12,9 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DecodeSettings", "LikenessSettings", "Settings", "load_settings"]
+__all__ = ["DecodeSettings", "LikenessSettings", "PipelineSettings", "Settings", "load_settings"]
+
+ROLES = ("crawl", "score", "decide", "notify")
 
 
 class DecodeSettings(BaseModel):
@@ -46,6 +48,31 @@ class LikenessSettings(BaseModel):
     )
 
 
+class PipelineSettings(BaseModel):
+    """The streaming monitor: broker, topics, batching, where state and the gallery live."""
+
+    broker_url: str = "embedded"
+    app_id: str = "likeness-monitor"
+    partitions: int = Field(default=4, gt=0)
+    state_dir: Path = Path("var/monitor")
+    gallery: Path | None = Field(
+        default=None, description="a built gallery; default: the demo gallery, built on start"
+    )
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=6066, gt=0, lt=65536)
+    batch_size: int = Field(default=8, gt=0)
+    batch_within_s: float = Field(default=1.0, gt=0)
+    decode_workers: int = Field(default=2, gt=0)
+    fetch_concurrency: int = Field(default=8, gt=0)
+    fetch_max_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    fetch_timeout_s: float = Field(default=60.0, gt=0)
+    crawl_interval_s: float = Field(default=5.0, gt=0)
+    demo_platform_url: str | None = Field(
+        default=None, description="crawl this demo platform; `up` starts one when no source is set"
+    )
+    demo_platform_port: int = Field(default=8765, ge=0, lt=65536)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="LIKENESS_MONITOR_", env_nested_delimiter="__", extra="ignore"
@@ -53,6 +80,7 @@ class Settings(BaseSettings):
 
     likeness: LikenessSettings = LikenessSettings()
     decode: DecodeSettings = DecodeSettings()
+    pipeline: PipelineSettings = PipelineSettings()
 
 
 def load_settings() -> Settings:

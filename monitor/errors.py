@@ -13,11 +13,10 @@ from pathlib import Path
 
 __all__ = [
     "BrokerError",
-    "FetchError",
-    "RecordError",
     "DecodeTimeoutError",
     "EmbedderConfigError",
     "EmptyMediaError",
+    "FetchError",
     "GalleryError",
     "GalleryFormatError",
     "GalleryNotBuiltError",
@@ -26,7 +25,9 @@ __all__ = [
     "MonitorError",
     "NoUsableReferenceError",
     "NoVideoStreamError",
+    "RecordError",
     "ReferenceMediaError",
+    "SourceError",
     "UnreadableMediaError",
     "WeightUnavailableError",
     "WeightsError",
@@ -132,6 +133,10 @@ class GalleryNotBuiltError(GalleryError):
 
 class RecordError(MonitorError):
     """A record on a topic cannot be parsed or does not validate against its schema."""
+
+
+class SourceError(MonitorError):
+    """A platform's API cannot be crawled: unreachable, failing, or answering nonsense."""
 
 
 class BrokerError(MonitorError):

@@ -185,7 +185,6 @@ class Alert(_Record):
     observed_at: datetime
     views: int | None = None
     shares: int | None = None
-    discovered_at: datetime | None = None
     alerted_at: datetime = Field(default_factory=utcnow)
 
     @staticmethod

@@ -1,0 +1,124 @@
+"""The Faust app: topics between roles, and the roles a worker runs.
+
+One app holds every role, and a worker runs any subset (``--roles``), so a laptop runs all of
+them in one process and a cluster scales each on its own. Records travel as raw bytes and are
+parsed by the roles themselves: Faust's own deserialisation would fail before the agent sees
+a malformed record, and then it could not be sent to ``deadletter`` with its offset.
+
+The Faust settings follow what was measured against the embedded broker (DESIGN.md):
+at-least-once (it has no idempotent producer), short session timeouts (rebalances wait for
+them), and frequent commits.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+
+from monitor.config import ROLES, Settings
+from monitor.pipeline import metrics
+from monitor.pipeline.state import StateStore
+from monitor.records import DeadLetter, encode
+from monitor.sources.base import Source
+
+__all__ = ["TOPICS", "Pipeline", "create_pipeline"]
+
+log = logging.getLogger(__name__)
+
+TOPICS = ("clips.discovered", "clips.scored", "alerts", "deadletter")
+
+
+@dataclass
+class Pipeline:
+    """The app, its topics, and what its roles share."""
+
+    app: faust.App
+    settings: Settings
+    state: StateStore
+    roles: frozenset[str]
+    sources: Sequence[Source] = ()
+    topics: dict[str, Any] = field(default_factory=dict)
+    health: dict[str, Any] = field(default_factory=dict)
+
+    async def dead_letter(self, event: Any, reason: str) -> None:
+        message = event.message
+        letter = DeadLetter.of(
+            message.value if isinstance(message.value, bytes) else bytes(message.value or b""),
+            reason,
+            message.topic,
+            message.partition,
+            message.offset,
+        )
+        log.warning(
+            "dead letter from %s[%s]@%s: %s",
+            message.topic,
+            message.partition,
+            message.offset,
+            reason,
+        )
+        await self.topics["deadletter"].send(value=encode(letter))
+        metrics.DEADLETTERS.labels(message.topic).inc()
+
+
+def _app(settings: Settings, broker: str) -> faust.App:
+    pipeline = settings.pipeline
+    return faust.App(
+        pipeline.app_id,
+        broker=broker,
+        store="memory://",
+        processing_guarantee="at_least_once",
+        broker_session_timeout=10,
+        broker_heartbeat_interval=1,
+        broker_commit_every=100,
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        topic_partitions=pipeline.partitions,
+        topic_allow_declare=True,
+        web_host=pipeline.web_host,
+        web_port=pipeline.web_port,
+        web_bind=pipeline.web_host,
+        datadir=str(pipeline.state_dir / "faust"),
+        consumer_auto_offset_reset="earliest",
+    )
+
+
+def create_pipeline(
+    settings: Settings, broker: str, *, roles: Iterable[str] = ROLES, sources: Sequence[Source] = ()
+) -> Pipeline:
+    """Build the app with the given roles installed; ``broker`` is a ``kafka://`` URL."""
+    from monitor.pipeline.roles import install_roles
+
+    wanted = frozenset(roles)
+    unknown = wanted - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown roles {sorted(unknown)}; known: {', '.join(ROLES)}")
+    app = _app(settings, broker)
+    pipeline = Pipeline(
+        app=app,
+        settings=settings,
+        state=StateStore(settings.pipeline.state_dir / "state.sqlite3"),
+        roles=wanted,
+        sources=sources,
+    )
+    for name in TOPICS:
+        pipeline.topics[name] = app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.pipeline.partitions,
+        )
+    setup_prometheus_sensors(app, registry=metrics.registry)
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok", "roles": sorted(pipeline.roles), **pipeline.health})
+
+    install_roles(pipeline)
+    return pipeline

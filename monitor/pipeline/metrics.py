@@ -1,0 +1,101 @@
+"""Every metric the project exports, defined in one place.
+
+Labels are few and bounded: entity, franchise, platform, kind, and small fixed vocabularies
+(outcome, reason, role, device). Never a clip id or a URL: those are unbounded, and one
+Prometheus series per clip would sink the server that is meant to show the spread.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = [
+    "ALERTS",
+    "BATCH_SIZE",
+    "CLIPS_DISCOVERED",
+    "CLIPS_FLAGGED",
+    "CLIPS_SCORED",
+    "DEADLETTERS",
+    "DISCOVERY_TO_ALERT",
+    "FLAGGED_SHARES",
+    "FLAGGED_VIEWS",
+    "MEDIA_FAILURES",
+    "SCORING_SECONDS",
+    "registry",
+]
+
+registry: CollectorRegistry = REGISTRY
+"""The registry served at ``/metrics``, shared with Faust's own sensors."""
+
+_ENTITY = ("entity", "franchise", "platform", "kind")
+
+CLIPS_DISCOVERED = Counter(
+    "likeness_clips_discovered",
+    "Clip observations sent by crawlers (a clip is observed again while it spreads).",
+    ["platform"],
+    registry=registry,
+)
+CLIPS_SCORED = Counter(
+    "likeness_clips_scored",
+    "Clip observations handled by scorers, by outcome: scored, cached (already scored with "
+    "this gallery and these models), failed.",
+    ["platform", "outcome"],
+    registry=registry,
+)
+CLIPS_FLAGGED = Counter(
+    "likeness_clips_flagged",
+    "Clips newly found to show a protected entity (once per clip and entity).",
+    list(_ENTITY),
+    registry=registry,
+)
+ALERTS = Counter(
+    "likeness_alerts",
+    "Alerts emitted on the alerts topic (one per clip and entity).",
+    list(_ENTITY),
+    registry=registry,
+)
+FLAGGED_VIEWS = Gauge(
+    "likeness_flagged_views",
+    "Latest total views of the clips flagged for an entity: the spread.",
+    list(_ENTITY),
+    registry=registry,
+)
+FLAGGED_SHARES = Gauge(
+    "likeness_flagged_shares",
+    "Latest total shares of the clips flagged for an entity.",
+    list(_ENTITY),
+    registry=registry,
+)
+MEDIA_FAILURES = Counter(
+    "likeness_media_failures",
+    "Clips whose media could not be fetched or decoded, by reason.",
+    ["platform", "reason"],
+    registry=registry,
+)
+DEADLETTERS = Counter(
+    "likeness_deadletters",
+    "Records sent to the deadletter topic, by the topic they came from.",
+    ["topic"],
+    registry=registry,
+)
+SCORING_SECONDS = Histogram(
+    "likeness_scoring_seconds",
+    "Time to fetch, decode and score one batch of clips, per clip.",
+    ["device"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+    registry=registry,
+)
+BATCH_SIZE = Histogram(
+    "likeness_scorer_batch_size",
+    "Clips per scorer batch (one forward pass per model per batch).",
+    ["device"],
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+    registry=registry,
+)
+DISCOVERY_TO_ALERT = Histogram(
+    "likeness_discovery_to_alert_seconds",
+    "From a clip's first observation to its alert.",
+    ["platform"],
+    buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600),
+    registry=registry,
+)

@@ -1,0 +1,184 @@
+"""The four roles: crawl -> score -> decide -> notify, each installed only if the worker runs it.
+
+- crawl: each source polled on a timer; every observation goes to ``clips.discovered``.
+- score: observations in batches (``take_events``), scored by ``ScoringService``; every one
+  yields a ``ClipScored`` on ``clips.scored``, with scores or a failure reason.
+- decide: keeps each clip's spread, and emits one ``Alert`` per (clip, entity) to ``alerts``,
+  marked in the state store only after the broker acknowledged it.
+- notify: delivers alerts; here, one line per alert on the console (sinks come with alerts).
+
+A record that does not parse goes to ``deadletter`` and its partition moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from monitor.errors import MonitorError, RecordError
+from monitor.pipeline import metrics
+from monitor.pipeline.app import Pipeline
+from monitor.records import Alert, AlertEntity, ClipScored, ClipSeen, decode, encode, utcnow
+from monitor.sources.base import Source
+
+if TYPE_CHECKING:
+    from monitor.pipeline.scoring_service import ScoringService
+
+__all__ = ["install_roles"]
+
+log = logging.getLogger(__name__)
+
+
+def install_roles(pipeline: Pipeline) -> None:
+    for role, install in (
+        ("crawl", _crawl),
+        ("score", _score),
+        ("decide", _decide),
+        ("notify", _notify),
+    ):
+        if role in pipeline.roles:
+            install(pipeline)
+
+
+def _crawl(pipeline: Pipeline) -> None:
+    discovered = pipeline.topics["clips.discovered"]
+    for source in pipeline.sources:
+        pipeline.app.timer(
+            pipeline.settings.pipeline.crawl_interval_s, name=f"crawl.{source.name}"
+        )(_crawl_pass(source, discovered))
+
+
+def _crawl_pass(source: Source, discovered: Any) -> Callable[[], Awaitable[None]]:
+    """One poll of ``source`` to the end of its listing, as a timer body (no arguments)."""
+
+    async def crawl() -> None:
+        sent = 0
+        try:
+            async for seen in source.poll():
+                await discovered.send(key=seen.key.encode(), value=encode(seen))
+                metrics.CLIPS_DISCOVERED.labels(seen.platform).inc()
+                sent += 1
+        except MonitorError as exc:
+            log.warning("crawl of %s stopped early after %d clips: %s", source.name, sent, exc)
+
+    return crawl
+
+
+def _score(pipeline: Pipeline) -> None:
+    settings = pipeline.settings.pipeline
+    scored_topic = pipeline.topics["clips.scored"]
+
+    @pipeline.app.agent(pipeline.topics["clips.discovered"], name="score")
+    async def score(stream: Any) -> None:
+        # Loading models takes seconds: off the event loop, so the worker keeps heartbeating.
+        service = await asyncio.get_running_loop().run_in_executor(None, _scoring_service, pipeline)
+        pipeline.health["gallery_version"] = service.scorer.gallery.version
+        pipeline.health["device"] = service.device
+        try:
+            async for events in stream.take_events(
+                settings.batch_size, within=settings.batch_within_s
+            ):
+                batch: list[ClipSeen] = []
+                for event in events:
+                    try:
+                        batch.append(decode(ClipSeen, event.value))
+                    except RecordError as exc:
+                        await pipeline.dead_letter(event, str(exc))
+                unique = list({seen.key: seen for seen in batch}.values())
+                if not unique:
+                    continue
+                for record in await service.score_batch(unique):
+                    await scored_topic.send(key=record.clip.key.encode(), value=encode(record))
+        finally:
+            await service.close()
+
+
+def _scoring_service(pipeline: Pipeline) -> ScoringService:
+    from monitor.likeness.gallery.store import Gallery
+    from monitor.likeness.models import Models
+    from monitor.likeness.scoring import Scorer
+    from monitor.pipeline.scoring_service import ScoringService
+
+    settings = pipeline.settings
+    if settings.pipeline.gallery is None:
+        raise MonitorError("no gallery configured (LIKENESS_MONITOR_PIPELINE__GALLERY)")
+    scorer = Scorer(
+        Gallery.load(settings.pipeline.gallery), Models.load(settings.likeness), settings.likeness
+    )
+    return ScoringService(scorer, pipeline.state, settings)
+
+
+def _decide(pipeline: Pipeline) -> None:
+    alerts = pipeline.topics["alerts"]
+
+    @pipeline.app.agent(pipeline.topics["clips.scored"], name="decide")
+    async def decide(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                scored = decode(ClipScored, event.value)
+            except RecordError as exc:
+                await pipeline.dead_letter(event, str(exc))
+                continue
+            await _decide_one(pipeline, alerts, scored)
+
+
+async def _decide_one(pipeline: Pipeline, alerts: Any, scored: ClipScored) -> None:
+    state, seen = pipeline.state, scored.observation
+    first_seen = state.observe(seen.key, seen.platform, seen.observed_at, seen.views, seen.shares)
+    for entity in scored.flagged:
+        labels = (entity.entity_id, entity.franchise or "", seen.platform, entity.kind)
+        if state.flag(seen.key, entity.entity_id, entity.franchise, entity.kind):
+            metrics.CLIPS_FLAGGED.labels(*labels).inc()
+        key = f"{seen.key}:{entity.entity_id}"
+        if state.alert_sent(key):
+            continue
+        alert = Alert(
+            alert_id=Alert.id_for(seen.key, entity.entity_id),
+            entity=AlertEntity(
+                id=entity.entity_id,
+                name=entity.name,
+                kind=entity.kind,
+                franchise=entity.franchise,
+                owner=entity.owner,
+            ),
+            clip=scored.clip,
+            score=entity.score,
+            threshold=entity.threshold,
+            evidence=entity.evidence,
+            gallery_version=scored.gallery_version,
+            first_seen=first_seen,
+            observed_at=seen.observed_at,
+            views=seen.views,
+            shares=seen.shares,
+        )
+        delivery = await alerts.send(key=key.encode(), value=encode(alert))
+        await delivery  # the broker's acknowledgement, before the key is marked
+        state.mark_alert(key, alert.alert_id, alert.alerted_at)
+        metrics.ALERTS.labels(*labels).inc()
+        metrics.DISCOVERY_TO_ALERT.labels(seen.platform).observe(
+            max((utcnow() - first_seen).total_seconds(), 0.0)
+        )
+    for spread in state.spread():
+        spread_labels = (spread.entity, spread.franchise, spread.platform, spread.kind)
+        metrics.FLAGGED_VIEWS.labels(*spread_labels).set(spread.views)
+        metrics.FLAGGED_SHARES.labels(*spread_labels).set(spread.shares)
+
+
+def _notify(pipeline: Pipeline) -> None:
+    @pipeline.app.agent(pipeline.topics["alerts"], name="notify")
+    async def notify(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                alert = decode(Alert, event.value)
+            except RecordError as exc:
+                await pipeline.dead_letter(event, str(exc))
+                continue
+            views = "?" if alert.views is None else f"{alert.views:,}"
+            print(
+                f"ALERT {alert.entity.name} ({alert.entity.kind}, {alert.entity.franchise or '-'}) "
+                f"score {alert.score:.3f} >= {alert.threshold:.3f}  {alert.clip.platform}  "
+                f"views {views}  {alert.clip.url}",
+                flush=True,
+            )

@@ -1,0 +1,124 @@
+"""``likeness-monitor up``: everything the monitor needs, started in order and stopped in reverse.
+
+On its defaults it runs out of the box: the embedded broker, the bundled models, and, when no
+platform is configured, the demo platform with a demo gallery built from packaged media. Each
+piece it starts it also stops, on Ctrl-C, on SIGTERM and when the worker crashes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+
+import faust
+
+from monitor.config import ROLES, Settings
+from monitor.pipeline.app import TOPICS, create_pipeline
+from monitor.pipeline.broker import ensure_topics, resolve_broker
+from monitor.sources.base import Source
+
+__all__ = ["demo_platform_in_thread", "prepare_demo_gallery", "up"]
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def demo_platform_in_thread(root: Path | None, port: int) -> Iterator[str]:
+    """Serve the demo platform on 127.0.0.1 from a thread with its own event loop."""
+    from monitor.demo.catalogue import build_demo
+    from monitor.demo.platform import serve_platform
+
+    catalogue = build_demo(root) if root is not None else build_demo()
+    started = threading.Event()
+    stop = threading.Event()
+    url: list[str] = []
+
+    async def serve() -> None:
+        async with serve_platform(catalogue, port=port) as base_url:
+            url.append(base_url)
+            started.set()
+            while not stop.is_set():
+                await asyncio.sleep(0.2)
+
+    thread = threading.Thread(
+        target=lambda: asyncio.run(serve()), name="demo-platform", daemon=True
+    )
+    thread.start()
+    if not started.wait(30):
+        raise RuntimeError("the demo platform did not start")
+    try:
+        yield url[0]
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+def prepare_demo_gallery(settings: Settings, say: Callable[[str], None]) -> Path:
+    """Build the demo gallery if it is not built yet; returns the built folder."""
+    from monitor.demo.catalogue import build_demo
+    from monitor.likeness.gallery.build import build_gallery
+    from monitor.likeness.gallery.store import Gallery
+    from monitor.likeness.models import Models
+
+    catalogue = build_demo()
+    built = catalogue.gallery_dir / "built"
+    models = Models.load(settings.likeness)
+    try:
+        if Gallery.load(built).models == models.versions:
+            return built
+    except Exception:
+        pass
+    say(f"building the demo gallery in {catalogue.gallery_dir} ...")
+    build_gallery(catalogue.gallery_dir, models, settings.likeness, settings.decode).save(built)
+    return built
+
+
+def up(
+    settings: Settings,
+    *,
+    roles: Iterable[str] = ROLES,
+    say: Callable[[str], None] = print,
+    sources: list[Source] | None = None,
+) -> None:
+    """Run the monitor until interrupted."""
+    from monitor.sources.demo import DemoPlatformSource
+
+    roles = list(roles)
+    with contextlib.ExitStack() as stack:
+        broker_url, broker = resolve_broker(settings.pipeline.broker_url)
+        if broker is not None:
+            stack.callback(broker.stop)
+            say(f"embedded broker at {broker_url}")
+        sources = list(sources or [])
+        if "crawl" in roles and not sources:
+            platform_url = settings.pipeline.demo_platform_url or stack.enter_context(
+                demo_platform_in_thread(None, settings.pipeline.demo_platform_port)
+            )
+            say(f"demo platform at {platform_url}")
+            sources.append(DemoPlatformSource(platform_url))
+        if "score" in roles and settings.pipeline.gallery is None:
+            gallery = prepare_demo_gallery(settings, say)
+            settings = settings.model_copy(
+                update={"pipeline": settings.pipeline.model_copy(update={"gallery": gallery})}
+            )
+        asyncio.run(
+            ensure_topics(
+                broker_url.removeprefix("kafka://"),
+                {name: settings.pipeline.partitions for name in TOPICS},
+            )
+        )
+        asyncio.set_event_loop(asyncio.new_event_loop())  # the worker's; asyncio.run closed its own
+        pipeline = create_pipeline(settings, broker_url, roles=roles, sources=sources)
+        stack.callback(pipeline.state.close)
+        web = f"http://{settings.pipeline.web_host}:{settings.pipeline.web_port}"
+        say(f"roles {', '.join(roles)}; metrics at {web}/metrics, health at {web}/healthz")
+        worker = faust.Worker(pipeline.app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
+        try:
+            worker.execute_from_commandline()
+        except SystemExit as exit_:
+            if exit_.code not in (0, None):
+                raise

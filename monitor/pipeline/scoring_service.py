@@ -1,0 +1,222 @@
+"""The scorer's work for one batch of observations: fetch, decode, infer, and say what happened.
+
+The event loop never blocks: media are fetched concurrently with httpx (bounded in bytes and
+time), decoded in a process pool (PyAV holds the GIL for parts of a decode), and scored by one
+inference thread per device, so the model sees one batch of frames from every clip at once.
+Every clip yields a ``ClipScored``: with scores, or with the reason it could not be scored.
+A clip already scored with this gallery and these models is not scored again; its cached
+verdict is re-sent with the new observation, which is all the decide role needs for spread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import signal
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from monitor.config import Settings
+from monitor.errors import MediaError
+from monitor.likeness.gallery.build import limits_from
+from monitor.likeness.scoring import ClipScore, Scorer
+from monitor.media import DecodeLimits, load_media
+from monitor.media.fetch import fetch_media
+from monitor.media.frames import Frame
+from monitor.pipeline import metrics
+from monitor.pipeline.state import StateStore
+from monitor.records import (
+    ClipRef,
+    ClipScored,
+    ClipSeen,
+    EvidenceRecord,
+    Failure,
+    ScoredEntity,
+    decode,
+    encode,
+)
+
+__all__ = ["ScoringService", "to_record"]
+
+log = logging.getLogger(__name__)
+
+
+TRANSIENT_FAILURES = frozenset(
+    {"timeout", "network", "http_5xx", "http_other", "internal", "scoring_error"}
+)
+"""Failures worth another try at the next observation; others are cached like a score."""
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C reaches the whole process group; the worker shuts the pool down in order.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _load(path: Path, limits: DecodeLimits, even_frames: int) -> list[Frame]:
+    return load_media(path, limits, even_frames=even_frames)
+
+
+def to_record(seen: ClipSeen, result: ClipScore) -> ClipScored:
+    entities = [
+        ScoredEntity(
+            entity_id=s.entity_id,
+            name=s.name,
+            kind=s.kind,  # type: ignore[arg-type]
+            franchise=s.franchise,
+            owner=s.owner,
+            score=s.score,
+            threshold=s.threshold,
+            flagged=s.flagged,
+            evidence=[
+                EvidenceRecord(
+                    signal=e.signal,
+                    score=e.score,
+                    threshold=e.threshold,
+                    frame_time=e.frame_time,
+                    box=e.box.as_list() if e.box else None,
+                    region=e.region,
+                    reference=e.reference,
+                    text=e.text,
+                )
+                for e in s.evidence
+            ],
+        )
+        for s in result.entities
+    ]
+    return ClipScored(
+        clip=ClipRef.of(seen),
+        observation=seen,
+        entities=entities,
+        gallery_version=result.gallery_version,
+        models=result.models,
+        frames=result.frames,
+        timings={k: round(v, 4) for k, v in result.timings.items()},
+    )
+
+
+def _failed(seen: ClipSeen, scorer: Scorer, reason: str, message: str) -> ClipScored:
+    return ClipScored(
+        clip=ClipRef.of(seen),
+        observation=seen,
+        gallery_version=scorer.gallery.version,
+        models=dict(scorer.models.versions),
+        failure=Failure(reason=reason, message=message[:500]),
+    )
+
+
+class ScoringService:
+    def __init__(self, scorer: Scorer, state: StateStore, settings: Settings) -> None:
+        self.scorer = scorer
+        self.state = state
+        self.settings = settings
+        self.device = scorer.models.device
+        self._limits = limits_from(settings.decode)
+        self._inference: Executor = ThreadPoolExecutor(1, thread_name_prefix=f"infer-{self.device}")
+        self._decoders: Executor = ProcessPoolExecutor(
+            settings.pipeline.decode_workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_ignore_interrupts,
+        )
+        self._fetch_slots = asyncio.Semaphore(settings.pipeline.fetch_concurrency)
+        self._workdir = tempfile.TemporaryDirectory(prefix="likeness-fetch-")
+        timeout = httpx.Timeout(settings.pipeline.fetch_timeout_s, connect=5.0)
+        self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=True)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+        self._inference.shutdown(wait=True)
+        self._decoders.shutdown(wait=True, cancel_futures=True)
+        self._workdir.cleanup()
+
+    async def score_batch(self, batch: Sequence[ClipSeen]) -> list[ClipScored]:
+        """One ``ClipScored`` per observation, in order."""
+        started = time.perf_counter()
+        out: dict[int, ClipScored] = {}
+        fresh: list[int] = []
+        for i, seen in enumerate(batch):
+            cached = self.state.cached_score(
+                seen.key, self.scorer.gallery.version, self.scorer.models.versions
+            )
+            if cached is None:
+                fresh.append(i)
+                continue
+            record = decode(ClipScored, cached)
+            out[i] = record.model_copy(update={"observation": seen, "rescored": False})
+            metrics.CLIPS_SCORED.labels(seen.platform, "cached").inc()
+        loaded = await asyncio.gather(*(self._fetch_and_decode(batch[i]) for i in fresh))
+        ready = [
+            (i, frames) for i, frames in zip(fresh, loaded, strict=True) if isinstance(frames, list)
+        ]
+        for i, failure in zip(fresh, loaded, strict=True):
+            if isinstance(failure, Failure):
+                out[i] = _failed(batch[i], self.scorer, failure.reason, failure.message)
+                self._remember(out[i])
+                metrics.MEDIA_FAILURES.labels(batch[i].platform, failure.reason).inc()
+                metrics.CLIPS_SCORED.labels(batch[i].platform, "failed").inc()
+        if ready:
+            metrics.BATCH_SIZE.labels(self.device).observe(len(ready))
+            try:
+                results = await asyncio.get_running_loop().run_in_executor(
+                    self._inference,
+                    self.scorer.score_many,
+                    [(frames, batch[i].text or None) for i, frames in ready],
+                )
+            except Exception as exc:  # a model failure must not take the partition down
+                log.exception("scoring failed for a batch of %d clips", len(ready))
+                results = None
+                for i, _ in ready:
+                    out[i] = _failed(batch[i], self.scorer, "scoring_error", repr(exc))
+                    metrics.CLIPS_SCORED.labels(batch[i].platform, "failed").inc()
+            for (i, _), result in zip(ready, results or [], strict=False):
+                record = to_record(batch[i], result)
+                self.state.save_score(
+                    batch[i].key,
+                    record.gallery_version or "",
+                    record.models,
+                    encode(record).decode(),
+                )
+                out[i] = record
+                metrics.CLIPS_SCORED.labels(batch[i].platform, "scored").inc()
+        elapsed = time.perf_counter() - started
+        if fresh:
+            metrics.SCORING_SECONDS.labels(self.device).observe(elapsed / len(fresh))
+        return [out[i] for i in range(len(batch))]
+
+    def _remember(self, record: ClipScored) -> None:
+        if record.failure is None or record.failure.reason not in TRANSIENT_FAILURES:
+            self.state.save_score(
+                record.clip.key,
+                record.gallery_version or "",
+                record.models,
+                encode(record).decode(),
+            )
+
+    async def _fetch_and_decode(self, seen: ClipSeen) -> list[Frame] | Failure:
+        if not seen.media_url:
+            return Failure(reason="no_media_url", message="the observation has no media URL")
+        try:
+            async with self._fetch_slots:
+                path = await fetch_media(
+                    self._client,
+                    seen.media_url,
+                    Path(self._workdir.name),
+                    max_bytes=self.settings.pipeline.fetch_max_bytes,
+                    total_timeout=self.settings.pipeline.fetch_timeout_s,
+                )
+            try:
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._decoders, _load, path, self._limits, self.settings.decode.even_frames
+                )
+            finally:
+                path.unlink(missing_ok=True)
+        except MediaError as exc:
+            return Failure(reason=exc.reason, message=str(exc))
+        except Exception as exc:  # a broken decoder process, say: report, don't crash
+            log.exception("media of %s failed unexpectedly", seen.key)
+            return Failure(reason="internal", message=repr(exc))

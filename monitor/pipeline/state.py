@@ -1,0 +1,171 @@
+"""What must survive a restart, in SQLite: scores already computed, alerts already sent, spread.
+
+Faust tables on this broker lose keys after a restart (measured; see DESIGN.md), so the
+source of truth for "this clip was scored with this gallery", "this (clip, entity) was
+alerted" and "these are its latest counts" is a transactional store on the worker's disk.
+An alert is marked only after its send is acknowledged: marking first loses alerts when the
+worker dies in between, marking after can at worst repeat a send, which the alert key lets
+consumers drop.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+__all__ = ["EntitySpread", "StateStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS scored (
+    clip_key TEXT NOT NULL,
+    gallery_version TEXT NOT NULL,
+    models TEXT NOT NULL,
+    result TEXT NOT NULL,
+    PRIMARY KEY (clip_key, gallery_version, models)
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    alert_key TEXT PRIMARY KEY,
+    alert_id TEXT NOT NULL,
+    alerted_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS clips (
+    clip_key TEXT PRIMARY KEY,
+    platform TEXT NOT NULL,
+    first_seen TEXT NOT NULL,
+    observed_at TEXT NOT NULL,
+    views INTEGER,
+    shares INTEGER
+);
+CREATE TABLE IF NOT EXISTS flagged (
+    clip_key TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    franchise TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    PRIMARY KEY (clip_key, entity)
+);
+"""
+
+
+@dataclass(frozen=True)
+class EntitySpread:
+    entity: str
+    franchise: str
+    platform: str
+    kind: str
+    clips: int
+    views: int
+    shares: int
+
+
+class StateStore:
+    """One SQLite file per worker host; safe to call from the event loop and worker threads."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # --- scores ---------------------------------------------------------------------------
+
+    def cached_score(
+        self, clip_key: str, gallery_version: str, models: dict[str, str]
+    ) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT result FROM scored WHERE clip_key=? AND gallery_version=? AND models=?",
+                (clip_key, gallery_version, json.dumps(models, sort_keys=True)),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def save_score(
+        self, clip_key: str, gallery_version: str, models: dict[str, str], result: str
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO scored VALUES (?, ?, ?, ?)",
+                (clip_key, gallery_version, json.dumps(models, sort_keys=True), result),
+            )
+
+    # --- alerts ---------------------------------------------------------------------------
+
+    def alert_sent(self, alert_key: str) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM alerts WHERE alert_key=?", (alert_key,))
+            return row.fetchone() is not None
+
+    def mark_alert(self, alert_key: str, alert_id: str, at: datetime) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?)",
+                (alert_key, alert_id, at.isoformat()),
+            )
+
+    # --- spread ---------------------------------------------------------------------------
+
+    def observe(
+        self,
+        clip_key: str,
+        platform: str,
+        observed_at: datetime,
+        views: int | None,
+        shares: int | None,
+    ) -> datetime:
+        """Record counts if newer than what is kept; returns when the clip was first seen."""
+        stamp = observed_at.isoformat()
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO clips VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(clip_key) DO UPDATE SET "
+                "observed_at=excluded.observed_at, views=excluded.views, shares=excluded.shares, "
+                "first_seen=min(first_seen, excluded.first_seen) "
+                "WHERE excluded.observed_at > clips.observed_at",
+                (clip_key, platform, stamp, stamp, views, shares),
+            )
+            row = db.execute(
+                "SELECT first_seen FROM clips WHERE clip_key=?", (clip_key,)
+            ).fetchone()
+        return datetime.fromisoformat(row[0])
+
+    def flag(self, clip_key: str, entity: str, franchise: str | None, kind: str) -> bool:
+        """Remember that a clip shows an entity; True the first time."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO flagged VALUES (?, ?, ?, ?)",
+                (clip_key, entity, franchise or "", kind),
+            )
+            return cursor.rowcount == 1
+
+    def spread(self) -> list[EntitySpread]:
+        """Per entity and platform: flagged clips and their latest total views and shares."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT f.entity, f.franchise, c.platform, f.kind, count(*), "
+                "coalesce(sum(c.views), 0), coalesce(sum(c.shares), 0) "
+                "FROM flagged f JOIN clips c USING (clip_key) "
+                "GROUP BY f.entity, f.franchise, c.platform, f.kind"
+            ).fetchall()
+        return [EntitySpread(*row) for row in rows]

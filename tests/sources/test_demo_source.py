@@ -1,0 +1,219 @@
+"""The demo crawler against the real demo platform (and, for failures it never makes, small
+aiohttp servers that misbehave on purpose), all on 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from monitor.demo import DemoCatalogue, serve_platform
+from monitor.demo.catalogue import DEMO_CLIPS
+from monitor.errors import SourceError
+from monitor.records import ClipSeen
+from monitor.sources import DemoPlatformSource, Source
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 50.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def catalogue(tmp_path: Path) -> DemoCatalogue:
+    # The listing needs only the table of clips, not the built media.
+    return DemoCatalogue(root=tmp_path, version="listing-only")
+
+
+async def crawl(source: Source) -> list[ClipSeen]:
+    return [seen async for seen in source.poll()]
+
+
+async def test_one_pass_yields_every_clip_once_with_its_counts(catalogue: DemoCatalogue) -> None:
+    async with serve_platform(catalogue, page_size=3, clock=FakeClock()) as base_url:
+        seen = await crawl(DemoPlatformSource(base_url))
+
+    assert sorted(s.clip_id for s in seen) == sorted(clip.id for clip in DEMO_CLIPS)
+    by_id = {s.clip_id: s for s in seen}
+    for clip in DEMO_CLIPS:
+        observed = by_id[clip.id]
+        assert observed.platform == "demo"
+        assert observed.key == f"demo:{clip.id}"
+        assert observed.url == f"{base_url}/watch/{clip.id}"
+        assert observed.media_url == f"{base_url}/media/{clip.media}"
+        assert (observed.title, observed.caption, observed.author) == (
+            clip.title,
+            clip.caption,
+            clip.author,
+        )
+        assert observed.views == clip.base_views
+        assert observed.posted_at is not None and observed.posted_at.tzinfo is not None
+        assert observed.posted_at < observed.observed_at
+
+
+async def test_counts_grow_from_one_pass_to_the_next(catalogue: DemoCatalogue) -> None:
+    clock = FakeClock()
+    async with serve_platform(catalogue, clock=clock) as base_url:
+        source = DemoPlatformSource(base_url, page_size=5)
+        first = {s.clip_id: s for s in await crawl(source)}
+        clock.now += 120.0
+        second = {s.clip_id: s for s in await crawl(source)}
+
+    for clip_id, before in first.items():
+        after = second[clip_id]
+        assert after.views is not None and before.views is not None
+        assert after.views > before.views
+        assert after.observed_at >= before.observed_at
+
+
+async def test_a_rate_limited_crawl_waits_as_told_and_completes(catalogue: DemoCatalogue) -> None:
+    async with serve_platform(
+        catalogue, min_poll_interval_s=0.3, burst=1, page_size=len(DEMO_CLIPS) // 2
+    ) as base_url:
+        started = time.perf_counter()
+        seen = await crawl(DemoPlatformSource(base_url))
+        took = time.perf_counter() - started
+
+    assert len(seen) == len(DEMO_CLIPS)
+    assert 0.9 <= took < 2.5  # one 429 on the second page, Retry-After: 1
+
+
+async def test_a_wait_longer_than_the_bound_gives_the_pass_up(catalogue: DemoCatalogue) -> None:
+    async with serve_platform(catalogue, min_poll_interval_s=120, burst=1) as base_url:
+        source = DemoPlatformSource(base_url, max_wait_s=30)
+        seen: list[ClipSeen] = []
+        started = time.perf_counter()
+        with pytest.raises(SourceError, match="rate limited for 120 s"):
+            async for observation in source.poll():
+                seen.append(observation)
+
+    assert time.perf_counter() - started < 1.0
+    assert len(seen) == 3  # the first page was yielded before the refusal
+
+
+Answer = Callable[[], web.Response]
+
+
+class Scripted:
+    """A listing endpoint that gives the scripted answers in turn, the last one forever."""
+
+    def __init__(self, answers: list[Answer]) -> None:
+        self.answers = answers
+        self.requests = 0
+
+    async def listing(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        return self.answers[min(self.requests, len(self.answers)) - 1]()
+
+
+Serve = Callable[[Scripted], Awaitable[str]]
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    """``serve(scripted)`` starts a server for it and gives its base URL."""
+    servers: list[TestServer] = []
+
+    async def start(script: Scripted) -> str:
+        app = web.Application()
+        app.router.add_get("/api/v1/clips", script.listing)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        return str(server.make_url("/"))
+
+    yield start
+    for server in servers:
+        await server.close()
+
+
+def page(*items: Mapping[str, object], next_cursor: str | None = None) -> Answer:
+    return lambda: web.json_response({"items": list(items), "next_cursor": next_cursor})
+
+
+def status(code: int, body: str = "") -> Answer:
+    return lambda: web.Response(status=code, text=body)
+
+
+ITEM: dict[str, object] = {
+    "id": "a1",
+    "url": "/watch/a1",
+    "media_url": "/media/a1.mp4",
+    "stats": {"views": 5, "likes": 1},
+}
+
+
+async def test_server_errors_are_retried_with_backoff_until_an_answer(serve: Serve) -> None:
+    script = Scripted([status(503), status(502), page(ITEM)])
+    base_url = await serve(script)
+
+    seen = await crawl(DemoPlatformSource(base_url, retries=3, backoff_s=0.01))
+
+    assert [s.clip_id for s in seen] == ["a1"]
+    assert seen[0].media_url == f"{base_url.rstrip('/')}/media/a1.mp4"
+    assert script.requests == 3
+
+
+async def test_server_errors_beyond_the_retries_raise_a_source_error(serve: Serve) -> None:
+    script = Scripted([status(500, "boom")])
+    base_url = await serve(script)
+
+    with pytest.raises(SourceError, match="HTTP 500"):
+        await crawl(DemoPlatformSource(base_url, retries=2, backoff_s=0.01))
+    assert script.requests == 3
+
+
+async def test_a_client_error_is_not_retried(serve: Serve) -> None:
+    script = Scripted([status(401, "no key")])
+    base_url = await serve(script)
+
+    with pytest.raises(SourceError, match="HTTP 401: no key"):
+        await crawl(DemoPlatformSource(base_url, backoff_s=0.01))
+    assert script.requests == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["<html>maintenance</html>", '{"items": [', '{"clips": []}', '{"items": {"id": 1}}'],
+)
+async def test_a_page_that_is_not_a_listing_raises_a_source_error(serve: Serve, body: str) -> None:
+    base_url = await serve(Scripted([lambda: web.Response(text=body)]))
+
+    with pytest.raises(SourceError, match="not a listing page"):
+        await crawl(DemoPlatformSource(base_url))
+
+
+async def test_a_malformed_item_is_skipped_and_the_rest_kept(serve: Serve) -> None:
+    broken = {"url": "/watch/nameless"}
+    negative = {**ITEM, "id": "a2", "stats": {"views": -4}}
+    base_url = await serve(Scripted([page(broken, negative, {**ITEM, "id": "a3"})]))
+
+    seen = await crawl(DemoPlatformSource(base_url))
+
+    assert [s.clip_id for s in seen] == ["a3"]
+
+
+async def test_a_cursor_that_repeats_raises_instead_of_looping(serve: Serve) -> None:
+    script = Scripted([page(ITEM, next_cursor="same")])
+    base_url = await serve(script)
+
+    with pytest.raises(SourceError, match="cursor repeats"):
+        await crawl(DemoPlatformSource(base_url))
+    assert script.requests == 2
+
+
+async def test_an_unreachable_platform_raises_a_source_error_after_retries() -> None:
+    with socket.socket() as probe:  # a port that nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    with pytest.raises(SourceError, match="ConnectError"):
+        await crawl(DemoPlatformSource(f"http://127.0.0.1:{port}", retries=1, backoff_s=0.01))
