@@ -40,7 +40,9 @@ eval: models
 bench: models
 	$(BIN)/python -m monitor.bench
 
-run: eval
+# The monitor on its embedded defaults: broker, bundled models, demo platform and gallery.
+run: models
+	$(CLI) up
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

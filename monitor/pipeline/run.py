@@ -107,7 +107,7 @@ def up(
             )
         asyncio.run(
             ensure_topics(
-                broker_url.removeprefix("kafka://"),
+                broker_url,
                 {name: settings.pipeline.partitions for name in TOPICS},
             )
         )

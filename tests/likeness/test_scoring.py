@@ -50,10 +50,16 @@ def gallery_dir(
     root = tmp_path_factory.mktemp("gallery")
     bunny, carphone = package_file("bigbuckbunny.mp4"), package_file("carphone_pristine.mp4")
     entities = [
-        {"id": "bunny", "name": "Big Buck Bunny", "kind": "character",
-         "franchise": "Big Buck Bunny", "owner": "Blender Foundation", "aliases": ["bbb"]},
+        {
+            "id": "bunny",
+            "name": "Big Buck Bunny",
+            "kind": "character",
+            "franchise": "Big Buck Bunny",
+            "owner": "Blender Foundation",
+            "aliases": ["bbb"],
+        },
         {"id": "carphone-man", "name": "Carphone Man", "kind": "actor", "aliases": ["phone guy"]},
-    ]  # fmt: skip
+    ]
     (root / "entities.yaml").write_text(yaml.safe_dump({"entities": entities}))
     save_png(frame_at(bunny, 4.2), root / "refs/bunny/late-1.png")
     save_png(frame_at(bunny, 5.0), root / "refs/bunny/late-2.png")
@@ -117,9 +123,12 @@ def test_a_small_bunny_inside_another_clip_is_found_by_its_region(
     scorer: Scorer, package_file: Callable[[str], Path], tmp_path: Path
 ) -> None:
     clip = transform_clip(
-        package_file("bigbuckbunny.mp4"), tmp_path / "pip.mp4", max_seconds=2.0,
-        pip_into=package_file("bikes.mp4"), pip_scale=0.45,
-    )  # fmt: skip
+        package_file("bigbuckbunny.mp4"),
+        tmp_path / "pip.mp4",
+        max_seconds=2.0,
+        pip_into=package_file("bikes.mp4"),
+        pip_scale=0.45,
+    )
     bunny = entity(score(scorer, clip), "bunny")
     assert bunny.flagged, bunny  # type: ignore[attr-defined]
     assert bunny.evidence[0].region != "full"  # type: ignore[attr-defined]

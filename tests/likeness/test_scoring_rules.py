@@ -144,9 +144,10 @@ def test_a_caption_tips_a_near_threshold_match_over(scorer: Scorer) -> None:
         s for s in scorer.score_frames(frames(near_miss())).entities if s.entity_id == "red-toon"
     )
     named = next(
-        s for s in scorer.score_frames(frames(near_miss()), caption="RedGuy is back").entities
+        s
+        for s in scorer.score_frames(frames(near_miss()), caption="RedGuy is back").entities
         if s.entity_id == "red-toon"
-    )  # fmt: skip
+    )
     assert 0.90 <= plain.score < 0.95 and not plain.flagged
     assert named.flagged and named.caption_alias == "redguy"
     assert [e.signal for e in named.evidence][-1] == "caption"

@@ -9,116 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
-from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from monitor.config import DecodeSettings, LikenessSettings
 from monitor.demo.catalogue import DemoCatalogue, build_demo
 from monitor.likeness.gallery.build import build_gallery
 from monitor.likeness.models import Models
 from monitor.pipeline.broker import EmbeddedBroker
+from monitor.pipeline.harness import Topics, Worker, free_port, produce
 from monitor.pipeline.run import demo_platform_in_thread
 from monitor.records import Alert, ClipScored, ClipSeen, DeadLetter, decode, encode
 
 DECODE = DecodeSettings(max_frames=4, even_frames=4)
 FIRST_ALERTS_S = 240.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Topics:
-    """Everything written to the pipeline's topics, read by a consumer in a background thread."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self.records: dict[str, list[tuple[bytes | None, bytes]]] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=lambda: asyncio.run(self._run(bootstrap)), daemon=True
-        )
-        self._thread.start()
-
-    async def _run(self, bootstrap: str) -> None:
-        consumer = AIOKafkaConsumer(
-            "alerts", "clips.scored", "deadletter", bootstrap_servers=bootstrap,
-            auto_offset_reset="earliest", enable_auto_commit=False, group_id=None,
-            metadata_max_age_ms=1000,
-        )  # fmt: skip
-        await consumer.start()
-        try:
-            while not self._stop.is_set():
-                batches = await consumer.getmany(timeout_ms=200)
-                with self._lock:
-                    for partition, messages in batches.items():
-                        for message in messages:
-                            self.records.setdefault(partition.topic, []).append(
-                                (message.key, message.value)
-                            )
-        finally:
-            await consumer.stop()
-
-    def of(self, topic: str) -> list[tuple[bytes | None, bytes]]:
-        with self._lock:
-            return list(self.records.get(topic, []))
-
-    def alert_keys(self) -> Counter[str]:
-        return Counter(decode(Alert, value).key for _, value in self.of("alerts"))
-
-    def wait_for(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            time.sleep(0.5)
-        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(10)
-
-
-class Worker:
-    """``python -m monitor up`` with the test's broker, platform, gallery and state folder."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log = env, log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "monitor", "up"],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-
-    def stop(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
 
 @pytest.fixture(scope="module")
@@ -164,8 +70,10 @@ def worker(
         "LIKENESS_MONITOR_PIPELINE__DEMO_PLATFORM_URL": platform_url,
         "LIKENESS_MONITOR_PIPELINE__GALLERY": str(demo.gallery_dir / "built"),
         "LIKENESS_MONITOR_PIPELINE__STATE_DIR": str(state),
-        "LIKENESS_MONITOR_PIPELINE__WEB_PORT": str(_free_port()),
+        "LIKENESS_MONITOR_PIPELINE__WEB_PORT": str(free_port()),
         "LIKENESS_MONITOR_PIPELINE__PARTITIONS": "2",
+        "LIKENESS_MONITOR_PIPELINE__BROKER_SESSION_TIMEOUT_S": "3",
+        "LIKENESS_MONITOR_PIPELINE__BROKER_HEARTBEAT_INTERVAL_S": "0.3",
         "LIKENESS_MONITOR_PIPELINE__CRAWL_INTERVAL_S": "3",
         "LIKENESS_MONITOR_PIPELINE__BATCH_WITHIN_S": "0.5",
         "LIKENESS_MONITOR_PIPELINE__DECODE_WORKERS": "1",
@@ -202,12 +110,15 @@ def test_every_positive_is_alerted_exactly_once_and_no_negative_ever(
             f"missing {wanted - set(topics.alert_keys())}\n{worker_log(worker)}"
         ) from None
     crawls_before = len(topics.of("clips.scored"))
-    topics.wait_for(lambda: len(topics.of("clips.scored")) >= crawls_before + 2 * len(demo.clips), 60,
-                    "two more crawls of the whole demo")  # fmt: skip
+    topics.wait_for(
+        lambda: len(topics.of("clips.scored")) >= crawls_before + 2 * len(demo.clips),
+        60,
+        "two more crawls of the whole demo",
+    )
     keys = topics.alert_keys()
     assert set(keys) == wanted, "only positives alert, for the entities they show"
     assert all(count == 1 for count in keys.values()), keys
-    alert = decode(Alert, topics.of("alerts")[0][1])
+    alert = decode(Alert, topics.of("alerts")[0])
     assert (
         alert.evidence
         and alert.score >= alert.threshold
@@ -221,7 +132,7 @@ def test_broken_media_yield_a_scored_record_with_the_reason_and_a_metric(
     broken = {clip.id: clip.failure_reason for clip in demo.clips if clip.broken}
     assert broken == {"gone": "http_404", "glitch": "unreadable"}
     reasons = {}
-    for _, value in topics.of("clips.scored"):
+    for value in topics.of("clips.scored"):
         scored = decode(ClipScored, value)
         if scored.clip.clip_id in broken and scored.failure is not None:
             reasons[scored.clip.clip_id] = scored.failure.reason
@@ -234,23 +145,19 @@ def test_broken_media_yield_a_scored_record_with_the_reason_and_a_metric(
     assert health["status"] == "ok" and health["gallery_version"]
 
 
-async def _produce(bootstrap: str, *records: tuple[bytes, bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        for key, value in records:
-            await producer.send_and_wait("clips.discovered", key=key, value=value)
-    finally:
-        await producer.stop()
-
-
 def _sighting(
     demo: DemoCatalogue, platform_url: str, clip_id: str, like: str
 ) -> tuple[bytes, bytes]:
     """A new clip id whose media is that of the demo clip ``like``."""
     media = demo.clip(like).media
-    seen = ClipSeen(platform="demo", clip_id=clip_id, url=f"{platform_url}/watch/{like}",
-                    media_url=f"{platform_url}/media/{media}", title="reposted", views=5)  # fmt: skip
+    seen = ClipSeen(
+        platform="demo",
+        clip_id=clip_id,
+        url=f"{platform_url}/watch/{like}",
+        media_url=f"{platform_url}/media/{media}",
+        title="reposted",
+        views=5,
+    )
     return seen.key.encode(), encode(seen)
 
 
@@ -258,11 +165,20 @@ def test_a_malformed_record_goes_to_deadletter_and_later_records_still_flow(
     worker: Worker, topics: Topics, demo: DemoCatalogue, broker: EmbeddedBroker, platform_url: str
 ) -> None:
     garbage = b"\x00this is not a ClipSeen"
-    asyncio.run(_produce(broker.bootstrap, (b"demo:bad", garbage),
-                         _sighting(demo, platform_url, "repost-1", "bbb-mirrored")))  # fmt: skip
-    topics.wait_for(lambda: "demo:repost-1:big-buck-bunny" in topics.alert_keys(), 120,
-                    "the alert for the record after the bad one")  # fmt: skip
-    letters = [decode(DeadLetter, value) for _, value in topics.of("deadletter")]
+    asyncio.run(
+        produce(
+            broker.bootstrap,
+            "clips.discovered",
+            (b"demo:bad", garbage),
+            _sighting(demo, platform_url, "repost-1", "bbb-mirrored"),
+        )
+    )
+    topics.wait_for(
+        lambda: "demo:repost-1:big-buck-bunny" in topics.alert_keys(),
+        120,
+        "the alert for the record after the bad one",
+    )
+    letters = [decode(DeadLetter, value) for value in topics.of("deadletter")]
     ours = [letter for letter in letters if letter.raw == garbage]
     assert len(ours) == 1
     assert ours[0].source_topic == "clips.discovered" and ours[0].offset is not None
@@ -274,13 +190,23 @@ def test_a_restarted_worker_resumes_from_committed_offsets_without_alerting_twic
 ) -> None:
     assert worker.stop() == 0, worker_log(worker)
     asyncio.run(
-        _produce(broker.bootstrap, _sighting(demo, platform_url, "while-down", "bbb-cropped"))
+        produce(
+            broker.bootstrap,
+            "clips.discovered",
+            _sighting(demo, platform_url, "while-down", "bbb-cropped"),
+        )
     )
     worker.start()
-    topics.wait_for(lambda: "demo:while-down:big-buck-bunny" in topics.alert_keys(), FIRST_ALERTS_S,
-                    "the alert for a clip discovered while the worker was down")  # fmt: skip
+    topics.wait_for(
+        lambda: "demo:while-down:big-buck-bunny" in topics.alert_keys(),
+        FIRST_ALERTS_S,
+        "the alert for a clip discovered while the worker was down",
+    )
     scored_before = len(topics.of("clips.scored"))
-    topics.wait_for(lambda: len(topics.of("clips.scored")) >= scored_before + len(demo.clips), 60,
-                    "another crawl of the whole demo")  # fmt: skip
+    topics.wait_for(
+        lambda: len(topics.of("clips.scored")) >= scored_before + len(demo.clips),
+        60,
+        "another crawl of the whole demo",
+    )
     duplicates = {key: n for key, n in topics.alert_keys().items() if n > 1}
     assert duplicates == {}, duplicates
