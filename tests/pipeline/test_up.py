@@ -1,0 +1,78 @@
+"""`likeness-monitor up` on its embedded defaults starts its own broker and demo platform, and
+Ctrl-C stops every process it started."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from monitor.pipeline.harness import free_port
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        found.update(int(child) for child in children)
+    return found
+
+
+def test_ctrl_c_stops_the_worker_the_broker_and_the_demo_platform(tmp_path: Path) -> None:
+    platform_port, web_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "LIKENESS_MONITOR_PIPELINE__STATE_DIR": str(tmp_path / "state"),
+        "LIKENESS_MONITOR_PIPELINE__WEB_PORT": str(web_port),
+        "LIKENESS_MONITOR_PIPELINE__DEMO_PLATFORM_PORT": str(platform_port),
+        "LIKENESS_MONITOR_PIPELINE__BROKER_SESSION_TIMEOUT_S": "3",
+        "LIKENESS_MONITOR_PIPELINE__BROKER_HEARTBEAT_INTERVAL_S": "0.3",
+    }
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "up", "--roles", "crawl"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "metrics at" not in log.read_text() and time.monotonic() < deadline:
+            assert worker.poll() is None, log.read_text()
+            time.sleep(0.2)
+        text = log.read_text()
+        assert "embedded broker at kafka://127.0.0.1:" in text
+        assert f"demo platform at http://127.0.0.1:{platform_port}" in text
+        assert httpx.get(f"http://127.0.0.1:{platform_port}/healthz", timeout=5).status_code == 200
+        broker_pids = {
+            pid
+            for pid in _children(worker.pid)
+            if "tansu" in Path(f"/proc/{pid}/cmdline").read_text()
+        }
+        assert len(broker_pids) == 1
+        worker.send_signal(signal.SIGINT)
+        assert worker.wait(60) == 0, log.read_text()[-3000:]
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    (broker,) = broker_pids
+    deadline = time.monotonic() + 10
+    while (
+        Path(f"/proc/{broker}").exists()
+        and "Z" not in Path(f"/proc/{broker}/stat").read_text().split()[2]
+    ):
+        assert time.monotonic() < deadline, "the broker outlived the worker"
+        time.sleep(0.1)
+    try:
+        httpx.get(f"http://127.0.0.1:{platform_port}/healthz", timeout=2)
+    except httpx.ConnectError:
+        pass
+    else:
+        raise AssertionError("the demo platform still answers after Ctrl-C")
