@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 CLI := $(BIN)/likeness-monitor
 DEVSET ?= var/devset
 
-.PHONY: install models test lint typecheck unit eval bench run clean
+.PHONY: install models prometheus test lint typecheck unit eval bench run clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,13 +20,19 @@ models: install
 	$(CLI) models fetch
 
 lint: install
-	$(BIN)/ruff check monitor tests bench
-	$(BIN)/ruff format --check monitor tests bench
+	$(BIN)/ruff check monitor tests bench dashboards
+	$(BIN)/ruff format --check monitor tests bench dashboards
 
 typecheck: install
 	$(BIN)/mypy
 
-unit: models
+# promtool and prometheus (Debian package) for the rules and scrape tests; apt only if missing.
+prometheus:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+	  else echo "prometheus missing: apt-get install prometheus (as root), or its tests skip"; fi; }
+
+unit: models prometheus
 	$(BIN)/pytest
 
 test: lint typecheck unit

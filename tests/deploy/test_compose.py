@@ -1,0 +1,103 @@
+"""docker-compose.yml is a valid Compose file (offline, against the vendored compose-spec
+schema) and wires the cluster the README describes."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def _compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    return loaded
+
+
+def _validator() -> jsonschema.Draft202012Validator:
+    schema = json.loads((DEPLOY / "schemas" / "compose-spec.json").read_text())
+    return jsonschema.Draft202012Validator(schema)
+
+
+def test_compose_file_matches_the_compose_spec_schema() -> None:
+    errors = [f"{e.json_path}: {e.message}" for e in _validator().iter_errors(_compose())]
+    assert errors == []
+
+
+def test_the_schema_check_rejects_a_misspelt_service_key() -> None:
+    compose = _compose()
+    compose["services"]["crawl"]["restart_policy"] = "always"  # not a Compose key
+    assert list(_validator().iter_errors(compose))
+
+
+def test_cluster_has_kraft_kafka_each_role_and_the_observability_stack() -> None:
+    services = _compose()["services"]
+    assert {
+        "kafka",
+        "crawl",
+        "score",
+        "decide",
+        "notify",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+    } <= set(services)
+    kafka = services["kafka"]["environment"]
+    assert kafka["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft: no ZooKeeper service
+    assert not any("zookeeper" in name for name in services)
+    for role in ("crawl", "score", "decide", "notify"):
+        assert services[role]["command"] == ["up", "--roles", role]
+        broker = services[role]["environment"]["LIKENESS_MONITOR_PIPELINE__BROKER_URL"]
+        assert broker == "kafka://kafka:9092"
+
+
+def test_only_the_scorer_asks_for_a_gpu_and_uses_the_cuda_image() -> None:
+    services = _compose()["services"]
+    gpu = [name for name, service in services.items() if "deploy" in service]
+    assert gpu == ["score"]
+    devices = services["score"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["capabilities"] == ["gpu"]
+    assert services["score"]["build"]["target"] == "gpu"
+    assert services["crawl"]["build"]["target"] == "cpu"
+
+
+def test_build_targets_exist_in_the_dockerfile_and_gpu_builds_on_cuda() -> None:
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    by_name = {
+        name: image
+        for image, name in re.findall(r"^FROM\s+(\S+)\s+AS\s+(\w+)", dockerfile, re.MULTILINE)
+    }
+    targets = {s["build"]["target"] for s in _compose()["services"].values() if "build" in s}
+    assert targets <= set(by_name)
+    assert by_name["gpu"] == "${CUDA_IMAGE}"
+    assert re.search(r"^ARG CUDA_IMAGE=nvidia/cuda:\S+", dockerfile, re.MULTILINE)
+
+
+def test_mounted_files_exist_and_grafana_gets_datasource_and_dashboards() -> None:
+    services = _compose()["services"]
+    for name in ("prometheus", "alertmanager", "grafana"):
+        for volume in services[name]["volumes"]:
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (DEPLOY / source).exists(), f"{name}: {source}"
+    datasource = yaml.safe_load(
+        (DEPLOY / "grafana/provisioning/datasources/prometheus.yml").read_text()
+    )["datasources"][0]
+    assert datasource["uid"] == "prometheus"  # the uid every generated panel names
+    assert sorted(p.name for p in (DEPLOY.parent / "dashboards/json").glob("*.json")) == [
+        "pipeline-health.json",
+        "spread.json",
+    ]
+
+
+def test_prometheus_scrapes_every_role() -> None:
+    config = yaml.safe_load((DEPLOY / "prometheus/prometheus.yml").read_text())
+    (job,) = config["scrape_configs"]
+    assert job["job_name"] == "likeness-monitor"  # the job the rules and dashboards name
+    targets = job["static_configs"][0]["targets"]
+    assert sorted(t.split(":")[0] for t in targets) == ["crawl", "decide", "notify", "score"]
