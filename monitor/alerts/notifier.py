@@ -1,0 +1,345 @@
+"""The delivery engine: every alert to every sink once, none lost, floods summarised.
+
+The notify role hands each alert from the ``alerts`` topic to ``Notifier.handle`` and acks the
+event only when that returns, which is after one of these, per sink:
+
+- delivered (2xx), then recorded in the ``DeliveryStore``: a replayed alert is not sent again;
+- retried in place a few times with exponential backoff, or after the receiver's own
+  ``Retry-After`` (429 and 5xx), while the wait is short;
+- parked: written to the ``alerts.retry`` topic with its attempt count and next-attempt time,
+  and acknowledged by the broker, for ``Notifier.redeliver`` (an agent on that topic) to try
+  again later. A receiver that is down thus holds up nothing and loses nothing; while it is
+  known to be down, new alerts for it are parked at once instead of each waiting out retries;
+- refused (another 4xx), or parked for longer than ``retry_give_up_after_s``: sent to the
+  dead-letter topic, where it stays for a person to look at;
+- suppressed by flood control: past ``flood_max_per_window`` alerts of one entity within a
+  window, the rest go into one summary per sink, sent by ``Notifier.flush`` once the window
+  has closed, with their count and the most viewed clips.
+
+A crash between a 2xx and its record repeats that one message; that is the only duplicate
+possible, and webhook receivers can drop it by ``X-Likeness-Delivery``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from monitor.alerts.base import DeliveryContext, FloodSummary, Sink, SummaryClip
+from monitor.alerts.http import SecretFilter
+from monitor.alerts.slack import SlackSink
+from monitor.alerts.store import DeliveryStore
+from monitor.alerts.webhook import WebhookSink
+from monitor.config import NotifySettings
+from monitor.errors import PermanentDeliveryError, RecordError, RetryableDeliveryError
+from monitor.pipeline import metrics
+from monitor.records import SCHEMA_VERSION, Alert
+
+__all__ = ["Notifier", "ParkedAlert", "build_sinks"]
+
+log = logging.getLogger(__name__)
+
+TOP_CLIPS = 5
+
+Park = Callable[["ParkedAlert"], Awaitable[None]]
+Reject = Callable[[Alert, str], Awaitable[None]]
+
+
+class ParkedAlert(BaseModel):
+    """An alert waiting on ``alerts.retry`` for one sink; key ``platform:clip:entity:sink``."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
+
+    schema_version: int = Field(default=SCHEMA_VERSION, alias="schema")
+    alert: Alert
+    sink: str
+    attempts: int = Field(ge=0)
+    first_failed_at: datetime
+    next_attempt_at: datetime
+    last_error: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.alert.key}:{self.sink}"
+
+    def encode(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> ParkedAlert:
+        if raw is None:
+            raise RecordError("ParkedAlert: empty record")
+        try:
+            parked = cls.model_validate_json(raw)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "record"
+            raise RecordError(f"ParkedAlert: {where}: {first['msg']}") from None
+        if parked.schema_version > SCHEMA_VERSION:
+            raise RecordError(f"ParkedAlert: schema {parked.schema_version} is newer")
+        return parked
+
+
+def build_sinks(settings: NotifySettings, client: httpx.AsyncClient) -> list[Sink]:
+    """The sinks the settings configure, in delivery order."""
+    sinks: list[Sink] = []
+    if settings.slack_webhook_url is not None:
+        sinks.append(SlackSink(client, settings.slack_webhook_url))
+    if settings.webhook_url is not None and settings.webhook_secret is not None:
+        sinks.append(WebhookSink(client, settings.webhook_url, settings.webhook_secret))
+    return sinks
+
+
+def _at(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+def _labels(sink: Sink, alert: Alert) -> tuple[str, str, str, str, str]:
+    entity = alert.entity
+    return (sink.name, entity.id, entity.franchise or "", alert.clip.platform, entity.kind)
+
+
+class Notifier:
+    """Delivers alerts to ``sinks``; ``park`` and ``reject`` put an alert on the retry and
+    dead-letter topics and return once the broker has it."""
+
+    def __init__(
+        self,
+        sinks: Sequence[Sink],
+        store: DeliveryStore,
+        settings: NotifySettings,
+        *,
+        park: Park,
+        reject: Reject,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        names = [sink.name for sink in sinks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"sink names must be unique, got {names}")
+        self.sinks: Mapping[str, Sink] = {sink.name: sink for sink in sinks}
+        self.store = store
+        self.settings = settings
+        self._park, self._reject = park, reject
+        self._clock, self._sleep = clock, sleep
+        self._down_until: dict[str, float] = {}
+        self._secrets = SecretFilter(secret for sink in sinks for secret in sink.secrets())
+        self._secrets.install()
+
+    def close(self) -> None:
+        self._secrets.uninstall()
+
+    # --- alerts ---------------------------------------------------------------------------
+
+    async def handle(self, alert: Alert) -> None:
+        """Deliver, park, reject or suppress ``alert`` for every sink not yet settled."""
+        if not self.sinks:
+            return
+        now = self._clock()
+        _, rank = self.store.admit(alert, self._window(now))
+        flooded = rank > self.settings.flood_max_per_window
+        for sink in self.sinks.values():
+            if self.store.outcome(alert.key, sink.name) is not None:
+                continue
+            if flooded:
+                self.store.settle(alert.key, sink.name, "suppressed", _at(now))
+                metrics.NOTIFICATIONS.labels(*_labels(sink, alert), "suppressed").inc()
+                continue
+            await self._try(
+                sink,
+                alert,
+                attempts=0,
+                first_failed=None,
+                tries=self.settings.retry_inline_attempts,
+            )
+
+    async def redeliver(self, parked: ParkedAlert) -> None:
+        """Try a parked alert again when it is due; park it again, or give up, if it fails."""
+        sink = self.sinks.get(parked.sink)
+        if sink is None:
+            await self._reject(parked.alert, f"{parked.sink}: sink no longer configured")
+            return
+        if self.store.outcome(parked.alert.key, sink.name) is not None:
+            return  # delivered meanwhile, from another copy of the same alert
+        first_failed = parked.first_failed_at.timestamp()
+        if self._clock() - first_failed > self.settings.retry_give_up_after_s:
+            await self._fail(
+                sink, parked.alert, f"gave up after {parked.attempts} attempts: {parked.last_error}"
+            )
+            return
+        wait = parked.next_attempt_at.timestamp() - self._clock()
+        if wait > 0:
+            await self._sleep(wait)
+        await self._try(
+            sink, parked.alert, attempts=parked.attempts, first_failed=first_failed, tries=1
+        )
+
+    async def _try(
+        self, sink: Sink, alert: Alert, *, attempts: int, first_failed: float | None, tries: int
+    ) -> None:
+        down_until = self._down_until.get(sink.name, 0.0)
+        if self._clock() < down_until:
+            await self._park_alert(
+                sink, alert, attempts, first_failed, down_until, "receiver down at last try"
+            )
+            return
+        for attempt in range(1, tries + 1):
+            attempts += 1
+            try:
+                await sink.deliver(alert, self._context(attempts))
+            except RetryableDeliveryError as exc:
+                metrics.NOTIFY_ATTEMPT_FAILURES.labels(sink.name, exc.reason).inc()
+                now = self._clock()
+                first_failed = now if first_failed is None else first_failed
+                delay = self._delay(attempts, exc.retry_after)
+                if attempt < tries and delay <= self.settings.retry_inline_max_wait_s:
+                    log.info("%s; retrying alert %s in %.1f s", exc, alert.alert_id, delay)
+                    await self._sleep(delay)
+                    continue
+                self._down_until[sink.name] = now + delay
+                await self._park_alert(sink, alert, attempts, first_failed, now + delay, str(exc))
+                return
+            except PermanentDeliveryError as exc:
+                metrics.NOTIFY_ATTEMPT_FAILURES.labels(sink.name, exc.reason).inc()
+                await self._fail(sink, alert, str(exc))
+                return
+            except Exception as exc:  # a sink bug must not stop the partition; keep the alert
+                log.exception("%s failed on alert %s", sink.name, alert.alert_id)
+                metrics.NOTIFY_ATTEMPT_FAILURES.labels(sink.name, "error").inc()
+                await self._fail(sink, alert, f"{sink.name}: {type(exc).__name__}")
+                return
+            self._down_until.pop(sink.name, None)
+            self.store.settle(alert.key, sink.name, "sent", _at(self._clock()))
+            metrics.NOTIFICATIONS.labels(*_labels(sink, alert), "sent").inc()
+            return
+
+    async def _park_alert(
+        self,
+        sink: Sink,
+        alert: Alert,
+        attempts: int,
+        first_failed: float | None,
+        due: float,
+        error: str,
+    ) -> None:
+        now = self._clock()
+        parked = ParkedAlert(
+            alert=alert,
+            sink=sink.name,
+            attempts=attempts,
+            first_failed_at=_at(now if first_failed is None else first_failed),
+            next_attempt_at=_at(due),
+            last_error=error[:500],
+        )
+        await self._park(parked)
+        metrics.NOTIFICATIONS.labels(*_labels(sink, alert), "parked").inc()
+        log.warning(
+            "alert %s parked for %s after %d attempts, next in %.0f s: %s",
+            alert.alert_id,
+            sink.name,
+            attempts,
+            max(due - now, 0.0),
+            error,
+        )
+
+    async def _fail(self, sink: Sink, alert: Alert, reason: str) -> None:
+        await self._reject(alert, reason)
+        self.store.settle(alert.key, sink.name, "failed", _at(self._clock()))
+        metrics.NOTIFICATIONS.labels(*_labels(sink, alert), "failed").inc()
+        log.warning("alert %s not delivered to %s: %s", alert.alert_id, sink.name, reason)
+
+    # --- flood summaries ------------------------------------------------------------------
+
+    async def flush(self) -> int:
+        """Send the summaries of closed windows that are due; returns how many were sent."""
+        if not self.sinks:
+            return 0
+        now = self._clock()
+        sent = 0
+        for window in self.store.closed_windows(before=self._window(now)):
+            if window.alerts <= self.settings.flood_max_per_window:
+                self.store.forget_window(window.entity, window.window)
+                continue
+            summary = self._summary(
+                self.store.window_alerts(window.entity, window.window), window.window
+            )
+            pending = False
+            for sink in self.sinks.values():
+                if self.store.summary_outcome(window.entity, window.window, sink.name):
+                    continue
+                outcome = await self._send_summary(sink, summary, now)
+                if outcome is None:
+                    pending = True
+                    continue
+                self.store.settle_summary(
+                    window.entity, window.window, sink.name, outcome, _at(now)
+                )
+                sent += outcome == "sent"
+            if not pending:
+                self.store.forget_window(window.entity, window.window)
+        return sent
+
+    async def _send_summary(self, sink: Sink, summary: FloodSummary, now: float) -> str | None:
+        """``sent`` or ``failed``, or None when it should be tried again at the next flush."""
+        entity = summary.entity
+        labels = (sink.name, entity.id, entity.franchise or "", entity.kind)
+        if now < self._down_until.get(sink.name, 0.0):
+            return None
+        try:
+            await sink.deliver_summary(summary, self._context(1))
+        except RetryableDeliveryError as exc:
+            metrics.NOTIFY_ATTEMPT_FAILURES.labels(sink.name, exc.reason).inc()
+            self._down_until[sink.name] = now + self._delay(1, exc.retry_after)
+            log.warning("summary %s for %s deferred: %s", summary.summary_id, sink.name, exc)
+            return None
+        except Exception as exc:
+            reason = exc.reason if isinstance(exc, PermanentDeliveryError) else "error"
+            metrics.NOTIFY_ATTEMPT_FAILURES.labels(sink.name, reason).inc()
+            metrics.NOTIFY_SUMMARIES.labels(*labels, "failed").inc()
+            log.warning("summary %s not delivered to %s: %s", summary.summary_id, sink.name, exc)
+            return "failed"
+        self._down_until.pop(sink.name, None)
+        metrics.NOTIFY_SUMMARIES.labels(*labels, "sent").inc()
+        return "sent"
+
+    def _summary(self, alerts: Sequence[Alert], window: int) -> FloodSummary:
+        held = list(alerts[self.settings.flood_max_per_window :])
+        top = sorted(held, key=lambda a: a.views or 0, reverse=True)[:TOP_CLIPS]
+        start = window * self.settings.flood_window_s
+        return FloodSummary(
+            entity=alerts[0].entity,
+            window_start=_at(start),
+            window_end=_at(start + self.settings.flood_window_s),
+            alerts=len(alerts),
+            suppressed=len(held),
+            platforms=dict(Counter(a.clip.platform for a in held)),
+            top=[
+                SummaryClip(alert_id=a.alert_id, clip=a.clip, score=a.score, views=a.views)
+                for a in top
+            ],
+        )
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _window(self, now: float) -> int:
+        return int(now // self.settings.flood_window_s)
+
+    def _delay(self, attempts: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return retry_after  # the receiver said when; sooner would only be refused again
+        backoff = self.settings.retry_backoff_s * 2 ** (attempts - 1)
+        return float(min(backoff, self.settings.retry_backoff_max_s))
+
+    def _context(self, attempt: int) -> DeliveryContext:
+        return DeliveryContext(
+            public_base_url=self.settings.public_base_url,
+            attempt=attempt,
+            evidence_images=self.settings.evidence_images,
+        )

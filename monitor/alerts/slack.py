@@ -1,0 +1,201 @@
+"""Alerts as Slack messages, posted to an incoming webhook.
+
+Messages are built from slack-sdk's Block Kit models rather than hand-written dicts: their
+``to_dict()`` validates every block (lengths, counts, required fields), so a malformed message
+fails here, in a test, instead of as a 400 from Slack in production. Text that comes from a
+platform (titles, authors) is escaped: ``<``, ``>`` and ``&`` are Slack's link syntax.
+
+Slack fetches the evidence image itself, and rejects the whole message (400
+``invalid_blocks``) when it cannot; such a message is sent once more without the image, so a
+monitor whose public URL Slack cannot reach still alerts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    ImageBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from monitor.alerts.base import DeliveryContext, FloodSummary, Sink
+from monitor.alerts.http import post, url_secrets
+from monitor.errors import PermanentDeliveryError
+from monitor.records import Alert
+
+__all__ = ["SlackSink", "slack_message", "slack_summary", "views_per_hour"]
+
+log = logging.getLogger(__name__)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _web_url(url: str) -> str | None:
+    return url if url.startswith(("https://", "http://")) and len(url) <= 3000 else None
+
+
+def _count(value: int | float | None) -> str:
+    return "unknown" if value is None else f"{value:,.0f}"
+
+
+def views_per_hour(alert: Alert) -> float | None:
+    """Average views per hour since the clip was posted, at the observation that alerted."""
+    if alert.views is None or alert.posted_at is None:
+        return None
+    posted = alert.posted_at
+    if posted.tzinfo is None:
+        posted = posted.replace(tzinfo=UTC)
+    # At least a minute old: a clip seen seconds after posting would read as millions an hour.
+    hours = max((alert.observed_at - posted).total_seconds(), 60.0) / 3600
+    return alert.views / hours
+
+
+def _link(url: str, label: str) -> str:
+    web = _web_url(url)
+    label = _escape(label).replace("|", "¦")
+    return f"<{web}|{label}>" if web else label
+
+
+def slack_message(alert: Alert, context: DeliveryContext, *, image: bool = True) -> dict[str, Any]:
+    """The incoming-webhook payload for ``alert``: fallback ``text`` plus validated ``blocks``."""
+    entity, clip = alert.entity, alert.clip
+    title = clip.title or clip.clip_id
+    velocity = views_per_hour(alert)
+    fields = [
+        f"*Entity*\n{_escape(entity.name)} ({entity.kind})",
+        f"*Franchise*\n{_escape(entity.franchise or '—')}",
+        f"*Owner*\n{_escape(entity.owner or '—')}",
+        f"*Platform*\n{_escape(clip.platform)}",
+        f"*Score*\n{alert.score:.3f} vs threshold {alert.threshold:.3f}",
+        f"*Views*\n{_count(alert.views)}"
+        + ("" if velocity is None else f" (≈ {_count(velocity)}/h)"),
+    ]
+    blocks: list[Block] = [
+        HeaderBlock(
+            text=PlainTextObject(text=_clip(f"{entity.name} in a {clip.platform} clip", 150))
+        ),
+        SectionBlock(
+            text=MarkdownTextObject(text=_clip(f"*{_link(clip.url, _clip(title, 200))}*", 3000)),
+            fields=[MarkdownTextObject(text=_clip(f, 2000)) for f in fields],
+        ),
+    ]
+    evidence_url = context.evidence_url(alert.alert_id)
+    if image and context.evidence_images and _web_url(evidence_url):
+        signals = ", ".join(sorted({e.signal for e in alert.evidence})) or "none"
+        blocks.append(
+            ImageBlock(
+                image_url=evidence_url,
+                alt_text=_clip(f"evidence frame for {entity.name} ({signals})", 2000),
+            )
+        )
+    buttons = []
+    if _web_url(clip.url):
+        buttons.append(
+            ButtonElement(text="Open clip", url=clip.url, action_id="open_clip", style="primary")
+        )
+    if _web_url(evidence_url):
+        buttons.append(ButtonElement(text="Evidence", url=evidence_url, action_id="evidence"))
+    if buttons:
+        blocks.append(ActionsBlock(elements=buttons))
+    context_line = f"alert `{alert.alert_id}` · first seen {alert.first_seen:%Y-%m-%d %H:%M} UTC"
+    if alert.gallery_version:
+        context_line += f" · gallery `{_escape(alert.gallery_version[:40])}`"
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context_line)]))
+    text = (
+        f"{entity.name} ({entity.franchise or entity.kind}) found on {clip.platform}: "
+        f"score {alert.score:.3f} vs {alert.threshold:.3f}, views {_count(alert.views)}"
+    )
+    return {"text": _escape(text), "blocks": [block.to_dict() for block in blocks]}
+
+
+def slack_summary(summary: FloodSummary, context: DeliveryContext) -> dict[str, Any]:
+    """One message for an entity's alerts past the flood limit of a window."""
+    entity = summary.entity
+    span = f"{summary.window_start:%H:%M} to {summary.window_end:%H:%M} UTC"
+    head = f"{entity.name}: {summary.suppressed} more clips ({summary.alerts} in all)"
+    platforms = ", ".join(f"{_escape(p)} {n}" for p, n in sorted(summary.platforms.items()))
+    lines = [
+        f"• {_link(item.clip.url, _clip(item.clip.title or item.clip.clip_id, 120))} — "
+        f"{_escape(item.clip.platform)}, views {_count(item.views)}, score {item.score:.3f}"
+        for item in summary.top
+    ]
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=_clip(head, 150))),
+        SectionBlock(
+            text=MarkdownTextObject(
+                text=_clip(
+                    f"Flood control held back {summary.suppressed} alerts for "
+                    f"*{_escape(entity.name)}* ({_escape(entity.franchise or entity.kind)}) "
+                    f"between {span}. By platform: {platforms or '—'}.",
+                    3000,
+                )
+            )
+        ),
+    ]
+    if lines:
+        blocks.append(
+            SectionBlock(
+                text=MarkdownTextObject(text=_clip("*Most viewed*\n" + "\n".join(lines), 3000))
+            )
+        )
+    blocks.append(
+        ContextBlock(elements=[MarkdownTextObject(text=f"summary `{_escape(summary.summary_id)}`")])
+    )
+    return {"text": _escape(head), "blocks": [block.to_dict() for block in blocks]}
+
+
+class SlackSink(Sink):
+    """Posts to one Slack incoming webhook (the URL is the credential)."""
+
+    name = "slack"
+
+    def __init__(self, client: httpx.AsyncClient, webhook_url: SecretStr) -> None:
+        self._client = client
+        self._url = webhook_url
+
+    def secrets(self) -> list[str]:
+        return url_secrets(self._url)
+
+    async def deliver(self, alert: Alert, context: DeliveryContext) -> None:
+        try:
+            await self._post(slack_message(alert, context))
+        except PermanentDeliveryError as exc:
+            if context.evidence_images and "invalid_blocks" in str(exc):
+                log.warning(
+                    "slack refused alert %s with its image; sending it without", alert.alert_id
+                )
+                await self._post(slack_message(alert, context, image=False))
+            else:
+                raise
+
+    async def deliver_summary(self, summary: FloodSummary, context: DeliveryContext) -> None:
+        await self._post(slack_summary(summary, context))
+
+    async def _post(self, message: dict[str, Any]) -> None:
+        body = json.dumps(message, ensure_ascii=False).encode()
+        await post(
+            self._client,
+            self.name,
+            self._url,
+            body,
+            {"Content-Type": "application/json; charset=utf-8"},
+        )

@@ -1,0 +1,160 @@
+"""The notifier's memory, in SQLite: what each sink was sent, and each entity's alerts per window.
+
+It must survive restarts (a restarted worker re-reads alerts whose offsets were not committed
+yet) and it must not be a Faust table (they lose keys on this broker; DESIGN.md). So, like the
+pipeline's state, it is a transactional file on the worker's disk, and a delivery is written
+only after the receiver answered 2xx: a crash in between repeats one message, never loses one.
+
+Flood control counts an alert once, in the window in which the notifier first saw it; a
+replayed alert keeps its place, so replays neither inflate the count nor change who was
+suppressed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from monitor.records import Alert, decode, encode
+
+__all__ = ["DeliveryStore", "FloodWindow"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    alert_key TEXT NOT NULL,
+    sink TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (alert_key, sink)
+);
+CREATE TABLE IF NOT EXISTS flood (
+    alert_key TEXT PRIMARY KEY,
+    entity TEXT NOT NULL,
+    window INTEGER NOT NULL,
+    alert TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS flood_by_window ON flood (entity, window);
+CREATE TABLE IF NOT EXISTS summaries (
+    entity TEXT NOT NULL,
+    window INTEGER NOT NULL,
+    sink TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (entity, window, sink)
+);
+"""
+
+
+@dataclass(frozen=True)
+class FloodWindow:
+    entity: str
+    window: int
+    alerts: int
+
+
+class DeliveryStore:
+    """One SQLite file per notifier host; safe to call from the event loop."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # --- deliveries -----------------------------------------------------------------------
+
+    def outcome(self, alert_key: str, sink: str) -> str | None:
+        """``sent``, ``suppressed`` or ``failed`` once the alert is settled for ``sink``."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT outcome FROM deliveries WHERE alert_key=? AND sink=?", (alert_key, sink)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def settle(self, alert_key: str, sink: str, outcome: str, at: datetime) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO deliveries VALUES (?, ?, ?, ?)",
+                (alert_key, sink, outcome, at.isoformat()),
+            )
+
+    # --- flood control --------------------------------------------------------------------
+
+    def admit(self, alert: Alert, window: int) -> tuple[int, int]:
+        """Count ``alert`` in its entity's ``window`` (once); returns ``(window, rank)``, the
+        window it was first counted in and its place there, from 1."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO flood VALUES (?, ?, ?, ?)",
+                (alert.key, alert.entity.id, window, encode(alert).decode()),
+            )
+            first, rowid = db.execute(
+                "SELECT window, rowid FROM flood WHERE alert_key=?", (alert.key,)
+            ).fetchone()
+            (rank,) = db.execute(
+                "SELECT count(*) FROM flood WHERE entity=? AND window=? AND rowid<=?",
+                (alert.entity.id, first, rowid),
+            ).fetchone()
+        return int(first), int(rank)
+
+    def closed_windows(self, before: int) -> list[FloodWindow]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT entity, window, count(*) FROM flood WHERE window<? "
+                "GROUP BY entity, window ORDER BY window, entity",
+                (before,),
+            ).fetchall()
+        return [FloodWindow(*row) for row in rows]
+
+    def window_alerts(self, entity: str, window: int) -> list[Alert]:
+        """The entity's alerts in ``window``, in the order they were counted."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT alert FROM flood WHERE entity=? AND window=? ORDER BY rowid",
+                (entity, window),
+            ).fetchall()
+        return [decode(Alert, row[0]) for row in rows]
+
+    def forget_window(self, entity: str, window: int) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM flood WHERE entity=? AND window=?", (entity, window))
+
+    def summary_outcome(self, entity: str, window: int, sink: str) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT outcome FROM summaries WHERE entity=? AND window=? AND sink=?",
+                (entity, window, sink),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def settle_summary(
+        self, entity: str, window: int, sink: str, outcome: str, at: datetime
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO summaries VALUES (?, ?, ?, ?, ?)",
+                (entity, window, sink, outcome, at.isoformat()),
+            )

@@ -1,0 +1,144 @@
+"""Slack messages: valid Block Kit with what a reviewer needs, posted to an incoming webhook."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from slack_sdk.models.blocks import Block
+
+from monitor.alerts.base import DeliveryContext, FloodSummary, SummaryClip
+from monitor.alerts.slack import SlackSink, slack_message, slack_summary
+from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
+from tests.alerts.receiver import Receiver, make_alert
+
+CONTEXT = DeliveryContext(public_base_url="https://monitor.example.org")
+
+
+def valid_block_kit(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """Parse every block back with slack-sdk's models and validate it again."""
+    blocks = message["blocks"]
+    assert isinstance(message["text"], str) and message["text"]
+    assert 0 < len(blocks) <= 50
+    for raw in blocks:
+        parsed = Block.parse(raw)
+        assert parsed is not None, raw
+        assert parsed.to_dict() == raw  # to_dict() validates; the round trip loses nothing
+    return list(blocks)
+
+
+def test_an_alert_message_is_valid_block_kit_with_entity_owner_score_views_clip_and_evidence() -> (
+    None
+):
+    alert = make_alert("c1", views=24_000)
+    blocks = valid_block_kit(slack_message(alert, CONTEXT))
+    kinds = [block["type"] for block in blocks]
+    assert kinds == ["header", "section", "image", "actions", "context"]
+    assert "Ghostface" in blocks[0]["text"]["text"]
+    fields = "\n".join(field["text"] for field in blocks[1]["fields"])
+    for expected in (
+        "Ghostface",
+        "Scream",
+        "Spyglass Media",
+        "demo",
+        "0.910 vs threshold 0.800",
+        "24,000",
+        "/h)",
+    ):
+        assert expected in fields, expected
+    assert "https://clips.example/watch/c1" in blocks[1]["text"]["text"]
+    assert blocks[2]["image_url"] == f"https://monitor.example.org/evidence/{alert.alert_id}.jpg"
+    urls = [element["url"] for element in blocks[3]["elements"]]
+    assert urls[0] == "https://clips.example/watch/c1"
+
+
+def test_velocity_is_views_per_hour_since_posting() -> None:
+    alert = make_alert("c1", views=24_000)  # posted two hours before it was observed
+    fields = "\n".join(f["text"] for f in slack_message(alert, CONTEXT)["blocks"][1]["fields"])
+    assert "24,000 (≈ 12,000/h)" in fields
+
+
+def test_platform_text_cannot_inject_slack_markup_or_links() -> None:
+    alert = make_alert("c1", title="<!channel> free <https://evil.example|prize> & more")
+    message = slack_message(alert, CONTEXT)
+    valid_block_kit(message)
+    text = message["blocks"][1]["text"]["text"]
+    assert "<!channel>" not in text and "<https://evil.example" not in text
+    assert "&lt;!channel&gt;" in text and "&amp;" in text
+
+
+def test_overlong_titles_are_cut_to_block_kit_limits() -> None:
+    alert = make_alert("c1", title="x" * 5000)
+    valid_block_kit(slack_message(alert, CONTEXT))
+
+
+def test_without_evidence_images_the_message_has_no_image_block() -> None:
+    context = DeliveryContext(public_base_url="https://monitor.example.org", evidence_images=False)
+    kinds = [b["type"] for b in valid_block_kit(slack_message(make_alert("c1"), context))]
+    assert "image" not in kinds
+
+
+def test_a_flood_summary_is_valid_block_kit_with_the_count_and_top_clips() -> None:
+    alerts = [make_alert(f"c{i}", views=100 * i) for i in range(3)]
+    summary = FloodSummary(
+        entity=alerts[0].entity,
+        window_start=datetime(2025, 1, 1, 12, 0, tzinfo=UTC),
+        window_end=datetime(2025, 1, 1, 12, 10, tzinfo=UTC),
+        alerts=13,
+        suppressed=3,
+        platforms={"demo": 3},
+        top=[
+            SummaryClip(alert_id=a.alert_id, clip=a.clip, score=a.score, views=a.views)
+            for a in alerts
+        ],
+    )
+    blocks = valid_block_kit(slack_summary(summary, CONTEXT))
+    assert "3 more clips (13 in all)" in blocks[0]["text"]["text"]
+    top = blocks[2]["text"]["text"]
+    assert all(f"https://clips.example/watch/c{i}" in top for i in range(3))
+
+
+async def test_the_sink_posts_the_message_as_json_to_the_webhook(receiver: Receiver) -> None:
+    alert = make_alert("c1")
+    async with httpx.AsyncClient() as client:
+        sink = SlackSink(client, SecretStr(f"{receiver.url}/services/T1/B1/abc"))
+        await sink.deliver(alert, CONTEXT)
+    (request,) = receiver.delivered("/services/T1/B1/abc")
+    assert request.headers["Content-Type"].startswith("application/json")
+    assert json.loads(request.body) == slack_message(alert, CONTEXT)
+
+
+async def test_a_message_refused_for_its_image_is_sent_again_without_it(receiver: Receiver) -> None:
+    receiver.answer(400, "invalid_blocks")
+    async with httpx.AsyncClient() as client:
+        sink = SlackSink(client, SecretStr(f"{receiver.url}/services/T1/B1/abc"))
+        await sink.deliver(make_alert("c1"), CONTEXT)
+    first, second = (json.loads(r.body) for r in receiver.requests)
+    assert "image" in [b["type"] for b in first["blocks"]]
+    assert "image" not in [b["type"] for b in second["blocks"]]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error", "reason"),
+    [
+        (429, "rate_limited", RetryableDeliveryError, "rate_limited"),
+        (503, "", RetryableDeliveryError, "server_error"),
+        (404, "no_service", PermanentDeliveryError, "rejected"),
+        (403, "action_prohibited", PermanentDeliveryError, "rejected"),
+    ],
+)
+async def test_receiver_answers_map_to_retryable_or_permanent_errors(
+    receiver: Receiver, status: int, body: str, error: type[Exception], reason: str
+) -> None:
+    receiver.answer(status, body, Retry_After="7")
+    async with httpx.AsyncClient() as client:
+        sink = SlackSink(client, SecretStr(f"{receiver.url}/services/T1/B1/abc"))
+        with pytest.raises(error) as caught:
+            await sink.deliver(make_alert("c1"), CONTEXT)
+    assert getattr(caught.value, "reason", None) == reason
+    if isinstance(caught.value, RetryableDeliveryError):
+        assert caught.value.retry_after == 7.0
