@@ -295,6 +295,36 @@ def demo_platform(
     run_demo_platform(port=port, root=root)
 
 
+@app.command("crawl")
+def crawl(
+    source: Annotated[str, typer.Option(help="youtube, reddit, tiktok, x or rss.")],
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would be sent; send and remember nothing.")
+    ] = False,
+) -> None:
+    """Crawl one configured platform: each observation to clips.discovered, and as JSON here."""
+    import asyncio
+    import logging
+
+    from monitor.sources.command import crawl_command
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    asyncio.run(
+        crawl_command(
+            load_settings(),
+            source,
+            once=once,
+            dry_run=dry_run,
+            say=lambda line: out.print(line, soft_wrap=True, highlight=False, markup=False),
+            note=lambda line: err.print(line, soft_wrap=True, highlight=False, markup=False),
+        )
+    )
+
+
 def main() -> None:
     try:
         app()

@@ -9,10 +9,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DecodeSettings", "LikenessSettings", "PipelineSettings", "Settings", "load_settings"]
+__all__ = [
+    "DecodeSettings",
+    "LikenessSettings",
+    "NotifySettings",
+    "PipelineSettings",
+    "Settings",
+    "SourcesSettings",
+    "load_settings",
+]
 
 ROLES = ("crawl", "score", "decide", "notify")
 
@@ -75,6 +83,124 @@ class PipelineSettings(BaseModel):
         default=None, description="crawl this demo platform; `up` starts one when no source is set"
     )
     demo_platform_port: int = Field(default=8765, ge=0, lt=65536)
+    fetch_allow: tuple[str, ...] = Field(
+        default=(),
+        description="networks media may be fetched from although not public (e.g. "
+        "127.0.0.1/32 for a local test platform); everything else private is refused",
+    )
+
+
+class NotifySettings(BaseModel):
+    """Where alerts go besides the console, and how hard the notifier tries.
+
+    URLs and secrets are ``SecretStr``: a Slack webhook URL grants posting to a channel, so
+    none of them is ever printed, logged or put in a metric or an error message.
+    """
+
+    slack_webhook_url: SecretStr | None = None
+    webhook_url: SecretStr | None = None
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="HMAC-SHA256 key of the generic webhook's signature"
+    )
+    public_base_url: str = Field(
+        default="http://127.0.0.1:6066",
+        description="where receivers reach this monitor's web server (evidence thumbnails)",
+    )
+    evidence_images: bool = Field(
+        default=True, description="put the evidence thumbnail in Slack messages"
+    )
+    timeout_s: float = Field(default=10.0, gt=0)
+    flood_max_per_window: int = Field(
+        default=10, gt=0, description="alerts per entity per window before a summary replaces them"
+    )
+    flood_window_s: float = Field(default=600.0, gt=0)
+    flush_interval_s: float = Field(default=5.0, gt=0)
+    retry_inline_attempts: int = Field(
+        default=3, gt=0, description="tries before an alert is parked on the retry topic"
+    )
+    retry_backoff_s: float = Field(default=1.0, gt=0)
+    retry_backoff_max_s: float = Field(default=300.0, gt=0)
+    retry_inline_max_wait_s: float = Field(
+        default=10.0, ge=0, description="a longer wait (a Retry-After, say) parks the alert"
+    )
+    retry_give_up_after_s: float = Field(
+        default=86400.0, gt=0, description="a parked alert older than this goes to deadletter"
+    )
+
+    @model_validator(mode="after")
+    def _webhook_is_signed(self) -> NotifySettings:
+        if self.webhook_url is not None and self.webhook_secret is None:
+            raise ValueError("webhook_url needs webhook_secret: receivers verify the signature")
+        return self
+
+
+class _Platform(BaseModel):
+    interval_s: float = Field(default=300.0, gt=0, description="seconds between crawl passes")
+    max_pages: int = Field(default=5, gt=0, description="pages per feed per pass")
+
+
+class YouTubeSettings(_Platform):
+    api_key: SecretStr | None = None
+    base_url: str = "https://www.googleapis.com/youtube/v3"
+    daily_quota: int = Field(default=10_000, gt=0, description="units; search.list costs 100")
+    interval_s: float = Field(default=1800.0, gt=0)
+    region_codes: tuple[str, ...] = ("US",)
+
+
+class RedditSettings(_Platform):
+    client_id: SecretStr | None = None
+    client_secret: SecretStr | None = None
+    base_url: str = "https://oauth.reddit.com"
+    auth_url: str = "https://www.reddit.com"
+    user_agent: str = "server:likeness-monitor:0.1 (brand protection)"
+    subreddits: tuple[str, ...] = ("videos", "popular")
+
+
+class TikTokSettings(_Platform):
+    client_key: SecretStr | None = None
+    client_secret: SecretStr | None = None
+    base_url: str = "https://open.tiktokapis.com"
+    daily_requests: int = Field(default=1000, gt=0)
+    region_codes: tuple[str, ...] = ("US", "GB")
+    days: int = Field(default=2, gt=0, le=30, description="how far back a query reaches")
+
+
+class XSettings(_Platform):
+    bearer_token: SecretStr | None = None
+    base_url: str = "https://api.x.com"
+    broad_queries: tuple[str, ...] = ("has:videos -is:retweet -is:reply lang:en",)
+
+
+class RssSettings(_Platform):
+    feeds: tuple[str, ...] = Field(
+        default=(),
+        description="RSS/Atom URLs, e.g. https://www.youtube.com/feeds/videos.xml?channel_id=...",
+    )
+
+
+class SourcesSettings(BaseModel):
+    """Real platforms to crawl. A platform without credentials is skipped (one log line).
+
+    Credentials are ``SecretStr``: never printed or logged. Base URLs are overridable so that
+    tests point them at servers on 127.0.0.1.
+    """
+
+    youtube: YouTubeSettings = YouTubeSettings()
+    reddit: RedditSettings = RedditSettings()
+    tiktok: TikTokSettings = TikTokSettings()
+    x: XSettings = XSettings()
+    rss: RssSettings = RssSettings()
+    max_queries: int = Field(default=20, gt=0, description="gallery queries per platform pass")
+    hot_views_per_hour: float = Field(default=1000.0, ge=0, description="start re-observing")
+    cool_views_per_hour: float = Field(default=100.0, ge=0, description="stop re-observing")
+    reobserve_interval_s: float = Field(default=1800.0, gt=0)
+    reobserve_max_s: float = Field(default=7 * 86400.0, gt=0)
+    retries: int = Field(default=4, ge=0)
+    backoff_s: float = Field(default=1.0, gt=0)
+    max_wait_s: float = Field(
+        default=120.0, gt=0, description="a longer rate-limit wait pauses the source instead"
+    )
+    timeout_s: float = Field(default=30.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -85,6 +211,8 @@ class Settings(BaseSettings):
     likeness: LikenessSettings = LikenessSettings()
     decode: DecodeSettings = DecodeSettings()
     pipeline: PipelineSettings = PipelineSettings()
+    sources: SourcesSettings = SourcesSettings()
+    notify: NotifySettings = NotifySettings()
 
 
 def load_settings() -> Settings:

@@ -14,6 +14,7 @@ from pathlib import Path
 __all__ = [
     "BrokerError",
     "DecodeTimeoutError",
+    "DeliveryError",
     "EmbedderConfigError",
     "EmptyMediaError",
     "FetchError",
@@ -25,8 +26,10 @@ __all__ = [
     "MonitorError",
     "NoUsableReferenceError",
     "NoVideoStreamError",
+    "PermanentDeliveryError",
     "RecordError",
     "ReferenceMediaError",
+    "RetryableDeliveryError",
     "SourceError",
     "UnreadableMediaError",
     "WeightUnavailableError",
@@ -147,3 +150,42 @@ class FetchError(MediaError):
     """Media could not be fetched: refused address, HTTP error, too large, too slow."""
 
     reason = "fetch"
+
+
+# --- alerts ------------------------------------------------------------------------------
+
+
+class DeliveryError(MonitorError):
+    """A sink could not deliver an alert. Messages name the sink and the status, never the URL:
+    a Slack webhook URL is itself a secret.
+
+    ``reason`` is a bounded metric label.
+    """
+
+    reason: str = "delivery"
+
+    def __init__(self, sink: str, message: str) -> None:
+        self.sink = sink
+        super().__init__(f"{sink}: {message}")
+
+
+class RetryableDeliveryError(DeliveryError):
+    """Worth another try later: rate limited (429), a 5xx, or the receiver unreachable.
+
+    ``retry_after`` is the receiver's own ``Retry-After``, in seconds, when it sent one.
+    """
+
+    reason = "retryable"
+
+    def __init__(
+        self, sink: str, message: str, *, reason: str, retry_after: float | None = None
+    ) -> None:
+        self.reason = reason
+        self.retry_after = retry_after
+        super().__init__(sink, message)
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The receiver refused the message (a 4xx other than 429): trying again would not help."""
+
+    reason = "rejected"

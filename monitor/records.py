@@ -185,6 +185,7 @@ class Alert(_Record):
     observed_at: datetime
     views: int | None = None
     shares: int | None = None
+    posted_at: datetime | None = None
     alerted_at: datetime = Field(default_factory=utcnow)
 
     @staticmethod

@@ -20,6 +20,7 @@ from typing import Any
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 
+from monitor.alerts.evidence import read_evidence
 from monitor.config import ROLES, Settings
 from monitor.pipeline import metrics
 from monitor.pipeline.state import StateStore
@@ -30,7 +31,7 @@ __all__ = ["TOPICS", "Pipeline", "create_pipeline"]
 
 log = logging.getLogger(__name__)
 
-TOPICS = ("clips.discovered", "clips.scored", "alerts", "deadletter")
+TOPICS = ("clips.discovered", "clips.scored", "alerts", "alerts.retry", "deadletter")
 
 
 @dataclass
@@ -119,6 +120,16 @@ def create_pipeline(
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
         return web.json({"status": "ok", "roles": sorted(pipeline.roles), **pipeline.health})
+
+    @app.page("/evidence/{alert_id}.jpg")
+    async def evidence(web: Any, request: Any, alert_id: str) -> Any:
+        # The id is checked against the alert-id format before it becomes a path.
+        image = read_evidence(settings.pipeline.state_dir, alert_id)
+        if image is None:
+            return web.error(404, "no such evidence")
+        return web.bytes(
+            image, content_type="image/jpeg", headers={"Cache-Control": "max-age=86400"}
+        )
 
     install_roles(pipeline)
     return pipeline

@@ -19,7 +19,11 @@ __all__ = [
     "DISCOVERY_TO_ALERT",
     "FLAGGED_SHARES",
     "FLAGGED_VIEWS",
+    "FLAGGED_VIEW_VELOCITY",
     "MEDIA_FAILURES",
+    "NOTIFICATIONS",
+    "NOTIFY_ATTEMPT_FAILURES",
+    "NOTIFY_SUMMARIES",
     "SCORING_SECONDS",
     "registry",
 ]
@@ -66,6 +70,14 @@ FLAGGED_SHARES = Gauge(
     list(_ENTITY),
     registry=registry,
 )
+FLAGGED_VIEW_VELOCITY = Histogram(
+    "likeness_flagged_view_velocity",
+    "Views per hour of a flagged clip since it was posted, at each observation of it. An "
+    "entity's current spread rate is deriv(likeness_flagged_views[15m]) * 3600.",
+    ["franchise", "platform", "kind"],
+    buckets=(10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000),
+    registry=registry,
+)
 MEDIA_FAILURES = Counter(
     "likeness_media_failures",
     "Clips whose media could not be fetched or decoded, by reason.",
@@ -97,5 +109,26 @@ DISCOVERY_TO_ALERT = Histogram(
     "From a clip's first observation to its alert.",
     ["platform"],
     buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600),
+    registry=registry,
+)
+NOTIFICATIONS = Counter(
+    "likeness_notifications",
+    "Alerts handled by a notifier sink, by outcome: sent (delivered), parked (on the retry "
+    "topic while the receiver fails), failed (refused by the receiver or given up; sent to "
+    "deadletter), suppressed (flood control: counted in the entity's summary instead).",
+    ["sink", *_ENTITY, "outcome"],
+    registry=registry,
+)
+NOTIFY_ATTEMPT_FAILURES = Counter(
+    "likeness_notify_attempt_failures",
+    "Failed delivery attempts, retried or not, by reason: rate_limited (429), server_error "
+    "(5xx), network, rejected (other 4xx).",
+    ["sink", "reason"],
+    registry=registry,
+)
+NOTIFY_SUMMARIES = Counter(
+    "likeness_notify_summaries",
+    "Flood-control summaries (one per entity, window and sink), by outcome: sent, failed.",
+    ["sink", "entity", "franchise", "kind", "outcome"],
     registry=registry,
 )

@@ -5,7 +5,10 @@
   yields a ``ClipScored`` on ``clips.scored``, with scores or a failure reason.
 - decide: keeps each clip's spread, and emits one ``Alert`` per (clip, entity) to ``alerts``,
   marked in the state store only after the broker acknowledged it.
-- notify: delivers alerts; here, one line per alert on the console (sinks come with alerts).
+- notify: prints one line per alert on the console, and hands it to the ``Notifier``, which
+  delivers it to the configured sinks (Slack, webhook) or parks it on ``alerts.retry``; the
+  event is acknowledged only after that. An agent on ``alerts.retry`` delivers parked alerts
+  when due, and a timer sends the flood-control summaries.
 
 A record that does not parse goes to ``deadletter`` and its partition moves on.
 """
@@ -14,14 +17,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from monitor.errors import MonitorError, RecordError
 from monitor.pipeline import metrics
 from monitor.pipeline.app import Pipeline
-from monitor.records import Alert, AlertEntity, ClipScored, ClipSeen, decode, encode, utcnow
+from monitor.records import (
+    Alert,
+    AlertEntity,
+    ClipScored,
+    ClipSeen,
+    DeadLetter,
+    decode,
+    encode,
+    utcnow,
+)
 from monitor.sources.base import Source
+from monitor.sources.crawler import Crawler
 
 if TYPE_CHECKING:
     from monitor.pipeline.scoring_service import ScoringService
@@ -45,15 +59,17 @@ def install_roles(pipeline: Pipeline) -> None:
 def _crawl(pipeline: Pipeline) -> None:
     discovered = pipeline.topics["clips.discovered"]
     for source in pipeline.sources:
-        pipeline.app.timer(
-            pipeline.settings.pipeline.crawl_interval_s, name=f"crawl.{source.name}"
-        )(_crawl_pass(source, discovered))
+        interval = getattr(source, "interval_s", pipeline.settings.pipeline.crawl_interval_s)
+        pipeline.app.timer(interval, name=f"crawl.{source.name}")(_crawl_pass(source, discovered))
 
 
 def _crawl_pass(source: Source, discovered: Any) -> Callable[[], Awaitable[None]]:
     """One poll of ``source`` to the end of its listing, as a timer body (no arguments)."""
 
     async def crawl() -> None:
+        if isinstance(source, Crawler):
+            await _crawl_batches(source, discovered)
+            return
         sent = 0
         try:
             async for seen in source.poll():
@@ -64,6 +80,25 @@ def _crawl_pass(source: Source, discovered: Any) -> Callable[[], Awaitable[None]
             log.warning("crawl of %s stopped early after %d clips: %s", source.name, sent, exc)
 
     return crawl
+
+
+async def _crawl_batches(crawler: Crawler, discovered: Any) -> None:
+    """A platform crawl: each batch (fastest-spreading clip first) is sent and acknowledged
+    by the broker before the crawler commits its cursor, so a restart loses no page."""
+
+    async def emit(batch: Sequence[ClipSeen]) -> None:
+        deliveries = [
+            await discovered.send(key=seen.key.encode(), value=encode(seen)) for seen in batch
+        ]
+        for delivery in deliveries:
+            await delivery
+        for seen in batch:
+            metrics.CLIPS_DISCOVERED.labels(seen.platform).inc()
+
+    try:
+        await crawler.run(emit)
+    except MonitorError as exc:
+        log.warning("crawl of %s: %s", crawler.name, exc)
 
 
 def _score(pipeline: Pipeline) -> None:
@@ -131,6 +166,11 @@ async def _decide_one(pipeline: Pipeline, alerts: Any, scored: ClipScored) -> No
         labels = (entity.entity_id, entity.franchise or "", seen.platform, entity.kind)
         if state.flag(seen.key, entity.entity_id, entity.franchise, entity.kind):
             metrics.CLIPS_FLAGGED.labels(*labels).inc()
+        velocity = _views_per_hour(seen)
+        if velocity is not None:
+            metrics.FLAGGED_VIEW_VELOCITY.labels(
+                entity.franchise or "", seen.platform, entity.kind
+            ).observe(velocity)
         key = f"{seen.key}:{entity.entity_id}"
         if state.alert_sent(key):
             continue
@@ -152,6 +192,7 @@ async def _decide_one(pipeline: Pipeline, alerts: Any, scored: ClipScored) -> No
             observed_at=seen.observed_at,
             views=seen.views,
             shares=seen.shares,
+            posted_at=seen.posted_at,
         )
         delivery = await alerts.send(key=key.encode(), value=encode(alert))
         await delivery  # the broker's acknowledgement, before the key is marked
@@ -166,7 +207,44 @@ async def _decide_one(pipeline: Pipeline, alerts: Any, scored: ClipScored) -> No
         metrics.FLAGGED_SHARES.labels(*spread_labels).set(spread.shares)
 
 
+def _views_per_hour(seen: ClipSeen) -> float | None:
+    """Views per hour since the clip was posted; None when the platform gives neither."""
+    if seen.views is None or seen.posted_at is None:
+        return None
+    posted = seen.posted_at if seen.posted_at.tzinfo else seen.posted_at.replace(tzinfo=UTC)
+    # At least a minute old: a clip seen seconds after posting would read as millions an hour.
+    hours = max((seen.observed_at - posted).total_seconds(), 60.0) / 3600
+    return seen.views / hours
+
+
 def _notify(pipeline: Pipeline) -> None:
+    import httpx
+
+    from monitor.alerts.notifier import Notifier, ParkedAlert, build_sinks
+    from monitor.alerts.store import DeliveryStore
+
+    settings = pipeline.settings.notify
+    retry_topic, deadletter = pipeline.topics["alerts.retry"], pipeline.topics["deadletter"]
+
+    async def park(parked: ParkedAlert) -> None:
+        delivery = await retry_topic.send(key=parked.key.encode(), value=parked.encode())
+        await delivery  # the broker has it: now the alert's own event may be acknowledged
+
+    async def reject(alert: Alert, reason: str) -> None:
+        letter = DeadLetter.of(encode(alert), reason, "alerts", None, None)
+        await (await deadletter.send(key=alert.key.encode(), value=encode(letter)))
+        metrics.DEADLETTERS.labels("alerts").inc()
+
+    # One client and store for the worker's life; both go with the process.
+    client = httpx.AsyncClient(timeout=settings.timeout_s, follow_redirects=False)
+    notifier = Notifier(
+        build_sinks(settings, client),
+        DeliveryStore(pipeline.settings.pipeline.state_dir / "notify.sqlite3"),
+        settings,
+        park=park,
+        reject=reject,
+    )
+
     @pipeline.app.agent(pipeline.topics["alerts"], name="notify")
     async def notify(stream: Any) -> None:
         async for event in stream.events():
@@ -182,3 +260,17 @@ def _notify(pipeline: Pipeline) -> None:
                 f"views {views}  {alert.clip.url}",
                 flush=True,
             )
+            await notifier.handle(alert)
+
+    @pipeline.app.agent(pipeline.topics["alerts.retry"], name="notify_retry")
+    async def notify_retry(stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                parked = ParkedAlert.decode(event.value)
+            except RecordError as exc:
+                await pipeline.dead_letter(event, str(exc))
+                continue
+            await notifier.redeliver(parked)
+
+    if notifier.sinks:
+        pipeline.app.timer(settings.flush_interval_s, name="notify.flush")(notifier.flush)

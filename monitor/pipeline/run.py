@@ -77,6 +77,31 @@ def prepare_demo_gallery(settings: Settings, say: Callable[[str], None]) -> Path
     return built
 
 
+def _configured_crawlers(settings: Settings, stack: contextlib.ExitStack) -> list[Source]:
+    """A crawler per platform with credentials; none (and the demo) when none has any."""
+    from monitor.sources.registry import build_crawlers, flagged_reader
+    from monitor.sources.state import CrawlState
+
+    state = CrawlState(settings.pipeline.state_dir / "crawl.sqlite3")
+    crawlers = build_crawlers(
+        settings, state, flagged=flagged_reader(settings.pipeline.state_dir / "state.sqlite3")
+    )
+    if not crawlers:
+        state.close()
+        return []
+    stack.callback(state.close)
+    return list(crawlers)
+
+
+def _allow_fetch_from(settings: Settings, url: str) -> Settings:
+    from monitor.media.safety import networks_of
+
+    allow = (*settings.pipeline.fetch_allow, *networks_of(url))
+    return settings.model_copy(
+        update={"pipeline": settings.pipeline.model_copy(update={"fetch_allow": allow})}
+    )
+
+
 def up(
     settings: Settings,
     *,
@@ -95,11 +120,17 @@ def up(
             say(f"embedded broker at {broker_url}")
         sources = list(sources or [])
         if "crawl" in roles and not sources:
-            platform_url = settings.pipeline.demo_platform_url or stack.enter_context(
+            sources.extend(_configured_crawlers(settings, stack))
+        demo_url = settings.pipeline.demo_platform_url
+        if "crawl" in roles and not sources:
+            demo_url = demo_url or stack.enter_context(
                 demo_platform_in_thread(None, settings.pipeline.demo_platform_port)
             )
-            say(f"demo platform at {platform_url}")
-            sources.append(DemoPlatformSource(platform_url))
+            say(f"demo platform at {demo_url}")
+            sources.append(DemoPlatformSource(demo_url))
+        if demo_url:
+            # The demo serves its media from this machine: allowed by name, nothing else is.
+            settings = _allow_fetch_from(settings, demo_url)
         if "score" in roles and settings.pipeline.gallery is None:
             gallery = prepare_demo_gallery(settings, say)
             settings = settings.model_copy(

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from monitor.alerts.evidence import save_evidence
 from monitor.config import Settings
 from monitor.errors import MediaError
 from monitor.likeness.gallery.build import limits_from
@@ -29,9 +30,11 @@ from monitor.likeness.scoring import ClipScore, Scorer
 from monitor.media import DecodeLimits, load_media
 from monitor.media.fetch import fetch_media
 from monitor.media.frames import Frame
+from monitor.media.safety import AddressGuard
 from monitor.pipeline import metrics
 from monitor.pipeline.state import StateStore
 from monitor.records import (
+    Alert,
     ClipRef,
     ClipScored,
     ClipSeen,
@@ -127,6 +130,9 @@ class ScoringService:
         self._workdir = tempfile.TemporaryDirectory(prefix="likeness-fetch-")
         timeout = httpx.Timeout(settings.pipeline.fetch_timeout_s, connect=5.0)
         self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=True)
+        # Media URLs come from strangers: no private, loopback or metadata addresses, unless
+        # the operator allowed them (the demo platform on 127.0.0.1, say).
+        self._guard = AddressGuard(settings.pipeline.fetch_allow)
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -173,8 +179,9 @@ class ScoringService:
                 for i, _ in ready:
                     out[i] = _failed(batch[i], self.scorer, "scoring_error", repr(exc))
                     metrics.CLIPS_SCORED.labels(batch[i].platform, "failed").inc()
-            for (i, _), result in zip(ready, results or [], strict=False):
+            for (i, frames), result in zip(ready, results or [], strict=False):
                 record = to_record(batch[i], result)
+                await self._save_evidence(record, frames)  # before the verdict is cached
                 self.state.save_score(
                     batch[i].key,
                     record.gallery_version or "",
@@ -187,6 +194,23 @@ class ScoringService:
         if fresh:
             metrics.SCORING_SECONDS.labels(self.device).observe(elapsed / len(fresh))
         return [out[i] for i in range(len(batch))]
+
+    async def _save_evidence(self, record: ClipScored, frames: list[Frame]) -> None:
+        """One thumbnail per flagged entity, for the alert's message (served at /evidence/)."""
+        loop = asyncio.get_running_loop()
+        for entity in record.flagged:
+            alert_id = Alert.id_for(record.clip.key, entity.entity_id)
+            try:
+                await loop.run_in_executor(
+                    None,
+                    save_evidence,
+                    self.settings.pipeline.state_dir,
+                    alert_id,
+                    frames,
+                    entity.evidence,
+                )
+            except (OSError, ValueError) as exc:  # a message without its picture still goes out
+                log.warning("no evidence image for alert %s: %s", alert_id, exc)
 
     def _remember(self, record: ClipScored) -> None:
         if record.failure is None or record.failure.reason not in TRANSIENT_FAILURES:
@@ -208,6 +232,7 @@ class ScoringService:
                     Path(self._workdir.name),
                     max_bytes=self.settings.pipeline.fetch_max_bytes,
                     total_timeout=self.settings.pipeline.fetch_timeout_s,
+                    validate_url=self._guard,
                 )
             try:
                 return await asyncio.get_running_loop().run_in_executor(

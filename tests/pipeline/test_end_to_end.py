@@ -8,8 +8,13 @@ bad records and broken media, and resumes after a restart without alerting twice
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import threading
+from collections import Counter
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -54,23 +59,61 @@ def topics(broker: EmbeddedBroker) -> Iterator[Topics]:
     observed.close()
 
 
+class FakeSlack(BaseHTTPRequestHandler):
+    """Slack's incoming webhook on 127.0.0.1: records each message, answers ``ok``."""
+
+    messages: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        FakeSlack.messages.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def slack_alert_ids() -> Counter[str]:
+    """Alert ids of the Slack messages received (the context block names the alert)."""
+    found: Counter[str] = Counter()
+    for message in FakeSlack.messages:
+        context = message["blocks"][-1]["elements"][0]["text"]
+        found[context.split("`")[1]] += 1
+    return found
+
+
+@pytest.fixture(scope="module")
+def slack() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeSlack)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/services/T0/B0/e2e"
+    server.shutdown()
+
+
 @pytest.fixture(scope="module")
 def worker(
     broker: EmbeddedBroker,
     demo: DemoCatalogue,
     platform_url: str,
     topics: Topics,
+    slack: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Worker]:
     state = tmp_path_factory.mktemp("state")
+    web_port = free_port()
     env = {
         **os.environ,
+        "LIKENESS_MONITOR_NOTIFY__SLACK_WEBHOOK_URL": slack,
+        "LIKENESS_MONITOR_NOTIFY__PUBLIC_BASE_URL": f"http://127.0.0.1:{web_port}",
         "PYTHONUNBUFFERED": "1",
         "LIKENESS_MONITOR_PIPELINE__BROKER_URL": broker.url,
         "LIKENESS_MONITOR_PIPELINE__DEMO_PLATFORM_URL": platform_url,
         "LIKENESS_MONITOR_PIPELINE__GALLERY": str(demo.gallery_dir / "built"),
         "LIKENESS_MONITOR_PIPELINE__STATE_DIR": str(state),
-        "LIKENESS_MONITOR_PIPELINE__WEB_PORT": str(free_port()),
+        "LIKENESS_MONITOR_PIPELINE__WEB_PORT": str(web_port),
         "LIKENESS_MONITOR_PIPELINE__PARTITIONS": "2",
         "LIKENESS_MONITOR_PIPELINE__BROKER_SESSION_TIMEOUT_S": "3",
         "LIKENESS_MONITOR_PIPELINE__BROKER_HEARTBEAT_INTERVAL_S": "0.3",
@@ -124,6 +167,12 @@ def test_every_positive_is_alerted_exactly_once_and_no_negative_ever(
         and alert.score >= alert.threshold
         and alert.clip.url.startswith("http://127.0.0.1")
     )
+    alerts = [decode(Alert, value) for value in topics.of("alerts")]
+    topics.wait_for(lambda: len(FakeSlack.messages) >= len(alerts), 30, "the Slack messages")
+    assert slack_alert_ids() == Counter(a.alert_id for a in alerts), "one message per alert"
+    image = FakeSlack.messages[0]["blocks"][2]["image_url"]
+    evidence = httpx.get(image, timeout=10)
+    assert evidence.status_code == 200 and evidence.content[:3] == b"\xff\xd8\xff"
 
 
 def test_broken_media_yield_a_scored_record_with_the_reason_and_a_metric(
@@ -210,3 +259,4 @@ def test_a_restarted_worker_resumes_from_committed_offsets_without_alerting_twic
     )
     duplicates = {key: n for key, n in topics.alert_keys().items() if n > 1}
     assert duplicates == {}, duplicates
+    assert max(slack_alert_ids().values()) == 1, "no Slack message twice across the restart"

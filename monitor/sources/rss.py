@@ -1,0 +1,168 @@
+"""RSS 2.0 and Atom feeds: channels a team watches, without an API key.
+
+YouTube publishes every channel as an Atom feed (``/feeds/videos.xml?channel_id=...``) with
+the video id and its view count (``media:statistics``), so a watched channel costs no API
+quota; entries that carry a YouTube video id are recorded under platform ``youtube`` with that
+id, so they meet the same clip found by the API crawler under one key. Other feeds name their
+media in an ``enclosure`` or ``media:content``. Feeds are fetched conditionally (ETag and
+Last-Modified), so an unchanged feed costs one ``304``.
+
+Feeds are documents from strangers: a feed with a DOCTYPE is refused outright (no entity
+expansion, no external entities), and bodies over ``max_bytes`` are refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from monitor.errors import SourceError
+from monitor.records import ClipSeen, utcnow
+from monitor.sources.crawler import Feed, Page, Platform
+from monitor.sources.http import ApiClient
+from monitor.sources.state import FeedState
+
+__all__ = ["RssPlatform", "parse_feed"]
+
+_NS = {
+    "atom": "http://www.w3.org/2005/Atom",
+    "yt": "http://www.youtube.com/xml/schemas/2015",
+    "media": "http://search.yahoo.com/mrss/",
+}
+_MAX_BYTES = 5 * 1024 * 1024
+
+
+def _when(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    text = text.strip()
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return max(int(text), 0) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _text(node: ET.Element | None) -> str | None:
+    return node.text.strip() if node is not None and node.text else None
+
+
+def _media(entry: ET.Element) -> str | None:
+    for enclosure in entry.iter("enclosure"):
+        if enclosure.get("type", "").startswith(("video/", "image/")) and enclosure.get("url"):
+            return enclosure.get("url")
+    for content in entry.iterfind(".//media:content", _NS):
+        kind = content.get("type", "") or content.get("medium", "")
+        if kind.startswith(("video", "image")) and content.get("url"):
+            return content.get("url")
+    thumb = entry.find(".//media:thumbnail", _NS)
+    return thumb.get("url") if thumb is not None else None
+
+
+def parse_feed(body: bytes, source: str) -> list[ClipSeen]:
+    """Every entry of an Atom or RSS 2.0 document as an observation."""
+    if len(body) > _MAX_BYTES:
+        raise SourceError(f"{source}: feed larger than {_MAX_BYTES} bytes")
+    if b"<!DOCTYPE" in body[:4096].upper() or b"<!ENTITY" in body.upper():
+        raise SourceError(f"{source}: feeds with a DOCTYPE are refused")
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError as exc:
+        raise SourceError(f"{source}: not an RSS or Atom document ({exc})") from None
+    observed = utcnow()
+    if root.tag == f"{{{_NS['atom']}}}feed":
+        return [c for e in root.iterfind("atom:entry", _NS) if (c := _atom(e, observed))]
+    if root.tag == "rss":
+        return [c for e in root.iterfind("channel/item") if (c := _rss(e, observed))]
+    raise SourceError(f"{source}: not an RSS or Atom document (root <{root.tag}>)")
+
+
+def _atom(entry: ET.Element, observed: datetime) -> ClipSeen | None:
+    link = entry.find("atom:link[@rel='alternate']", _NS)
+    if link is None:
+        link = entry.find("atom:link", _NS)
+    url = link.get("href") if link is not None else None
+    video_id = _text(entry.find("yt:videoId", _NS))
+    entry_id = _text(entry.find("atom:id", _NS)) or url
+    if not url or not entry_id:
+        return None
+    stats = entry.find(".//media:community/media:statistics", _NS)
+    rating = entry.find(".//media:community/media:starRating", _NS)
+    return ClipSeen(
+        platform="youtube" if video_id else "rss",
+        clip_id=video_id or hashlib.sha256(entry_id.encode()).hexdigest()[:24],
+        url=url,
+        media_url=_media(entry),
+        title=_text(entry.find("atom:title", _NS)),
+        caption=_text(entry.find(".//media:description", _NS))
+        or _text(entry.find("atom:summary", _NS)),
+        author=_text(entry.find("atom:author/atom:name", _NS)),
+        posted_at=_when(_text(entry.find("atom:published", _NS))),
+        observed_at=observed,
+        views=_int(stats.get("views")) if stats is not None else None,
+        likes=_int(rating.get("count")) if rating is not None else None,
+    )
+
+
+def _rss(item: ET.Element, observed: datetime) -> ClipSeen | None:
+    url = _text(item.find("link"))
+    guid = _text(item.find("guid")) or url
+    if not url or not guid:
+        return None
+    return ClipSeen(
+        platform="rss",
+        clip_id=hashlib.sha256(guid.encode()).hexdigest()[:24],
+        url=url,
+        media_url=_media(item),
+        title=_text(item.find("title")),
+        caption=_text(item.find("description")),
+        author=_text(item.find("author"))
+        or _text(item.find("dc:creator", {"dc": "http://purl.org/dc/elements/1.1/"})),
+        posted_at=_when(_text(item.find("pubDate"))),
+        observed_at=observed,
+    )
+
+
+class RssPlatform(Platform):
+    name = "rss"
+
+    def __init__(self, urls: Sequence[str]) -> None:
+        self.urls = list(urls)
+
+    def feeds(self) -> list[Feed]:
+        return [Feed(f"feed:{url}", "feed", url) for url in self.urls]
+
+    async def page(
+        self,
+        api: ApiClient,
+        feed: Feed,
+        cursor: str | None,
+        since: datetime | None,
+        validators: FeedState | None,
+    ) -> Page:
+        headers = {}
+        if validators is not None and validators.etag:
+            headers["If-None-Match"] = validators.etag
+        if validators is not None and validators.last_modified:
+            headers["If-Modified-Since"] = validators.last_modified
+        response = await api.send("GET", str(feed.query), headers=headers)
+        if response.status_code == 304:
+            return Page([], not_modified=True)
+        return Page(
+            parse_feed(response.content, str(feed.query)),
+            etag=response.headers.get("ETag"),
+            last_modified=response.headers.get("Last-Modified"),
+        )
