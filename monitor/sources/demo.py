@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from monitor.errors import SourceError
 from monitor.records import ClipSeen, utcnow
 from monitor.sources.base import Source
+from monitor.sources.http import parse
 
 __all__ = ["DemoPlatformSource"]
 
@@ -170,15 +171,7 @@ class DemoPlatformSource(Source):
         return wait
 
     def _parse(self, response: httpx.Response) -> _Page:
-        try:
-            return _Page.model_validate_json(response.content)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "page"
-            raise SourceError(
-                f"{self.listing_url}: not a listing page ({where}: {first['msg']}): "
-                f"{response.text[:200]!r}"
-            ) from None
+        return parse(_Page, response, "a listing page")
 
     def _observation(self, raw: dict[str, Any], observed_at: datetime) -> ClipSeen | None:
         try:
