@@ -17,12 +17,13 @@ __all__ = [
     "LikenessSettings",
     "NotifySettings",
     "PipelineSettings",
+    "ReviewSettings",
     "Settings",
     "SourcesSettings",
     "load_settings",
 ]
 
-ROLES = ("crawl", "score", "decide", "notify")
+ROLES = ("crawl", "score", "decide", "notify", "review")
 
 
 class DecodeSettings(BaseModel):
@@ -48,6 +49,18 @@ class LikenessSettings(BaseModel):
     region_centre: bool = True
     batch_size: int = Field(default=32, gt=0)
     target_fpr: float = Field(default=0.01, gt=0.0, lt=1.0)
+    footage_match_share: float = Field(
+        default=0.5,
+        gt=0.0,
+        le=1.0,
+        description="share of a clip's frames that must match one "
+        "reference clip, in temporal order, for a known-footage match",
+    )
+    footage_fps: float = Field(
+        default=4.0, gt=0.0, description="reference footage frames hashed per second"
+    )
+    footage_max_frames: int = Field(default=1200, gt=0)
+    footage_timeout_s: float = Field(default=300.0, gt=0)
     caption_margin: float = Field(
         default=0.05,
         ge=0.0,
@@ -134,6 +147,30 @@ class NotifySettings(BaseModel):
         return self
 
 
+class ReviewSettings(BaseModel):
+    """Who may use the review page (``/review``): a bearer token, or basic auth, or both.
+
+    With neither configured the page answers 503 and says what to set: alerts name people and
+    carry attacker-chosen text, so the page is never open by default, not even on loopback
+    (a reverse proxy on the same host would make every visitor local).
+    """
+
+    token: SecretStr | None = Field(default=None, description="Authorization: Bearer <token>")
+    username: str | None = None
+    password: SecretStr | None = None
+    page_size: int = Field(default=200, gt=0, le=5000, description="alerts listed per page")
+
+    @model_validator(mode="after")
+    def _basic_auth_is_whole(self) -> ReviewSettings:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("review username and password go together")
+        return self
+
+    @property
+    def configured(self) -> bool:
+        return self.token is not None or self.password is not None
+
+
 class _Platform(BaseModel):
     interval_s: float = Field(default=300.0, gt=0, description="seconds between crawl passes")
     max_pages: int = Field(default=5, gt=0, description="pages per feed per pass")
@@ -213,6 +250,7 @@ class Settings(BaseSettings):
     pipeline: PipelineSettings = PipelineSettings()
     sources: SourcesSettings = SourcesSettings()
     notify: NotifySettings = NotifySettings()
+    review: ReviewSettings = ReviewSettings()
 
 
 def load_settings() -> Settings:

@@ -1,7 +1,7 @@
 """Score clips against a gallery: per entity, the best match, its threshold and its evidence.
 
 Actors are matched by face identity and characters by visual similarity of whole frames and
-their regions; each entity keeps the frames that support its score, so the person reviewing
+their regions, and any entity by perceptual hashes of its own footage (a re-upload); each entity keeps the frames that support its score, so the person reviewing
 an alert sees where and when it matched. Clips are scored in batches: the frames of every clip
 go through each model in one pass, which is how a GPU earns its keep.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -26,6 +26,7 @@ from monitor.likeness.features import (
     extract_faces,
     extract_visual,
 )
+from monitor.likeness.footage.match import FootageMatch
 from monitor.likeness.gallery.store import EntityGallery, Gallery
 from monitor.likeness.models import Models
 from monitor.media.frames import Frame
@@ -146,6 +147,15 @@ class Scorer:
             extract_visual(self.models, frames, self.settings) if self._visual.entries else None
         )
         timings["visual_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        footage = (
+            self.gallery.footage.match_many(
+                [clip_frames for clip_frames, _ in clips], self.settings.footage_match_share
+            )
+            if self.gallery.footage.clips
+            else None
+        )
+        timings["footage_s"] = time.perf_counter() - started
         results = []
         for index, (clip_frames, caption) in enumerate(clips):
             scores = []
@@ -153,6 +163,8 @@ class Scorer:
                 scores += self._match(self._faces, faces, clip_of_frame == index, frames, caption)
             if visual is not None:
                 scores += self._match(self._visual, visual, clip_of_frame == index, frames, caption)
+            if footage is not None:
+                scores = [self._with_footage(score, footage[index]) for score in scores]
             scores.sort(key=lambda s: s.margin, reverse=True)
             results.append(
                 ClipScore(
@@ -164,6 +176,39 @@ class Scorer:
                 )
             )
         return results
+
+    def _with_footage(self, score: EntityScore, matches: Sequence[FootageMatch]) -> EntityScore:
+        """Add a known-footage match to an entity's score; it flags on its own.
+
+        When the hash match is the stronger reason (or the only one), the entity's score and
+        threshold become the match share and its gate, and the hash evidence comes first.
+        """
+        match = next((m for m in matches if m.entity_id == score.entity_id), None)
+        if match is None:
+            return score
+        share = self.settings.footage_match_share
+        evidence = Evidence(
+            signal="hash",
+            score=match.query_share,
+            threshold=share,
+            frame_time=match.ranges[0].start if match.ranges else None,
+            region=match.view,
+            reference=match.reference,
+            text="; ".join(
+                f"{r.start:.2f}-{r.end:.2f} s = reference {r.reference_start:.2f}-"
+                f"{r.reference_end:.2f} s"
+                for r in match.ranges
+            ),
+        )
+        if score.flagged and score.margin >= match.query_share - share:
+            return replace(score, evidence=(*score.evidence, evidence))
+        return replace(
+            score,
+            score=match.query_share,
+            threshold=share,
+            flagged=True,
+            evidence=(evidence, *score.evidence),
+        )
 
     def _match(
         self,

@@ -181,8 +181,12 @@ def transform_frames(
     pip_scale: float = 0.4,
     reframe_9x16: bool = False,
     caption: str | None = None,
+    speed: float = 1.0,
 ) -> Iterator[RGB]:
     """``frames`` altered the way uploaders alter a clip, in this order.
+
+    ``speed`` first re-times the clip at the same frame rate (0.8: slowed down, every fourth
+    frame shown twice; 1.25: every fifth frame dropped), as uploaders do to dodge matching.
 
     ``crop`` (the fraction of width and of height removed, centred), ``mirror`` (left-right),
     ``scale``, ``brightness`` (added, as a fraction of full scale, -1..1), ``host`` (the
@@ -193,8 +197,10 @@ def transform_frames(
     """
     if not 0.0 <= crop < 1.0:
         raise ValueError("crop is a fraction in [0, 1)")
+    if speed <= 0:
+        raise ValueError("speed must be positive")
     hosts = iter(host) if host is not None else None
-    for image in frames:
+    for image in _retimed(frames, speed) if speed != 1.0 else frames:
         picture = _crop(image, crop)
         if mirror:
             picture = picture[:, ::-1]
@@ -228,6 +234,7 @@ def transform_clip(
     pip_scale: float = 0.4,
     reframe_9x16: bool = False,
     caption: str | None = None,
+    speed: float = 1.0,
     max_seconds: float | None = None,
     crf: int = 23,
     bitrate: int | None = None,
@@ -248,6 +255,7 @@ def transform_clip(
         pip_scale=pip_scale,
         reframe_9x16=reframe_9x16,
         caption=caption,
+        speed=speed,
     )
     return write_clip(frames, dst, frame_rate(src), crf=crf, bitrate=bitrate, codec=codec)
 
@@ -322,6 +330,15 @@ def resize(image: RGB, *, scale: float | None = None, size: tuple[int, int] | No
     return np.asarray(
         Image.fromarray(np.ascontiguousarray(image)).resize(size, Image.Resampling.BILINEAR)
     )
+
+
+def _retimed(frames: Iterable[RGB], speed: float) -> Iterator[RGB]:
+    """Output frame ``k`` shows source frame ``floor(k * speed)``."""
+    wanted = 0
+    for position, image in enumerate(frames):
+        while int(wanted * speed) == position:
+            yield image
+            wanted += 1
 
 
 def _looping(src: Path, max_seconds: float | None) -> Iterator[RGB]:

@@ -3,22 +3,28 @@
 Actors enrol by face: the largest face of each reference picture (a reference photo is of the
 actor; anyone beside them is not). Characters enrol by the whole picture and its mirror image,
 since re-uploads are often flipped to dodge matching. Negatives go through exactly the path a
-query takes (every face, every region), so calibration sees what scoring will see.
+query takes (every face, every region), so calibration sees what scoring will see. An entity's
+own footage (``footage/<entity_id>/``) is hashed with PDQ at a few frames a second into one
+index, for re-uploads of the work itself.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 
+import av
 import numpy as np
 
 from monitor.config import DecodeSettings, LikenessSettings
 from monitor.errors import MediaError, NoUsableReferenceError, ReferenceMediaError
 from monitor.likeness.embedders.base import Embeddings
 from monitor.likeness.features import extract_faces, extract_visual
+from monitor.likeness.footage.hashes import hash_frames
+from monitor.likeness.footage.match import FootageClip, FootageIndex
 from monitor.likeness.gallery.calibrate import calibrate
 from monitor.likeness.gallery.entities import Entity
 from monitor.likeness.gallery.folder import GalleryFolder, read_folder
@@ -118,6 +124,42 @@ def _negatives(
     }
 
 
+def _footage(
+    folder: GalleryFolder, settings: LikenessSettings, decode: DecodeSettings, progress: Progress
+) -> FootageIndex:
+    """Hash each reference clip at ``footage_fps`` (bounded) into one index."""
+    index = FootageIndex.empty()
+    for entity_id, paths in folder.footage.items():
+        for path in paths:
+            name = path.relative_to(folder.root).as_posix()
+            try:
+                frames = _footage_frames(path, settings, decode)
+            except MediaError as exc:
+                raise ReferenceMediaError(f"entity {entity_id!r}: footage {path}: {exc}") from None
+            duration = frames[-1].time + 1.0 / settings.footage_fps if frames else 0.0
+            clip = FootageClip(entity_id, name, round(duration, 3), len(frames))
+            index.add(clip, frames, hash_frames(frames, "reference"))
+            progress(name)
+    return index
+
+
+def _footage_frames(path: Path, settings: LikenessSettings, decode: DecodeSettings) -> list[Frame]:
+    limits = DecodeLimits(
+        max_bytes=decode.max_bytes,
+        max_duration_s=decode.max_duration_s,
+        max_pixels=decode.max_pixels,
+        max_frames=settings.footage_max_frames,
+        timeout_s=settings.footage_timeout_s,
+    )
+    try:
+        with av.open(str(path)) as container:
+            seconds = float(container.duration or 0) / av.time_base
+    except (av.error.FFmpegError, OSError, ValueError):
+        seconds = 0.0  # load_media below says what is wrong with the file
+    wanted = max(2, min(settings.footage_max_frames, math.ceil(seconds * settings.footage_fps)))
+    return load_media(path, limits, even_frames=wanted)
+
+
 def _content_hash(
     folder: GalleryFolder, models: Models, settings: LikenessSettings, decode: DecodeSettings
 ) -> str:
@@ -153,6 +195,7 @@ def build_gallery(
         entities=entities,
         negative_files=[p.relative_to(folder.root).as_posix() for p in folder.negatives],
         negatives=_negatives(folder, models, settings, decode, report),
+        footage=_footage(folder, settings, decode, report),
     )
     return calibrate(gallery, settings.target_fpr)
 
@@ -160,4 +203,5 @@ def build_gallery(
 def media_count(root: Path) -> int:
     """How many files a build of ``root`` will process: the length of its progress bar."""
     folder = read_folder(root)
-    return sum(len(refs) for refs in folder.references.values()) + len(folder.negatives)
+    media = (*folder.references.values(), *folder.footage.values(), folder.negatives)
+    return sum(len(group) for group in media)

@@ -4,6 +4,7 @@ Layout::
 
     entities.yaml            who is protected (see ``entities.py``)
     refs/<entity_id>/...     reference images or clips of each entity
+    footage/<entity_id>/...  optional: the entity's own footage (film, show), matched by hash
     negatives/...            optional: look-alikes and benign content, for calibration
 
 Files are listed in sorted order so that the same folder always builds the same gallery.
@@ -39,6 +40,7 @@ class GalleryFolder:
     entities: tuple[Entity, ...]
     references: dict[str, tuple[Path, ...]]
     negatives: tuple[Path, ...]
+    footage: dict[str, tuple[Path, ...]]
 
     @property
     def entities_file(self) -> Path:
@@ -48,7 +50,8 @@ class GalleryFolder:
         """sha256 over the entities file and every media file's relative path and bytes."""
         digest = hashlib.sha256()
         digest.update(self.entities_file.read_bytes())
-        for path in (*(p for refs in self.references.values() for p in refs), *self.negatives):
+        media = (*self.references.values(), *self.footage.values(), self.negatives)
+        for path in (p for group in media for p in group):
             digest.update(path.relative_to(self.root).as_posix().encode())
             digest.update(bytes.fromhex(sha256_of(path)))
         return digest.hexdigest()
@@ -61,12 +64,15 @@ def read_folder(root: Path) -> GalleryFolder:
     entities = load_entities(root / "entities.yaml")
     known = {entity.id for entity in entities}
     refs_root = root / "refs"
-    if refs_root.is_dir():
-        strays = sorted(p.name for p in refs_root.iterdir() if p.is_dir() and p.name not in known)
-        if strays:
-            raise GalleryFormatError(
-                f"{refs_root}: folders for unknown entities {strays}; add them to entities.yaml"
+    for per_entity in (refs_root, root / "footage"):
+        if per_entity.is_dir():
+            strays = sorted(
+                p.name for p in per_entity.iterdir() if p.is_dir() and p.name not in known
             )
+            if strays:
+                raise GalleryFormatError(
+                    f"{per_entity}: folders for unknown entities {strays}; add them to entities.yaml"
+                )
     references: dict[str, tuple[Path, ...]] = {}
     for entity in entities:
         files = tuple(_media_files(refs_root / entity.id))
@@ -80,4 +86,9 @@ def read_folder(root: Path) -> GalleryFolder:
         entities=tuple(entities),
         references=references,
         negatives=tuple(_media_files(root / "negatives")),
+        footage={
+            entity.id: files
+            for entity in entities
+            if (files := tuple(_media_files(root / "footage" / entity.id)))
+        },
     )

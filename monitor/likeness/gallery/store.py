@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,6 +22,7 @@ from safetensors.numpy import load_file, save_file
 
 from monitor.errors import GalleryNotBuiltError
 from monitor.likeness.embedders.base import Embeddings
+from monitor.likeness.footage.match import FootageClip, FootageIndex
 from monitor.likeness.gallery.entities import Entity
 
 __all__ = ["EntityGallery", "Gallery", "NegativeSet", "Threshold"]
@@ -29,6 +30,8 @@ __all__ = ["EntityGallery", "Gallery", "NegativeSet", "Threshold"]
 FORMAT = 1
 EMBEDDINGS_FILE = "embeddings.safetensors"
 INDEX_FILE = "gallery.json"
+
+_FOOTAGE_ARRAYS = ("hashes", "quality", "clip", "frame", "time")
 
 ThresholdSource = Literal["calibrated", "entities.yaml", "default"]
 
@@ -78,6 +81,7 @@ class Gallery:
     negative_files: list[str]
     negatives: dict[str, NegativeSet] = field(default_factory=dict)
     target_fpr: float = 0.01
+    footage: FootageIndex = field(default_factory=FootageIndex.empty)
 
     @property
     def version(self) -> str:
@@ -97,6 +101,8 @@ class Gallery:
             for signal, negatives in self.negatives.items():
                 tensors[f"negatives/{signal}"] = np.ascontiguousarray(negatives.embeddings)
                 tensors[f"negatives/{signal}/items"] = np.ascontiguousarray(negatives.items)
+            for name in _FOOTAGE_ARRAYS:
+                tensors[f"footage/{name}"] = np.ascontiguousarray(getattr(self.footage, name))
             save_file(tensors, str(staging / EMBEDDINGS_FILE), metadata={"version": self.version})
             (staging / INDEX_FILE).write_text(json.dumps(self._index(), indent=2) + "\n")
             previous = out.with_name(f".{out.name}.previous")
@@ -116,6 +122,7 @@ class Gallery:
             "settings": self.settings,
             "target_fpr": self.target_fpr,
             "negative_files": self.negative_files,
+            "footage": [asdict(clip) for clip in self.footage.clips],
             "entities": [
                 {
                     "entity": entry.entity.model_dump(mode="json"),
@@ -173,4 +180,10 @@ class Gallery:
             negative_files=list(index["negative_files"]),
             negatives=negatives,
             target_fpr=float(index["target_fpr"]),
+            footage=FootageIndex(
+                [FootageClip(**clip) for clip in index.get("footage", [])],
+                **{name: tensors[f"footage/{name}"] for name in _FOOTAGE_ARRAYS},
+            )
+            if "footage/hashes" in tensors
+            else FootageIndex.empty(),
         )

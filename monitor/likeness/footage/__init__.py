@@ -1,0 +1,23 @@
+"""Known footage: re-uploads of a protected film or show, found by perceptual hashes of its frames.
+
+Likeness finds a character in new pictures; a re-upload of the real footage is found faster and
+more surely by matching PDQ hashes of its frames against those of the reference clips, whatever
+it shows.
+"""
+
+from __future__ import annotations
+
+from monitor.likeness.footage.hashes import FrameHashes, hash_frames
+from monitor.likeness.footage.index import HashIndex, HashMatches
+from monitor.likeness.footage.match import FootageClip, FootageIndex, FootageMatch, TimeRange
+
+__all__ = [
+    "FootageClip",
+    "FootageIndex",
+    "FootageMatch",
+    "FrameHashes",
+    "HashIndex",
+    "HashMatches",
+    "TimeRange",
+    "hash_frames",
+]

@@ -1,0 +1,86 @@
+"""Re-uploads of a reference clip are found by frame hashes; unrelated footage is not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from monitor.likeness.footage import FootageClip, FootageIndex, HashIndex, hash_frames
+from monitor.likeness.footage.hashes import MATCH_DISTANCE
+from monitor.media import DecodeLimits, decode_clip
+from monitor.media.transforms import transform_clip
+
+MATCH_SHARE = 0.5
+QUERY = DecodeLimits()
+FOOTAGE = DecodeLimits(max_frames=64)
+
+
+@pytest.fixture(scope="module")
+def bunny_index(package_file: Callable[[str], Path]) -> FootageIndex:
+    frames = decode_clip(package_file("bigbuckbunny.mp4"), FOOTAGE, even_frames=22)
+    index = FootageIndex.empty()
+    clip = FootageClip("bunny", "footage/bunny/bigbuckbunny.mp4", 5.3, len(frames))
+    index.add(clip, frames, hash_frames(frames, "reference"))
+    return index
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {"crf": 38},
+        {"mirror": True},
+        {"crop": 0.1},
+        {"reframe_9x16": True},
+        {"speed": 0.8},
+    ],
+    ids=["re-encode", "mirror", "crop-10pc", "reframe-9x16", "speed-0.8"],
+)
+def test_a_transformed_copy_of_a_reference_clip_is_matched_in_order(
+    variant: dict[str, Any],
+    bunny_index: FootageIndex,
+    package_file: Callable[[str], Path],
+    tmp_path: Path,
+) -> None:
+    copy = transform_clip(package_file("bigbuckbunny.mp4"), tmp_path / "copy.mp4", **variant)
+    [matches] = bunny_index.match_many([decode_clip(copy, QUERY, even_frames=8)], MATCH_SHARE)
+    assert [m.reference for m in matches] == ["footage/bunny/bigbuckbunny.mp4"]
+    [match] = matches
+    assert match.query_share >= MATCH_SHARE
+    assert match.ranges and match.ranges[0].start < 1.0 and match.ranges[0].reference_start < 1.0
+    assert all(r.start <= r.end and r.reference_start <= r.reference_end for r in match.ranges)
+
+
+def test_unrelated_footage_matches_nothing(
+    bunny_index: FootageIndex, package_file: Callable[[str], Path]
+) -> None:
+    clips = [
+        decode_clip(package_file(name), QUERY, even_frames=8)
+        for name in ("bikes.mp4", "carphone_pristine.mp4")
+    ]
+    assert bunny_index.match_many(clips, 0.0) == [[], []]
+
+
+def test_a_mirrored_copy_is_found_through_its_mirror_view(
+    bunny_index: FootageIndex, package_file: Callable[[str], Path], tmp_path: Path
+) -> None:
+    copy = transform_clip(package_file("bigbuckbunny.mp4"), tmp_path / "m.mp4", mirror=True)
+    [[match]] = bunny_index.match_many([decode_clip(copy, QUERY, even_frames=8)], MATCH_SHARE)
+    assert match.view.endswith(":mirror")
+
+
+def test_the_index_answers_a_whole_batch_of_hashes_in_one_search() -> None:
+    rng = np.random.default_rng(7)
+    stored = rng.integers(0, 256, (5000, 32), dtype=np.uint8)
+    queries = stored[[10, 20, 30]].copy()
+    queries[0, :4] ^= 0xFF  # 32 bits away: just past the match distance
+    queries[1, :3] ^= 0xFF  # 24 bits away
+    queries[1, 3] ^= 0x7F  # 31 bits away: the last distance that still matches
+    found = HashIndex(stored).search(queries)
+    pairs = sorted(
+        zip(found.queries.tolist(), found.rows.tolist(), found.distances.tolist(), strict=True)
+    )
+    assert pairs == [(1, 20, MATCH_DISTANCE), (2, 30, 0)]
