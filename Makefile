@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 CLI := $(BIN)/likeness-monitor
 DEVSET ?= var/devset
 
-.PHONY: install models prometheus test lint typecheck unit eval bench run clean
+.PHONY: install models prometheus chromium test lint typecheck unit eval bench run clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,7 +32,13 @@ prometheus:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
 	  else echo "prometheus missing: apt-get install prometheus (as root), or its tests skip"; fi; }
 
-unit: models prometheus
+# Debian's chromium for the review page's browser tests (Playwright drives it); apt only if missing.
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium missing: apt-get install chromium (as root), or the browser tests skip"; fi; }
+
+unit: models prometheus chromium
 	$(BIN)/pytest
 
 test: lint typecheck unit

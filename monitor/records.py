@@ -27,6 +27,7 @@ __all__ = [
     "DeadLetter",
     "EvidenceRecord",
     "Failure",
+    "Review",
     "ScoredEntity",
     "decode",
     "encode",
@@ -195,6 +196,19 @@ class Alert(_Record):
     @property
     def key(self) -> str:
         return f"{self.clip.key}:{self.entity.id}"
+
+
+class Review(_Record):
+    """A reviewer's decision on an alert; key ``alert_id``, so an alert's decisions stay in order.
+
+    ``undo`` takes the alert back to new; the latest decision by ``at`` is the alert's state.
+    """
+
+    alert_id: str = Field(pattern=r"^[0-9a-f]{20}$")
+    decision: Literal["confirm", "dismiss", "undo"]
+    reason: str | None = Field(default=None, max_length=2000)
+    reviewer: str = Field(min_length=1, max_length=200)
+    at: datetime = Field(default_factory=utcnow)
 
 
 class DeadLetter(_Record):

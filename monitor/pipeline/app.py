@@ -31,7 +31,7 @@ __all__ = ["TOPICS", "Pipeline", "create_pipeline"]
 
 log = logging.getLogger(__name__)
 
-TOPICS = ("clips.discovered", "clips.scored", "alerts", "alerts.retry", "deadletter")
+TOPICS = ("clips.discovered", "clips.scored", "alerts", "alerts.retry", "reviews", "deadletter")
 
 
 @dataclass

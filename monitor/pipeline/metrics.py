@@ -24,6 +24,9 @@ __all__ = [
     "NOTIFICATIONS",
     "NOTIFY_ATTEMPT_FAILURES",
     "NOTIFY_SUMMARIES",
+    "REVIEWS",
+    "REVIEW_DISMISSED_SHARE",
+    "REVIEW_LATENCY",
     "SCORING_SECONDS",
     "registry",
 ]
@@ -130,5 +133,25 @@ NOTIFY_SUMMARIES = Counter(
     "likeness_notify_summaries",
     "Flood-control summaries (one per entity, window and sink), by outcome: sent, failed.",
     ["sink", "entity", "franchise", "kind", "outcome"],
+    registry=registry,
+)
+REVIEWS = Counter(
+    "likeness_reviews",
+    "Reviewer decisions on alerts, by decision: confirm, dismiss (a false positive), undo.",
+    ["entity", "franchise", "decision"],
+    registry=registry,
+)
+REVIEW_DISMISSED_SHARE = Gauge(
+    "likeness_review_dismissed_share",
+    "Of an entity's reviewed alerts, the share dismissed as false positives: one minus an "
+    "estimate of its precision.",
+    ["entity", "franchise"],
+    registry=registry,
+)
+REVIEW_LATENCY = Histogram(
+    "likeness_review_latency_seconds",
+    "From an alert to a reviewer's first decision on it.",
+    ["decision"],
+    buckets=(60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 3 * 86400, 7 * 86400),
     registry=registry,
 )

@@ -1,4 +1,4 @@
-"""The four roles: crawl -> score -> decide -> notify, each installed only if the worker runs it.
+"""The roles, each installed only if the worker runs it: crawl -> score -> decide -> notify; review.
 
 - crawl: each source polled on a timer; every observation goes to ``clips.discovered``.
 - score: observations in batches (``take_events``), scored by ``ScoringService``; every one
@@ -9,6 +9,8 @@
   delivers it to the configured sinks (Slack, webhook) or parks it on ``alerts.retry``; the
   event is acknowledged only after that. An agent on ``alerts.retry`` delivers parked alerts
   when due, and a timer sends the flood-control summaries.
+- review: keeps alerts and reviewers' decisions (``reviews`` topic) in a store on this host
+  and serves the review page, ``/review`` (``monitor.review.role``).
 
 A record that does not parse goes to ``deadletter`` and its partition moves on.
 """
@@ -51,9 +53,16 @@ def install_roles(pipeline: Pipeline) -> None:
         ("score", _score),
         ("decide", _decide),
         ("notify", _notify),
+        ("review", _review),
     ):
         if role in pipeline.roles:
             install(pipeline)
+
+
+def _review(pipeline: Pipeline) -> None:
+    from monitor.review.role import install_review
+
+    install_review(pipeline)
 
 
 def _crawl(pipeline: Pipeline) -> None:

@@ -1,0 +1,309 @@
+"""The review page's handlers, plain aiohttp: the Faust worker mounts them, tests serve them alone.
+
+Faust's web server is aiohttp underneath and hands its views the aiohttp request, so the same
+handlers run in a worker (``monitor.review.role``) and in a bare ``aiohttp`` app built by
+``ReviewPage.application`` (no broker needed to drive the page in a browser).
+
+A decision is published (on the ``reviews`` topic, in a worker) and applied to the local store
+at once, so the page the reviewer is sent back to already shows it; the review agent applies
+the same record again when it consumes it, which changes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from monitor.alerts.evidence import is_alert_id, read_evidence
+from monitor.records import Review
+from monitor.review.access import CSRF_COOKIE, CSRF_FIELD, Access
+from monitor.review.store import STATES, AlertFilter, ReviewedAlert, ReviewStore
+from monitor.review.templates import environment
+
+__all__ = ["ROUTES", "Handler", "Publish", "ReviewPage"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_Inner = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
+Publish = Callable[[Review], Awaitable[None]]
+
+_NOT_CONFIGURED = (
+    "The review page is not configured. Set LIKENESS_MONITOR_REVIEW__TOKEN (bearer token), or "
+    "LIKENESS_MONITOR_REVIEW__USERNAME and LIKENESS_MONITOR_REVIEW__PASSWORD (basic auth), "
+    "and restart the worker.\n"
+)
+_HEADERS = {
+    # No script runs on this page at all: an escaping mistake still executes nothing.
+    "Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+_FILTERS = ("entity", "franchise", "platform", "state", "sort")
+_EXPORT_LIMIT = 100_000
+_CSV_COLUMNS = (
+    "alert_id",
+    "entity_id",
+    "entity_name",
+    "entity_kind",
+    "franchise",
+    "owner",
+    "platform",
+    "clip_id",
+    "url",
+    "title",
+    "author",
+    "score",
+    "threshold",
+    "signals",
+    "views",
+    "shares",
+    "posted_at",
+    "alerted_at",
+    "confirmed_at",
+    "confirmed_by",
+    "gallery_version",
+    "evidence_url",
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    name: str
+
+
+ROUTES = (
+    Route("GET", "/review", "index"),
+    Route("POST", "/review/{alert_id}/{action}", "act"),
+    Route("GET", "/review/export.csv", "export_csv"),
+    Route("GET", "/review/export.json", "export_json"),
+)
+
+
+class ReviewPage:
+    def __init__(
+        self,
+        store: ReviewStore,
+        access: Access,
+        publish: Publish,
+        *,
+        public_base_url: str,
+        page_size: int = 200,
+    ) -> None:
+        self.store = store
+        self.access = access
+        self.publish = publish
+        self.public_base_url = public_base_url.rstrip("/")
+        self.page_size = page_size
+        self._templates = environment()
+
+    def handler(self, name: str) -> Handler:
+        """The handler of route ``name``, with access checked before it runs."""
+        inner: _Inner = getattr(self, f"_{name}")
+
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            if not self.access.configured:
+                return web.Response(status=503, text=_NOT_CONFIGURED, headers=_HEADERS)
+            reviewer = self.access.reviewer(request.headers.get("Authorization"))
+            if reviewer is None:
+                challenge = (
+                    'Basic realm="likeness-monitor review", charset="UTF-8"'
+                    if self.access.settings.password is not None
+                    else 'Bearer realm="likeness-monitor review"'
+                )
+                return web.Response(
+                    status=401,
+                    text="Credentials required.\n",
+                    headers={**_HEADERS, "WWW-Authenticate": challenge},
+                )
+            return await inner(request, reviewer)
+
+        return guarded
+
+    def application(self, state_dir: Path | None = None) -> web.Application:
+        """A bare aiohttp app of the page (and, given ``state_dir``, its evidence images)."""
+        app = web.Application()
+        for route in ROUTES:
+            app.router.add_route(route.method, route.path, self.handler(route.name))
+        if state_dir is not None:
+
+            async def evidence(request: web.Request) -> web.StreamResponse:
+                image = read_evidence(state_dir, request.match_info["alert_id"])
+                if image is None:
+                    raise web.HTTPNotFound()
+                return web.Response(body=image, content_type="image/jpeg")
+
+            app.router.add_get("/evidence/{alert_id}.jpg", evidence)
+        return app
+
+    # --- the page -------------------------------------------------------------------------
+
+    async def _index(self, request: web.Request, reviewer: str) -> web.StreamResponse:
+        where = _filter_of(request.query)
+        nonce = request.cookies.get(CSRF_COOKIE)
+        fresh = not nonce or len(nonce) > 64
+        if fresh:
+            nonce = self.access.new_nonce()
+        assert nonce is not None
+        html = self._templates.get_template("index.html").render(
+            reviewer=reviewer,
+            rows=self.store.alerts(where, self.page_size),
+            facets=self.store.facets(),
+            states=STATES,
+            filters={
+                "entity": where.entity,
+                "franchise": where.franchise,
+                "platform": where.platform,
+                "state": where.state,
+                "sort": where.sort,
+            },
+            csrf=self.access.csrf_token(nonce),
+            back=_back(request.query),
+        )
+        response = web.Response(text=html, content_type="text/html", headers=_HEADERS)
+        if fresh:
+            response.set_cookie(
+                CSRF_COOKIE, nonce, path="/review", httponly=True, samesite="Strict"
+            )
+        return response
+
+    async def _act(self, request: web.Request, reviewer: str) -> web.StreamResponse:
+        form = await request.post()
+        token = form.get(CSRF_FIELD)
+        if not self.access.csrf_ok(
+            request.cookies.get(CSRF_COOKIE), token if isinstance(token, str) else None
+        ):
+            return web.Response(
+                status=403,
+                text="Refused: the form's CSRF token is missing or wrong. Reload the review "
+                "page and try again.\n",
+                headers=_HEADERS,
+            )
+        alert_id, action = request.match_info["alert_id"], request.match_info["action"]
+        decision = {"confirm": "confirm", "dismiss": "dismiss", "undo": "undo"}.get(action)
+        if decision is None or not is_alert_id(alert_id):
+            return web.Response(status=404, text="No such action.\n", headers=_HEADERS)
+        if self.store.get(alert_id) is None:
+            return web.Response(status=404, text="No such alert.\n", headers=_HEADERS)
+        reason = form.get("reason")
+        review = Review(
+            alert_id=alert_id,
+            decision=decision,  # type: ignore[arg-type]  # one of the three, checked above
+            reason=(reason.strip()[:2000] or None)
+            if isinstance(reason, str) and decision == "dismiss"
+            else None,
+            reviewer=reviewer[:200],
+        )
+        await self.publish(review)
+        return web.Response(
+            status=303, headers={**_HEADERS, "Location": f"/review{_back(request.query)}"}
+        )
+
+    # --- exports --------------------------------------------------------------------------
+
+    def _confirmed(self) -> list[ReviewedAlert]:
+        return self.store.alerts(AlertFilter(state="confirmed"), _EXPORT_LIMIT)
+
+    async def _export_json(self, request: web.Request, reviewer: str) -> web.StreamResponse:
+        body = json.dumps([self._exported(row) for row in self._confirmed()], indent=1)
+        return web.Response(
+            text=body,
+            content_type="application/json",
+            headers={
+                **_HEADERS,
+                "Content-Disposition": 'attachment; filename="confirmed-alerts.json"',
+            },
+        )
+
+    async def _export_csv(self, request: web.Request, reviewer: str) -> web.StreamResponse:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=_CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in self._confirmed():
+            flat = self._exported(row)
+            flat["signals"] = "; ".join(
+                f"{e['signal']} {e['score']:.3f}"
+                + ("" if e["threshold"] is None else f"/{e['threshold']:.3f}")
+                for e in flat["evidence"]
+            )
+            writer.writerow({key: _cell(value) for key, value in flat.items()})
+        return web.Response(
+            text=out.getvalue(),
+            content_type="text/csv",
+            headers={
+                **_HEADERS,
+                "Content-Disposition": 'attachment; filename="confirmed-alerts.csv"',
+            },
+        )
+
+    def _exported(self, row: ReviewedAlert) -> dict[str, Any]:
+        """One confirmed alert as the takedown workflow needs it, with its evidence."""
+        alert = row.alert
+        return {
+            "alert_id": alert.alert_id,
+            "entity_id": alert.entity.id,
+            "entity_name": alert.entity.name,
+            "entity_kind": alert.entity.kind,
+            "franchise": alert.entity.franchise,
+            "owner": alert.entity.owner,
+            "platform": alert.clip.platform,
+            "clip_id": alert.clip.clip_id,
+            "url": alert.clip.url,
+            "title": alert.clip.title,
+            "author": alert.clip.author,
+            "score": alert.score,
+            "threshold": alert.threshold,
+            "views": alert.views,
+            "shares": alert.shares,
+            "posted_at": _iso(alert.posted_at),
+            "alerted_at": _iso(alert.alerted_at),
+            "confirmed_at": _iso(row.reviewed_at),
+            "confirmed_by": row.reviewer,
+            "gallery_version": alert.gallery_version,
+            "evidence_url": f"{self.public_base_url}/evidence/{alert.alert_id}.jpg",
+            "evidence": [e.model_dump(mode="json") for e in alert.evidence],
+        }
+
+
+def _filter_of(query: Any) -> AlertFilter:
+    def pick(name: str, allowed: Sequence[str] | None = None) -> str | None:
+        value = query.get(name) or None
+        if value is not None and allowed is not None and value not in allowed:
+            return None
+        return value  # type: ignore[no-any-return]
+
+    return AlertFilter(
+        entity=pick("entity"),
+        franchise=pick("franchise"),
+        platform=pick("platform"),
+        state=pick("state", STATES),  # type: ignore[arg-type]
+        sort="spreading" if query.get("sort") == "spreading" else "newest",
+    )
+
+
+def _back(query: Any) -> str:
+    """The page's filters as a query string, so an action returns to the same view."""
+    kept = [(name, query[name]) for name in _FILTERS if query.get(name)]
+    return f"?{urlencode(kept)}" if kept else ""
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else str(value.isoformat())
+
+
+def _cell(value: Any) -> Any:
+    # A spreadsheet runs a cell that starts with one of these as a formula: titles are
+    # attacker-controlled, and the CSV is opened by people.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value

@@ -1,0 +1,133 @@
+"""A review page on 127.0.0.1 without a broker: the page's own handlers on a bare aiohttp app,
+in a thread of its own, so that Playwright's synchronous API can drive it from the test."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from pydantic import SecretStr
+
+from monitor.alerts.evidence import save_evidence
+from monitor.config import ReviewSettings
+from monitor.media import load_media
+from monitor.records import Alert, AlertEntity, ClipRef, EvidenceRecord, Review
+from monitor.review.access import Access
+from monitor.review.page import ReviewPage
+from monitor.review.role import apply_review
+from monitor.review.store import ReviewStore
+
+USER, PASSWORD, TOKEN = "rita", "correct horse", "s3cret-token"
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+HOSTILE_TITLE = '<script>document.title="pwned"</script><b>bold</b> & "quotes"'
+
+
+def make_alert(
+    clip_id: str,
+    entity: str,
+    *,
+    platform: str = "youtube",
+    franchise: str | None = "Scream",
+    title: str | None = None,
+    url: str | None = None,
+    views: int = 1000,
+    hours_old: float = 10.0,
+    alerted_minutes_ago: float = 0.0,
+) -> Alert:
+    key = f"{platform}:{clip_id}"
+    observed = NOW - timedelta(minutes=alerted_minutes_ago)
+    return Alert(
+        alert_id=Alert.id_for(key, entity),
+        entity=AlertEntity(id=entity, name=entity.title(), kind="character", franchise=franchise),
+        clip=ClipRef(
+            platform=platform,
+            clip_id=clip_id,
+            url=url or f"https://www.{platform}.com/watch/{clip_id}",
+            title=title or f"clip {clip_id}",
+            author="someone",
+        ),
+        score=0.912,
+        threshold=0.8,
+        evidence=[
+            EvidenceRecord(
+                signal="face", score=0.912, threshold=0.8, frame_time=2.0, box=[1, 1, 9, 9]
+            ),
+            EvidenceRecord(signal="caption", score=1.0, text=entity),
+        ],
+        first_seen=observed,
+        observed_at=observed,
+        views=views,
+        posted_at=observed - timedelta(hours=hours_old),
+        alerted_at=observed,
+    )
+
+
+class PageServer:
+    """The page with a store in ``state_dir``; ``published`` is what the page sent out."""
+
+    def __init__(self, state_dir: Path, settings: ReviewSettings) -> None:
+        self.state_dir = state_dir
+        self.store = ReviewStore(state_dir / "review.sqlite3")
+        self.published: list[Review] = []
+
+        async def publish(review: Review) -> None:
+            self.published.append(review)
+            apply_review(self.store, review)
+
+        self.page = ReviewPage(
+            self.store, Access(settings), publish, public_base_url="https://monitor.example"
+        )
+        self._loop = asyncio.new_event_loop()
+        self._runner = web.AppRunner(self.page.application(state_dir))
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self.url = self._call(self._start())
+
+    def _call(self, coro: Coroutine[Any, Any, str]) -> str:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+
+    async def _start(self) -> str:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        return f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def _stop(self) -> str:
+        await self._runner.cleanup()
+        return ""
+
+    def add(self, alert: Alert, frame_path: Path | None = None) -> Alert:
+        self.store.add_alert(alert)
+        if frame_path is not None:
+            save_evidence(self.state_dir, alert.alert_id, load_media(frame_path), alert.evidence)
+        return alert
+
+    def close(self) -> None:
+        self._call(self._stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self.store.close()
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., PageServer]]:
+    servers: list[PageServer] = []
+
+    def start(settings: ReviewSettings | None = None) -> PageServer:
+        server = PageServer(
+            tmp_path,
+            settings
+            or ReviewSettings(token=SecretStr(TOKEN), username=USER, password=SecretStr(PASSWORD)),
+        )
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()

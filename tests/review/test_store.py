@@ -1,0 +1,133 @@
+"""The review store and the review metrics: decisions are a log, an alert's state its latest."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from prometheus_client import REGISTRY
+
+from monitor.records import Review
+from monitor.review.role import apply_review
+from monitor.review.store import AlertFilter, ReviewedAlert, ReviewStore
+from tests.review.conftest import NOW, make_alert
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_an_alert_is_new_until_reviewed_and_its_state_is_the_latest_decision(
+    tmp_path: Path,
+) -> None:
+    store = ReviewStore(tmp_path / "r.sqlite3")
+    alert = make_alert("s1", "ghostface")
+    assert store.add_alert(alert) and not store.add_alert(alert)
+    assert store.get(alert.alert_id).state == "new"  # type: ignore[union-attr]
+    at = NOW + timedelta(minutes=5)
+    store.apply(Review(alert_id=alert.alert_id, decision="confirm", reviewer="a", at=at))
+    store.apply(
+        Review(
+            alert_id=alert.alert_id,
+            decision="dismiss",
+            reason="a cosplayer",
+            reviewer="b",
+            at=at + timedelta(seconds=1),
+        )
+    )
+    row = store.get(alert.alert_id)
+    assert row is not None and (row.state, row.reason, row.reviewer) == (
+        "dismissed",
+        "a cosplayer",
+        "b",
+    )
+    assert store.dismissed("youtube:s1", "ghostface") and not store.dismissed("youtube:s1", "x")
+    store.apply(
+        Review(alert_id=alert.alert_id, decision="undo", reviewer="b", at=at + timedelta(seconds=2))
+    )
+    assert store.get(alert.alert_id).state == "new"  # type: ignore[union-attr]
+    assert not store.dismissed("youtube:s1", "ghostface")
+
+
+def test_a_review_that_arrives_before_its_alert_still_applies_and_survives_a_restart(
+    tmp_path: Path,
+) -> None:
+    store = ReviewStore(tmp_path / "r.sqlite3")
+    alert = make_alert("s2", "ghostface")
+    review = Review(alert_id=alert.alert_id, decision="confirm", reviewer="a", at=NOW)
+    assert store.apply(review).alert is None
+    assert not store.apply(review).new  # at-least-once: the repeat changes nothing
+    store.add_alert(alert)
+    store.close()
+    reopened = ReviewStore(tmp_path / "r.sqlite3")
+    assert [r.state for r in reopened.alerts(AlertFilter(state="confirmed"))] == ["confirmed"]
+    assert reopened.alerts(AlertFilter(state="new")) == []
+
+
+def test_listing_is_newest_first_or_fastest_spreading_first_and_filters_by_facet(
+    tmp_path: Path,
+) -> None:
+    store = ReviewStore(tmp_path / "r.sqlite3")
+    old_fast = make_alert("a", "ghostface", views=100_000, hours_old=1, alerted_minutes_ago=60)
+    new_slow = make_alert("b", "ghostface", views=100, hours_old=100, alerted_minutes_ago=1)
+    other = make_alert("c", "sidney", platform="tiktok", franchise=None, alerted_minutes_ago=30)
+    for alert in (old_fast, new_slow, other):
+        store.add_alert(alert)
+
+    def ids(rows: list[ReviewedAlert]) -> list[str]:
+        return [row.alert.clip.clip_id for row in rows]
+
+    assert ids(store.alerts()) == ["b", "c", "a"]
+    assert ids(store.alerts(AlertFilter(sort="spreading"))) == ["a", "c", "b"]
+    assert ids(store.alerts(AlertFilter(entity="ghostface"))) == ["b", "a"]
+    assert ids(store.alerts(AlertFilter(platform="tiktok"))) == ["c"]
+    assert ids(store.alerts(AlertFilter(franchise="Scream"))) == ["b", "a"]
+    assert store.facets() == {
+        "entity": ["ghostface", "sidney"],
+        "franchise": ["Scream"],
+        "platform": ["tiktok", "youtube"],
+    }
+
+
+def test_review_metrics_count_each_decision_once_with_share_dismissed_and_time_to_review(
+    tmp_path: Path,
+) -> None:
+    store = ReviewStore(tmp_path / "r.sqlite3")
+    entity = "metrics-entity"
+    alerts = [make_alert(f"m{i}", entity) for i in range(4)]
+    for alert in alerts:
+        store.add_alert(alert)
+    labels = {"entity": entity, "franchise": "Scream"}
+    latency_before = _sample("likeness_review_latency_seconds_count", decision="dismiss")
+    decisions = ["dismiss", "confirm", "confirm", "confirm"]
+    for alert, decision in zip(alerts, decisions, strict=True):
+        review = Review(
+            alert_id=alert.alert_id,
+            decision=decision,  # type: ignore[arg-type]
+            reviewer="a",
+            at=alert.alerted_at + timedelta(minutes=10),
+        )
+        apply_review(store, review)
+        apply_review(store, review)  # redelivered: not counted again
+    assert _sample("likeness_reviews_total", **labels, decision="confirm") == 3
+    assert _sample("likeness_reviews_total", **labels, decision="dismiss") == 1
+    assert _sample("likeness_review_dismissed_share", **labels) == 0.25
+    assert (
+        _sample("likeness_review_latency_seconds_count", decision="dismiss") == latency_before + 1
+    )
+    # 600 s: in the 900 s bucket, not the 300 s one
+    assert _sample("likeness_review_latency_seconds_bucket", decision="dismiss", le="300.0") == 0
+    apply_review(
+        store,
+        Review(
+            alert_id=alerts[1].alert_id,
+            decision="dismiss",
+            reviewer="a",
+            at=NOW + timedelta(hours=1),
+        ),
+    )
+    assert _sample("likeness_review_dismissed_share", **labels) == 0.5
+    # a change of mind is not a first decision: time to review is observed once per alert
+    assert (
+        _sample("likeness_review_latency_seconds_count", decision="dismiss") == latency_before + 1
+    )
