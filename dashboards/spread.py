@@ -161,4 +161,49 @@ def spread_dashboard() -> dashboard.Dashboard:
                 stacked=True,
             )
         )
+        .with_row(dashboard.Row("Review"))
+        .with_panel(
+            time_series(
+                "Share of reviewed alerts dismissed, by entity",
+                "Dismissed as false positives over reviewed: one minus a precision estimate.",
+                [
+                    (
+                        'likeness_review_dismissed_share{entity=~"$entity", franchise=~"$franchise"}',
+                        "{{entity}}",
+                    )
+                ],
+            )
+        )
+        .with_panel(
+            time_series(
+                "Reviews per hour, by decision",
+                "Confirmations, dismissals and undos by reviewers.",
+                [
+                    (
+                        "sum by (decision) (increase(likeness_reviews_total"
+                        '{entity=~"$entity", franchise=~"$franchise"}[1h]))',
+                        "{{decision}}",
+                    )
+                ],
+                stacked=True,
+            )
+        )
+        .with_panel(
+            time_series(
+                "Time from alert to review (p50, p90)",
+                "How long alerts wait for a reviewer's first decision.",
+                [
+                    (
+                        "histogram_quantile(0.5, sum by (le) "
+                        "(rate(likeness_review_latency_seconds_bucket[6h])))",
+                        "p50",
+                    ),
+                    (
+                        "histogram_quantile(0.9, sum by (le) "
+                        "(rate(likeness_review_latency_seconds_bucket[6h])))",
+                        "p90",
+                    ),
+                ],
+            )
+        )
     )
