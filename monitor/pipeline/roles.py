@@ -133,7 +133,9 @@ def _score(pipeline: Pipeline) -> None:
                 unique = list({seen.key: seen for seen in batch}.values())
                 if not unique:
                     continue
-                for record in await service.score_batch(unique):
+                records = await service.score_batch(unique)
+                pipeline.health["gallery_version"] = service.scorer.gallery.version
+                for record in records:
                     await scored_topic.send(key=record.clip.key.encode(), value=encode(record))
         finally:
             await service.close()

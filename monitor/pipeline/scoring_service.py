@@ -24,8 +24,9 @@ import httpx
 
 from monitor.alerts.evidence import save_evidence
 from monitor.config import Settings
-from monitor.errors import MediaError
+from monitor.errors import MediaError, MonitorError
 from monitor.likeness.gallery.build import limits_from
+from monitor.likeness.gallery.store import Gallery
 from monitor.likeness.scoring import ClipScore, Scorer
 from monitor.media import DecodeLimits, load_media
 from monitor.media.fetch import fetch_media
@@ -133,6 +134,42 @@ class ScoringService:
         # Media URLs come from strangers: no private, loopback or metadata addresses, unless
         # the operator allowed them (the demo platform on 127.0.0.1, say).
         self._guard = AddressGuard(settings.pipeline.fetch_allow)
+        self._gallery_stamp = self._stamp()
+
+    def _stamp(self) -> tuple[int, int] | None:
+        """When the built gallery last changed (``gallery save`` replaces it atomically)."""
+        built = self.settings.pipeline.gallery
+        try:
+            info = (built / "gallery.json").stat() if built is not None else None
+        except OSError:
+            return None
+        return None if info is None else (info.st_mtime_ns, info.st_ino)
+
+    def reload_gallery_if_changed(self) -> bool:
+        """Hot reload: pick up a rebuilt or recalibrated gallery without a restart.
+
+        Called before each batch; a gallery that fails to load, or was built with other
+        models, is logged and the current one kept.
+        """
+        stamp = self._stamp()
+        if stamp is None or stamp == self._gallery_stamp or self.settings.pipeline.gallery is None:
+            return False
+        self._gallery_stamp = stamp
+        try:
+            gallery = Gallery.load(self.settings.pipeline.gallery)
+            scorer = Scorer(gallery, self.scorer.models, self.settings.likeness)
+        except MonitorError as exc:
+            log.error(
+                "gallery changed but cannot be used; keeping %s: %s",
+                self.scorer.gallery.version,
+                exc,
+            )
+            return False
+        if gallery.version == self.scorer.gallery.version:
+            return False
+        log.warning("gallery %s replaces %s", gallery.version, self.scorer.gallery.version)
+        self.scorer = scorer
+        return True
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -142,6 +179,7 @@ class ScoringService:
 
     async def score_batch(self, batch: Sequence[ClipSeen]) -> list[ClipScored]:
         """One ``ClipScored`` per observation, in order."""
+        self.reload_gallery_if_changed()
         started = time.perf_counter()
         out: dict[int, ClipScored] = {}
         fresh: list[int] = []

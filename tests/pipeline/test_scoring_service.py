@@ -1,0 +1,91 @@
+"""The scorer's service: media fetched from a real HTTP server, verdicts cached per gallery
+version, and a rebuilt or recalibrated gallery picked up without a restart (hot reload)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+from aiohttp import web
+from PIL import Image
+
+from monitor.config import DecodeSettings, LikenessSettings, PipelineSettings, Settings
+from monitor.likeness.gallery.build import build_gallery
+from monitor.likeness.gallery.store import Gallery, Threshold
+from monitor.likeness.models import Models
+from monitor.likeness.scoring import Scorer
+from monitor.media import decode_clip
+from monitor.pipeline.scoring_service import ScoringService
+from monitor.pipeline.state import StateStore
+from monitor.records import ClipSeen
+
+DECODE = DecodeSettings(max_frames=4, even_frames=4)
+
+
+@pytest.fixture
+async def media_server(package_file: Callable[[str], Path]) -> AsyncIterator[str]:
+    async def bunny(_: web.Request) -> web.FileResponse:
+        return web.FileResponse(package_file("bigbuckbunny.mp4"))
+
+    app = web.Application()
+    app.router.add_get("/bunny.mp4", bunny)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+@pytest.fixture
+def built(tmp_path: Path, package_file: Callable[[str], Path], models: Models) -> Path:
+    root = tmp_path / "gallery"
+    (root / "refs" / "bunny").mkdir(parents=True)
+    entities = [{"id": "bunny", "name": "Bunny", "kind": "character"}]
+    (root / "entities.yaml").write_text(yaml.safe_dump({"entities": entities}))
+    Image.fromarray(decode_clip(package_file("bigbuckbunny.mp4"))[-1].image).save(
+        root / "refs" / "bunny" / "end.png"
+    )
+    build_gallery(root, models, LikenessSettings(device="cpu"), DECODE).save(root / "built")
+    return root / "built"
+
+
+async def test_a_recalibrated_gallery_is_picked_up_without_a_restart(
+    built: Path, models: Models, media_server: str, tmp_path: Path
+) -> None:
+    settings = Settings(
+        likeness=LikenessSettings(device="cpu"),
+        decode=DECODE,
+        pipeline=PipelineSettings(
+            gallery=built,
+            state_dir=tmp_path / "state",
+            decode_workers=1,
+            fetch_allow=("127.0.0.1",),
+        ),
+    )
+    first = Gallery.load(built)
+    state = StateStore(tmp_path / "state" / "state.sqlite3")
+    service = ScoringService(Scorer(first, models, settings.likeness), state, settings)
+    seen = ClipSeen(platform="t", clip_id="1", url="u", media_url=f"{media_server}/bunny.mp4")
+    try:
+        [before] = await service.score_batch([seen])
+        assert before.gallery_version == first.version and before.flagged
+        [cached] = await service.score_batch([seen])
+        assert cached.gallery_version == first.version and not cached.rescored
+
+        stricter = replace(first.entities["bunny"], threshold=Threshold(0.99, "entities.yaml"))
+        replace(first, entities={"bunny": stricter}).save(built)
+        [after] = await service.score_batch([seen])
+        assert after.gallery_version == Gallery.load(built).version != first.version
+        assert not after.flagged, "scored again under the new thresholds, not from the cache"
+
+        (built / "gallery.json").write_text("{ not json")
+        [kept] = await service.score_batch([seen])
+        assert kept.gallery_version == after.gallery_version
+    finally:
+        await service.close()
+        state.close()
