@@ -24,7 +24,6 @@ import httpx
 
 from monitor.config import Settings
 from monitor.demo.catalogue import DemoCatalogue, build_demo
-from monitor.likeness.gallery.build import limits_from
 from monitor.likeness.gallery.store import Gallery
 from monitor.likeness.models import Models
 from monitor.likeness.scoring import Scorer
@@ -116,7 +115,7 @@ def run_one_at_a_time(
     settings: Settings, gallery: Path, base: str, demo: DemoCatalogue, clips: int
 ) -> float:
     scorer = Scorer(Gallery.load(gallery), Models.load(settings.likeness), settings.likeness)
-    limits = limits_from(settings.decode)
+    limits = settings.decode.limits
     sightings = _sightings(demo, base, clips, "alone")
     with httpx.Client(timeout=60) as client, tempfile.TemporaryDirectory() as work:
         started = time.perf_counter()

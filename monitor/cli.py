@@ -175,12 +175,11 @@ def score(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Score one clip or image: which protected entities it shows, with evidence."""
-    from monitor.likeness.gallery.build import limits_from
     from monitor.media import load_media
 
     settings = load_settings()
     scorer = _scorer(gallery)
-    frames = load_media(path, limits_from(settings.decode), even_frames=settings.decode.even_frames)
+    frames = load_media(path, settings.decode.limits, even_frames=settings.decode.even_frames)
     result = scorer.score_frames(frames, caption)
     if as_json:
         out.print_json(json.dumps(result.to_dict()))

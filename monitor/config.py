@@ -12,6 +12,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from monitor.media.limits import DecodeLimits
+
 __all__ = [
     "DecodeSettings",
     "LikenessSettings",
@@ -35,6 +37,16 @@ class DecodeSettings(BaseModel):
     max_frames: int = Field(default=16, gt=0)
     even_frames: int = Field(default=8, ge=0)
     timeout_s: float = Field(default=30.0, gt=0)
+
+    @property
+    def limits(self) -> DecodeLimits:
+        return DecodeLimits(
+            max_bytes=self.max_bytes,
+            max_duration_s=self.max_duration_s,
+            max_pixels=self.max_pixels,
+            max_frames=self.max_frames,
+            timeout_s=self.timeout_s,
+        )
 
 
 class LikenessSettings(BaseModel):

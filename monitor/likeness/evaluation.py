@@ -20,7 +20,6 @@ import numpy as np
 
 from monitor.config import DecodeSettings
 from monitor.errors import GalleryFormatError, MediaError
-from monitor.likeness.gallery.build import limits_from
 from monitor.likeness.gallery.store import Gallery
 from monitor.likeness.scoring import ClipScore, Scorer
 from monitor.media import load_media
@@ -174,7 +173,7 @@ def evaluate(
         loaded: list[tuple[int, list[Frame], str | None]] = []
         for offset, case in enumerate(chunk):
             try:
-                frames = load_media(case.path, limits_from(decode), even_frames=decode.even_frames)
+                frames = load_media(case.path, decode.limits, even_frames=decode.even_frames)
                 loaded.append((offset, frames, case.caption))
             except MediaError as exc:
                 errors.append(str(exc))

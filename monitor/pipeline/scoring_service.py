@@ -25,7 +25,6 @@ import httpx
 from monitor.alerts.evidence import save_evidence
 from monitor.config import Settings
 from monitor.errors import MediaError, MonitorError
-from monitor.likeness.gallery.build import limits_from
 from monitor.likeness.gallery.store import Gallery
 from monitor.likeness.scoring import ClipScore, Scorer
 from monitor.media import DecodeLimits, load_media
@@ -120,7 +119,7 @@ class ScoringService:
         self.state = state
         self.settings = settings
         self.device = scorer.models.device
-        self._limits = limits_from(settings.decode)
+        self._limits = settings.decode.limits
         self._inference: Executor = ThreadPoolExecutor(1, thread_name_prefix=f"infer-{self.device}")
         self._decoders: Executor = ProcessPoolExecutor(
             settings.pipeline.decode_workers,

@@ -18,7 +18,7 @@ from PIL import Image
 
 from monitor.config import DecodeSettings, LikenessSettings
 from monitor.errors import GalleryError
-from monitor.likeness.gallery.build import build_gallery, limits_from
+from monitor.likeness.gallery.build import build_gallery
 from monitor.likeness.gallery.store import Gallery
 from monitor.likeness.models import Models
 from monitor.likeness.scoring import ClipScore, Scorer
@@ -31,9 +31,7 @@ DECODE = DecodeSettings(max_frames=4, even_frames=4)
 
 
 def frame_at(path: Path, seconds: float) -> Frame:
-    frames = decode_clip(
-        path, limits_from(DecodeSettings(max_frames=64, even_frames=64)), even_frames=64
-    )
+    frames = decode_clip(path, DecodeSettings(max_frames=64, even_frames=64).limits, even_frames=64)
     return min(frames, key=lambda f: abs(f.time - seconds))
 
 
@@ -82,7 +80,7 @@ def scorer(gallery: Gallery, models: Models) -> Scorer:
 
 
 def score(scorer: Scorer, path: Path, caption: str | None = None) -> ClipScore:
-    return scorer.score_frames(load_media(path, limits_from(DECODE), even_frames=4), caption)
+    return scorer.score_frames(load_media(path, DECODE.limits, even_frames=4), caption)
 
 
 def entity(result: ClipScore, entity_id: str) -> object:
@@ -174,8 +172,7 @@ def test_a_batch_of_clips_scores_as_each_clip_alone(
     scorer: Scorer, package_file: Callable[[str], Path]
 ) -> None:
     clips = [
-        load_media(package_file(n), limits_from(DECODE), even_frames=4)
-        for n in ("bikes.mp4", "t1.jpg")
+        load_media(package_file(n), DECODE.limits, even_frames=4) for n in ("bikes.mp4", "t1.jpg")
     ]
     together = scorer.score_many([(frames, None) for frames in clips])
     alone = [scorer.score_frames(frames) for frames in clips]

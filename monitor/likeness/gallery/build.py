@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -30,27 +31,17 @@ from monitor.likeness.gallery.entities import Entity
 from monitor.likeness.gallery.folder import GalleryFolder, read_folder
 from monitor.likeness.gallery.store import EntityGallery, Gallery, NegativeSet, Threshold
 from monitor.likeness.models import Models
-from monitor.media import DecodeLimits, load_media
+from monitor.media import load_media
 from monitor.media.frames import Frame
 
-__all__ = ["Progress", "build_gallery", "limits_from"]
+__all__ = ["Progress", "build_gallery"]
 
 Progress = Callable[[str], None]
 """Called once per media file processed, with its path relative to the gallery folder."""
 
 
-def limits_from(settings: DecodeSettings) -> DecodeLimits:
-    return DecodeLimits(
-        max_bytes=settings.max_bytes,
-        max_duration_s=settings.max_duration_s,
-        max_pixels=settings.max_pixels,
-        max_frames=settings.max_frames,
-        timeout_s=settings.timeout_s,
-    )
-
-
 def _frames(path: Path, decode: DecodeSettings) -> list[Frame]:
-    return load_media(path, limits_from(decode), even_frames=decode.even_frames)
+    return load_media(path, decode.limits, even_frames=decode.even_frames)
 
 
 def _mirrored(frames: list[Frame]) -> list[Frame]:
@@ -144,12 +135,8 @@ def _footage(
 
 
 def _footage_frames(path: Path, settings: LikenessSettings, decode: DecodeSettings) -> list[Frame]:
-    limits = DecodeLimits(
-        max_bytes=decode.max_bytes,
-        max_duration_s=decode.max_duration_s,
-        max_pixels=decode.max_pixels,
-        max_frames=settings.footage_max_frames,
-        timeout_s=settings.footage_timeout_s,
+    limits = replace(
+        decode.limits, max_frames=settings.footage_max_frames, timeout_s=settings.footage_timeout_s
     )
     try:
         with av.open(str(path)) as container:

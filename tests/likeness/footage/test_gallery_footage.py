@@ -14,7 +14,7 @@ from PIL import Image
 
 from monitor.config import DecodeSettings, LikenessSettings
 from monitor.errors import ReferenceMediaError
-from monitor.likeness.gallery.build import build_gallery, limits_from
+from monitor.likeness.gallery.build import build_gallery
 from monitor.likeness.gallery.store import Gallery
 from monitor.likeness.models import Models
 from monitor.likeness.scoring import EntityScore, Scorer
@@ -45,7 +45,7 @@ def gallery(folder: Path, models: Models) -> Gallery:
 
 
 def film_score(scorer: Scorer, path: Path) -> EntityScore:
-    frames = load_media(path, limits_from(DECODE), even_frames=DECODE.even_frames)
+    frames = load_media(path, DECODE.limits, even_frames=DECODE.even_frames)
     return scorer.score_frames(frames).entities[0]
 
 
