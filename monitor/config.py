@@ -171,6 +171,9 @@ class ReviewSettings(BaseModel):
     username: str | None = None
     password: SecretStr | None = None
     page_size: int = Field(default=200, gt=0, le=5000, description="alerts listed per page")
+    recalibrate_interval_s: float = Field(
+        default=600.0, gt=0, description="rebuild the gallery at most this often after dismissals"
+    )
 
     @model_validator(mode="after")
     def _basic_auth_is_whole(self) -> ReviewSettings:

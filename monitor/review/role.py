@@ -6,12 +6,16 @@ Both run in the app's consumer group, so the partitions of each topic are shared
 workers that run this role: run it in one worker (one replica) for a page that shows every
 alert; a second replica shows only the alerts of its partitions.
 
+A dismissal also teaches the gallery (``teach.py``): its evidence joins the negatives and the
+gallery is rebuilt on a timer, which the scorers pick up without a restart.
+
 Metrics are counted when a decision first reaches this host's store, once per decision
 whichever way it came (the page that made it, or the topic).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -24,6 +28,7 @@ from monitor.records import Alert, Review, decode, encode
 from monitor.review.access import Access
 from monitor.review.page import ROUTES, Handler, ReviewPage
 from monitor.review.store import Applied, ReviewStore
+from monitor.review.teach import GalleryTeacher, learn
 
 __all__ = ["apply_review", "install_review"]
 
@@ -49,11 +54,28 @@ def install_review(pipeline: Pipeline) -> None:
     settings = pipeline.settings
     store = ReviewStore(settings.pipeline.state_dir / "review.sqlite3")
     reviews = pipeline.topics["reviews"]
+    teacher = GalleryTeacher(settings)
+
+    def decide(review: Review) -> None:
+        applied = apply_review(store, review)
+        if applied.new and applied.alert is not None and teacher.folder is not None:
+            teacher.pending |= learn(
+                review, applied.alert, settings.pipeline.state_dir, teacher.folder
+            )
 
     async def publish(review: Review) -> None:
         delivery = await reviews.send(key=review.alert_id.encode(), value=encode(review))
         await delivery  # on the topic before the page says it is done
-        apply_review(store, review)
+        decide(review)
+
+    async def recalibrate() -> None:
+        if teacher.pending:
+            teacher.pending = False
+            await asyncio.get_running_loop().run_in_executor(None, teacher.rebuild)
+
+    pipeline.app.timer(settings.review.recalibrate_interval_s, name="review.recalibrate")(
+        recalibrate
+    )
 
     page = ReviewPage(
         store,
@@ -80,7 +102,7 @@ def install_review(pipeline: Pipeline) -> None:
     async def review(stream: Any) -> None:
         async for event in stream.events():
             try:
-                apply_review(store, decode(Review, event.value))
+                decide(decode(Review, event.value))
             except RecordError as exc:
                 await pipeline.dead_letter(event, str(exc))
 
