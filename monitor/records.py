@@ -132,6 +132,8 @@ class ScoredEntity(BaseModel):
     threshold: float
     flagged: bool
     evidence: list[EvidenceRecord] = Field(default_factory=list)
+    suppressed_by: str | None = None
+    """Set when the clip copies one dismissed for this entity: then it is not flagged."""
 
 
 class Failure(BaseModel):

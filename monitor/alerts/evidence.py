@@ -4,33 +4,42 @@ Only the scorer has the decoded frames, and only for the moment it scores, so it
 small JPEG per flagged (clip, entity) under ``<state_dir>/evidence/<alert_id>.jpg``; the web
 server serves it to whoever follows the link in a message. The alert id is a fixed-length hex
 digest, checked before it becomes a path, so a request cannot name any other file.
+
+Beside it goes the clip's fingerprint (``<alert_id>.pdq.json``, the PDQ hashes of its frames),
+which a dismissal files in the gallery so that neither the clip nor a copy flags again.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from monitor.likeness.footage.fingerprint import FINGERPRINT_SUFFIX, fingerprint
 from monitor.media.frames import Frame, RGBImage
-from monitor.records import EvidenceRecord
+from monitor.records import Alert, ClipScored, EvidenceRecord
 
 __all__ = [
     "MAX_SIDE",
     "best_evidence",
     "evidence_path",
+    "fingerprint_path",
     "is_alert_id",
     "read_evidence",
     "render_evidence",
+    "save_clip_evidence",
     "save_evidence",
 ]
 
 MAX_SIDE = 480
 _ALERT_ID = re.compile(r"[0-9a-f]{20}")
 _OUTLINE = (255, 40, 40)
+
+log = logging.getLogger(__name__)
 
 
 def is_alert_id(value: str) -> bool:
@@ -42,6 +51,10 @@ def evidence_path(state_dir: Path, alert_id: str) -> Path:
     if not is_alert_id(alert_id):
         raise ValueError("not an alert id")
     return state_dir / "evidence" / f"{alert_id}.jpg"
+
+
+def fingerprint_path(state_dir: Path, alert_id: str) -> Path:
+    return evidence_path(state_dir, alert_id).with_suffix(FINGERPRINT_SUFFIX)
 
 
 def read_evidence(state_dir: Path, alert_id: str) -> bytes | None:
@@ -95,3 +108,25 @@ def save_evidence(
     partial.write_bytes(render_evidence(frame.image, best.box))
     partial.replace(path)  # a reader never sees half a file
     return path
+
+
+def save_clip_evidence(state_dir: Path, record: ClipScored, frames: Sequence[Frame]) -> None:
+    """For each entity a scored clip flags: its thumbnail and the clip's fingerprint.
+
+    A file that cannot be written is logged and skipped: a message without its picture still
+    goes out.
+    """
+    if not record.flagged:
+        return
+    kept = fingerprint(frames).with_about(
+        clip=record.clip.key, url=record.clip.url, gallery_version=record.gallery_version or ""
+    )
+    for entity in record.flagged:
+        alert_id = Alert.id_for(record.clip.key, entity.entity_id)
+        try:
+            save_evidence(state_dir, alert_id, frames, entity.evidence)
+            kept.with_about(alert_id=alert_id, entity=entity.entity_id).save(
+                fingerprint_path(state_dir, alert_id)
+            )
+        except (OSError, ValueError) as exc:
+            log.warning("no evidence files for alert %s: %s", alert_id, exc)

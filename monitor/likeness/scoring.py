@@ -1,9 +1,13 @@
 """Score clips against a gallery: per entity, the best match, its threshold and its evidence.
 
 Actors are matched by face identity and characters by visual similarity of whole frames and
-their regions, and any entity by perceptual hashes of its own footage (a re-upload); each entity keeps the frames that support its score, so the person reviewing
-an alert sees where and when it matched. Clips are scored in batches: the frames of every clip
-go through each model in one pass, which is how a GPU earns its keep.
+their regions, and any entity by perceptual hashes of its own footage (a re-upload); each
+entity keeps the frames that support its score, so the person reviewing an alert sees where and
+when it matched. Clips are scored in batches: the frames of every clip go through each model in
+one pass, which is how a GPU earns its keep.
+
+A clip whose hashes match a clip that reviewers dismissed for an entity is not flagged for that
+entity, whatever its scores: it keeps its score and evidence, and says what suppressed it.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from monitor.likeness.features import (
     extract_faces,
     extract_visual,
 )
-from monitor.likeness.footage.match import FootageMatch
+from monitor.likeness.footage.match import FootageMatch, query_hashes
 from monitor.likeness.gallery.store import EntityGallery, Gallery
 from monitor.likeness.models import Models
 from monitor.media.frames import Frame
@@ -65,6 +69,8 @@ class EntityScore:
     flagged: bool
     evidence: tuple[Evidence, ...]
     caption_alias: str | None = None
+    suppressed_by: str | None = None
+    """The dismissed clip (its fingerprint in the gallery folder) this clip is a copy of."""
 
     @property
     def margin(self) -> float:
@@ -148,13 +154,7 @@ class Scorer:
         )
         timings["visual_s"] = time.perf_counter() - started
         started = time.perf_counter()
-        footage = (
-            self.gallery.footage.match_many(
-                [clip_frames for clip_frames, _ in clips], self.settings.footage_match_share
-            )
-            if self.gallery.footage.clips
-            else None
-        )
+        footage, dismissed = self._hash_matches([clip_frames for clip_frames, _ in clips])
         timings["footage_s"] = time.perf_counter() - started
         results = []
         for index, (clip_frames, caption) in enumerate(clips):
@@ -165,6 +165,8 @@ class Scorer:
                 scores += self._match(self._visual, visual, clip_of_frame == index, frames, caption)
             if footage is not None:
                 scores = [self._with_footage(score, footage[index]) for score in scores]
+            if dismissed is not None:
+                scores = [_unless_dismissed(score, dismissed[index]) for score in scores]
             scores.sort(key=lambda s: s.margin, reverse=True)
             results.append(
                 ClipScore(
@@ -177,6 +179,21 @@ class Scorer:
             )
         return results
 
+    def _hash_matches(
+        self, clips: Sequence[Sequence[Frame]]
+    ) -> tuple[list[list[FootageMatch]] | None, list[list[FootageMatch]] | None]:
+        """Known-footage and dismissed-clip matches of each clip, hashing each clip once."""
+        share = self.settings.footage_match_share
+        indexes = [i if i.clips else None for i in (self.gallery.footage, self.gallery.dismissed)]
+        if not any(indexes):
+            return None, None
+        hashed = query_hashes(clips)
+        footage, dismissed = (
+            index.match_many(clips, share, hashed=hashed) if index is not None else None
+            for index in indexes
+        )
+        return footage, dismissed
+
     def _with_footage(self, score: EntityScore, matches: Sequence[FootageMatch]) -> EntityScore:
         """Add a known-footage match to an entity's score; it flags on its own.
 
@@ -187,14 +204,10 @@ class Scorer:
         if match is None:
             return score
         share = self.settings.footage_match_share
-        evidence = Evidence(
-            signal="hash",
-            score=match.query_share,
-            threshold=share,
-            frame_time=match.ranges[0].start if match.ranges else None,
-            region=match.view,
-            reference=match.reference,
-            text="; ".join(
+        evidence = _hash_evidence(
+            match,
+            share,
+            "; ".join(
                 f"{r.start:.2f}-{r.end:.2f} s = reference {r.reference_start:.2f}-"
                 f"{r.reference_end:.2f} s"
                 for r in match.ranges
@@ -302,3 +315,28 @@ class Scorer:
                 )
             )
         return found
+
+
+def _unless_dismissed(score: EntityScore, matches: Sequence[FootageMatch]) -> EntityScore:
+    """Unflag an entity for a copy of a clip that reviewers dismissed for it."""
+    match = next((m for m in matches if m.entity_id == score.entity_id), None)
+    if match is None:
+        return score
+    evidence = _hash_evidence(
+        match, None, "a copy of a clip dismissed as a false positive for this entity"
+    )
+    return replace(
+        score, flagged=False, suppressed_by=match.reference, evidence=(*score.evidence, evidence)
+    )
+
+
+def _hash_evidence(match: FootageMatch, threshold: float | None, text: str) -> Evidence:
+    return Evidence(
+        signal="hash",
+        score=match.query_share,
+        threshold=threshold,
+        frame_time=match.ranges[0].start if match.ranges else None,
+        region=match.view,
+        reference=match.reference,
+        text=text,
+    )

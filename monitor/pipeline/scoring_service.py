@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from monitor.alerts.evidence import save_evidence
+from monitor.alerts.evidence import save_clip_evidence
 from monitor.config import Settings
 from monitor.errors import MediaError, MonitorError
 from monitor.likeness.gallery.store import Gallery
@@ -34,7 +34,6 @@ from monitor.media.safety import AddressGuard
 from monitor.pipeline import metrics
 from monitor.pipeline.state import StateStore
 from monitor.records import (
-    Alert,
     ClipRef,
     ClipScored,
     ClipSeen,
@@ -89,6 +88,7 @@ def to_record(seen: ClipSeen, result: ClipScore) -> ClipScored:
                 )
                 for e in s.evidence
             ],
+            suppressed_by=s.suppressed_by,
         )
         for s in result.entities
     ]
@@ -233,21 +233,12 @@ class ScoringService:
         return [out[i] for i in range(len(batch))]
 
     async def _save_evidence(self, record: ClipScored, frames: list[Frame]) -> None:
-        """One thumbnail per flagged entity, for the alert's message (served at /evidence/)."""
-        loop = asyncio.get_running_loop()
-        for entity in record.flagged:
-            alert_id = Alert.id_for(record.clip.key, entity.entity_id)
-            try:
-                await loop.run_in_executor(
-                    None,
-                    save_evidence,
-                    self.settings.pipeline.state_dir,
-                    alert_id,
-                    frames,
-                    entity.evidence,
-                )
-            except (OSError, ValueError) as exc:  # a message without its picture still goes out
-                log.warning("no evidence image for alert %s: %s", alert_id, exc)
+        """Per flagged entity, a thumbnail for the alert's message (served at /evidence/) and
+        the clip's fingerprint, for the review loop should the alert be dismissed."""
+        if record.flagged:
+            await asyncio.get_running_loop().run_in_executor(
+                None, save_clip_evidence, self.settings.pipeline.state_dir, record, frames
+            )
 
     def _remember(self, record: ClipScored) -> None:
         if record.failure is None or record.failure.reason not in TRANSIENT_FAILURES:

@@ -2,7 +2,8 @@
 real models, and every role in one worker process (``python -m monitor up``).
 
 The tests run in order against one worker: it finds every positive of the demo once, survives
-bad records and broken media, and resumes after a restart without alerting twice.
+bad records and broken media, resumes after a restart without alerting twice, and learns from a
+dismissal on its review page.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from monitor.config import DecodeSettings, LikenessSettings
+from monitor.config import ROLES, DecodeSettings, LikenessSettings
 from monitor.demo.catalogue import DemoCatalogue, build_demo
 from monitor.likeness.gallery.build import build_gallery
 from monitor.likeness.models import Models
@@ -30,6 +31,7 @@ from monitor.records import Alert, ClipScored, ClipSeen, DeadLetter, decode, enc
 
 DECODE = DecodeSettings(max_frames=4, even_frames=4)
 FIRST_ALERTS_S = 240.0
+REVIEW_TOKEN = "e2e-review-token"
 
 
 @pytest.fixture(scope="module")
@@ -120,11 +122,13 @@ def worker(
         "LIKENESS_MONITOR_PIPELINE__CRAWL_INTERVAL_S": "3",
         "LIKENESS_MONITOR_PIPELINE__BATCH_WITHIN_S": "0.5",
         "LIKENESS_MONITOR_PIPELINE__DECODE_WORKERS": "1",
+        "LIKENESS_MONITOR_REVIEW__TOKEN": REVIEW_TOKEN,
+        "LIKENESS_MONITOR_REVIEW__RECALIBRATE_INTERVAL_S": "2",
         "LIKENESS_MONITOR_LIKENESS__DEVICE": "cpu",
         "LIKENESS_MONITOR_DECODE__MAX_FRAMES": str(DECODE.max_frames),
         "LIKENESS_MONITOR_DECODE__EVEN_FRAMES": str(DECODE.even_frames),
     }
-    running = Worker(env, state / "worker.log")
+    running = Worker(env, state / "worker.log", roles=",".join(ROLES))
     running.start()
     yield running
     if running.alive():
@@ -260,3 +264,55 @@ def test_a_restarted_worker_resumes_from_committed_offsets_without_alerting_twic
     duplicates = {key: n for key, n in topics.alert_keys().items() if n > 1}
     assert duplicates == {}, duplicates
     assert max(slack_alert_ids().values()) == 1, "no Slack message twice across the restart"
+
+
+def scored_records(topics: Topics, key: str) -> list[ClipScored]:
+    found = (decode(ClipScored, value) for value in topics.of("clips.scored"))
+    return [record for record in found if record.clip.key == key]
+
+
+def test_a_dismissal_on_the_review_page_stops_the_clip_and_its_copies_under_a_new_gallery(
+    worker: Worker, topics: Topics, demo: DemoCatalogue, broker: EmbeddedBroker, platform_url: str
+) -> None:
+    web = f"http://127.0.0.1:{worker.env['LIKENESS_MONITOR_PIPELINE__WEB_PORT']}"
+    bearer = {"Authorization": f"Bearer {REVIEW_TOKEN}"}
+    alert_id = Alert.id_for("demo:bbb-cropped", "big-buck-bunny")
+    before = httpx.get(f"{web}/healthz", timeout=10).json()["gallery_version"]
+    with httpx.Client(base_url=web, headers=bearer, timeout=30) as client:
+        page = client.get("/review")
+        assert page.status_code == 200 and alert_id in page.text, worker_log(worker)
+        csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
+        done = client.post(
+            f"/review/{alert_id}/dismiss",
+            data={"csrf": csrf, "reason": "licensed clip"},
+            follow_redirects=False,
+        )
+        assert done.status_code == 303, done.text
+
+    def rescored(key: str) -> list[ClipScored]:
+        return [r for r in scored_records(topics, key) if r.gallery_version not in (None, before)]
+
+    topics.wait_for(
+        lambda: bool(rescored("demo:bbb-cropped")),
+        180,
+        "the dismissed clip re-observed and scored under a rebuilt gallery",
+    )
+    asyncio.run(
+        produce(
+            broker.bootstrap,
+            "clips.discovered",
+            _sighting(demo, platform_url, "copy-of-cropped", "bbb-cropped"),
+        )
+    )
+    topics.wait_for(
+        lambda: bool(rescored("demo:copy-of-cropped")), 120, "the copy scored under it too"
+    )
+    after = httpx.get(f"{web}/healthz", timeout=10).json()["gallery_version"]
+    for key in ("demo:bbb-cropped", "demo:copy-of-cropped"):
+        record = rescored(key)[-1]
+        assert record.gallery_version == after != before
+        [bunny] = [e for e in record.entities if e.entity_id == "big-buck-bunny"]
+        assert not bunny.flagged and bunny.suppressed_by is not None, bunny
+    keys = topics.alert_keys()
+    assert keys["demo:bbb-cropped:big-buck-bunny"] == 1, "no second alert for the clip"
+    assert "demo:copy-of-cropped:big-buck-bunny" not in keys, "none for a copy of it either"

@@ -7,11 +7,20 @@ it shows.
 
 from __future__ import annotations
 
+from monitor.likeness.footage.fingerprint import FINGERPRINT_SUFFIX, Fingerprint, fingerprint
 from monitor.likeness.footage.hashes import FrameHashes, hash_frames
 from monitor.likeness.footage.index import HashIndex, HashMatches
-from monitor.likeness.footage.match import FootageClip, FootageIndex, FootageMatch, TimeRange
+from monitor.likeness.footage.match import (
+    FootageClip,
+    FootageIndex,
+    FootageMatch,
+    TimeRange,
+    query_hashes,
+)
 
 __all__ = [
+    "FINGERPRINT_SUFFIX",
+    "Fingerprint",
     "FootageClip",
     "FootageIndex",
     "FootageMatch",
@@ -19,5 +28,7 @@ __all__ = [
     "HashIndex",
     "HashMatches",
     "TimeRange",
+    "fingerprint",
     "hash_frames",
+    "query_hashes",
 ]

@@ -24,7 +24,7 @@ from monitor.likeness.footage.hashes import HASH_BYTES, FrameHashes, hash_frames
 from monitor.likeness.footage.index import HashIndex
 from monitor.media.frames import Frame
 
-__all__ = ["FootageClip", "FootageIndex", "FootageMatch", "TimeRange"]
+__all__ = ["FootageClip", "FootageIndex", "FootageMatch", "TimeRange", "query_hashes"]
 
 RANGE_GAP_S = 2.0
 """Matched frames further apart than this (on either side) start a new time range."""
@@ -85,6 +85,10 @@ class FootageIndex:
 
     def add(self, clip: FootageClip, frames: Sequence[Frame], hashes: FrameHashes) -> None:
         """Add a reference clip's hashes (only those of a usable quality)."""
+        self.add_hashes(clip, [frame.time for frame in frames], hashes)
+
+    def add_hashes(self, clip: FootageClip, times: Sequence[float], hashes: FrameHashes) -> None:
+        """Add hashes made earlier; ``times[f]`` is the time of the clip's frame ``f``."""
         keep = hashes.usable
         number = len(self.clips)
         self.clips.append(clip)
@@ -92,8 +96,8 @@ class FootageIndex:
         self.quality = np.concatenate([self.quality, hashes.quality[keep]])
         self.clip = np.concatenate([self.clip, np.full(int(keep.sum()), number, np.int32)])
         self.frame = np.concatenate([self.frame, hashes.frames[keep]])
-        times = np.asarray([frames[i].time for i in hashes.frames[keep]], np.float32)
-        self.time = np.concatenate([self.time, times])
+        times_kept = np.asarray([times[i] for i in hashes.frames[keep]], np.float32)
+        self.time = np.concatenate([self.time, times_kept])
         self.__dict__.pop("_index", None)
 
     def __len__(self) -> int:
@@ -104,10 +108,20 @@ class FootageIndex:
         return HashIndex(self.hashes)
 
     def match_many(
-        self, clips: Sequence[Sequence[Frame]], min_share: float, min_reference_share: float = 0.0
+        self,
+        clips: Sequence[Sequence[Frame]],
+        min_share: float,
+        min_reference_share: float = 0.0,
+        *,
+        hashed: Sequence[FrameHashes] | None = None,
     ) -> list[list[FootageMatch]]:
-        """The references each clip re-uploads, best first; one index search for all clips."""
-        hashed = [hash_frames(frames, "query") for frames in clips]
+        """The references each clip re-uploads, best first; one index search for all clips.
+
+        ``hashed`` is ``query_hashes(clips)`` when the caller already has it (one hashing
+        serves several indexes).
+        """
+        if hashed is None:
+            hashed = query_hashes(clips)
         if not hashed or not self.clips:
             return [[] for _ in clips]
         owners = np.concatenate([np.full(len(h), i, np.int32) for i, h in enumerate(hashed)])
@@ -183,6 +197,11 @@ class FootageIndex:
                 )
             )
         return out
+
+
+def query_hashes(clips: Sequence[Sequence[Frame]]) -> list[FrameHashes]:
+    """The query-side hashes of each clip, as ``FootageIndex.match_many`` searches them."""
+    return [hash_frames(frames, "query") for frames in clips]
 
 
 def _longest_forward_chain(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:

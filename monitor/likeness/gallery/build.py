@@ -5,7 +5,8 @@ actor; anyone beside them is not). Characters enrol by the whole picture and its
 since re-uploads are often flipped to dodge matching. Negatives go through exactly the path a
 query takes (every face, every region), so calibration sees what scoring will see. An entity's
 own footage (``footage/<entity_id>/``) is hashed with PDQ at a few frames a second into one
-index, for re-uploads of the work itself.
+index, for re-uploads of the work itself; the fingerprints of clips dismissed by reviewers go into
+another, for clips that must not flag an entity again.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from monitor.config import DecodeSettings, LikenessSettings
 from monitor.errors import MediaError, NoUsableReferenceError, ReferenceMediaError
 from monitor.likeness.embedders.base import Embeddings
 from monitor.likeness.features import extract_faces, extract_visual
+from monitor.likeness.footage.fingerprint import Fingerprint
 from monitor.likeness.footage.hashes import hash_frames
 from monitor.likeness.footage.match import FootageClip, FootageIndex
 from monitor.likeness.gallery.calibrate import calibrate
@@ -134,6 +136,19 @@ def _footage(
     return index
 
 
+def _dismissed(folder: GalleryFolder) -> FootageIndex:
+    """The fingerprints of dismissed clips, one index entry per clip, owned by its entity."""
+    index = FootageIndex.empty()
+    for entity_id, paths in folder.dismissed.items():
+        for path in paths:
+            kept = Fingerprint.load(path)
+            name = path.relative_to(folder.root).as_posix()
+            period = kept.duration / max(len(kept.times) - 1, 1)
+            clip = FootageClip(entity_id, name, round(kept.duration + period, 3), len(kept.times))
+            index.add_hashes(clip, kept.times, kept.hashes)
+    return index
+
+
 def _footage_frames(path: Path, settings: LikenessSettings, decode: DecodeSettings) -> list[Frame]:
     limits = replace(
         decode.limits, max_frames=settings.footage_max_frames, timeout_s=settings.footage_timeout_s
@@ -170,6 +185,7 @@ def build_gallery(
     Raises a ``GalleryError`` naming the file and entity at fault; nothing is written here.
     """
     folder = read_folder(root)
+    dismissed = _dismissed(folder)  # cheap, and a bad file is refused before any model runs
     report = progress or (lambda _name: None)
     entities: dict[str, EntityGallery] = {}
     for entity in folder.entities:
@@ -183,6 +199,7 @@ def build_gallery(
         negative_files=[p.relative_to(folder.root).as_posix() for p in folder.negatives],
         negatives=_negatives(folder, models, settings, decode, report),
         footage=_footage(folder, settings, decode, report),
+        dismissed=dismissed,
     )
     return calibrate(gallery, settings.target_fpr)
 

@@ -2,7 +2,9 @@
 
 The negatives of an entity are the gallery's ``negatives/`` media and the references of every
 other entity with the same signal (another actor's photo is exactly the kind of face that must
-not match). Each negative file counts once, by its best-matching face or view, because the
+not match); a negative filed under ``negatives/dismissed/<entity_id>/`` by the review loop is
+a negative of that entity only (a frame wrongly flagged as one entity may well show another).
+Each negative file counts once, by its best-matching face or view, because the
 rate that matters is of files wrongly flagged, not of regions. With fewer negatives than
 ``1 / target_fpr`` that means a threshold just above the highest negative, plus a margin: a
 small calibration set sees only part of the world.
@@ -17,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.likeness.embedders.base import Embeddings
+from monitor.likeness.gallery.folder import negative_owner
 from monitor.likeness.gallery.store import EntityGallery, Gallery, Threshold
 
 __all__ = ["DEFAULT_THRESHOLDS", "MARGIN", "calibrate", "negative_scores"]
@@ -43,7 +46,17 @@ def negative_scores(gallery: Gallery, target: EntityGallery) -> npt.NDArray[np.f
     scores = []
     negatives = gallery.negatives.get(target.signal)
     if negatives is not None:
-        scores.append(_best_per_item(negatives.embeddings, negatives.items, target.embeddings))
+        owners = [negative_owner(name) for name in gallery.negative_files]
+        rows = np.asarray(
+            [
+                (owners[item] if item < len(owners) else None) in (None, target.entity.id)
+                for item in negatives.items.tolist()
+            ],
+            bool,
+        )
+        scores.append(
+            _best_per_item(negatives.embeddings[rows], negatives.items[rows], target.embeddings)
+        )
     for other in gallery.entities.values():
         if other.entity.id == target.entity.id or other.signal != target.signal:
             continue

@@ -6,6 +6,10 @@ Layout::
     refs/<entity_id>/...     reference images or clips of each entity
     footage/<entity_id>/...  optional: the entity's own footage (film, show), matched by hash
     negatives/...            optional: look-alikes and benign content, for calibration
+    negatives/dismissed/<entity_id>/...
+                             written by the review loop: evidence of alerts dismissed as false
+                             positives (negatives of that entity only) and the fingerprints
+                             (``*.pdq.json``) of the clips, which must not flag it again
 
 Files are listed in sorted order so that the same folder always builds the same gallery.
 """
@@ -13,14 +17,17 @@ Files are listed in sorted order so that the same folder always builds the same 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from monitor.errors import GalleryFormatError, NoUsableReferenceError
+from monitor.likeness.footage.fingerprint import FINGERPRINT_SUFFIX
 from monitor.likeness.gallery.entities import Entity, load_entities
 from monitor.likeness.weights import sha256_of
 
-__all__ = ["GalleryFolder", "read_folder"]
+__all__ = ["DISMISSED", "GalleryFolder", "negative_owner", "read_folder"]
+
+DISMISSED = Path("negatives") / "dismissed"
 
 
 def _media_files(folder: Path) -> list[Path]:
@@ -34,6 +41,12 @@ def _media_files(folder: Path) -> list[Path]:
     )
 
 
+def negative_owner(relative: str) -> str | None:
+    """The one entity a negative belongs to (a dismissal's), or None for a negative of all."""
+    parts = Path(relative).parts
+    return parts[2] if len(parts) > 3 and Path(*parts[:2]) == DISMISSED else None
+
+
 @dataclass(frozen=True)
 class GalleryFolder:
     root: Path
@@ -41,6 +54,8 @@ class GalleryFolder:
     references: dict[str, tuple[Path, ...]]
     negatives: tuple[Path, ...]
     footage: dict[str, tuple[Path, ...]]
+    dismissed: dict[str, tuple[Path, ...]] = field(default_factory=dict)
+    """Fingerprints of clips dismissed for each entity."""
 
     @property
     def entities_file(self) -> Path:
@@ -50,7 +65,12 @@ class GalleryFolder:
         """sha256 over the entities file and every media file's relative path and bytes."""
         digest = hashlib.sha256()
         digest.update(self.entities_file.read_bytes())
-        media = (*self.references.values(), *self.footage.values(), self.negatives)
+        media = (
+            *self.references.values(),
+            *self.footage.values(),
+            self.negatives,
+            *self.dismissed.values(),
+        )
         for path in (p for group in media for p in group):
             digest.update(path.relative_to(self.root).as_posix().encode())
             digest.update(bytes.fromhex(sha256_of(path)))
@@ -64,7 +84,7 @@ def read_folder(root: Path) -> GalleryFolder:
     entities = load_entities(root / "entities.yaml")
     known = {entity.id for entity in entities}
     refs_root = root / "refs"
-    for per_entity in (refs_root, root / "footage"):
+    for per_entity in (refs_root, root / "footage", root / DISMISSED):
         if per_entity.is_dir():
             strays = sorted(
                 p.name for p in per_entity.iterdir() if p.is_dir() and p.name not in known
@@ -85,10 +105,23 @@ def read_folder(root: Path) -> GalleryFolder:
         root=root,
         entities=tuple(entities),
         references=references,
-        negatives=tuple(_media_files(root / "negatives")),
+        negatives=tuple(
+            p for p in _media_files(root / "negatives") if not p.name.endswith(FINGERPRINT_SUFFIX)
+        ),
         footage={
             entity.id: files
             for entity in entities
             if (files := tuple(_media_files(root / "footage" / entity.id)))
+        },
+        dismissed={
+            entity.id: files
+            for entity in entities
+            if (
+                files := tuple(
+                    p
+                    for p in _media_files(root / DISMISSED / entity.id)
+                    if p.name.endswith(FINGERPRINT_SUFFIX)
+                )
+            )
         },
     )

@@ -82,6 +82,8 @@ class Gallery:
     negatives: dict[str, NegativeSet] = field(default_factory=dict)
     target_fpr: float = 0.01
     footage: FootageIndex = field(default_factory=FootageIndex.empty)
+    dismissed: FootageIndex = field(default_factory=FootageIndex.empty)
+    """Fingerprints of clips dismissed for an entity: a match keeps that entity from flagging."""
 
     @property
     def version(self) -> str:
@@ -101,8 +103,9 @@ class Gallery:
             for signal, negatives in self.negatives.items():
                 tensors[f"negatives/{signal}"] = np.ascontiguousarray(negatives.embeddings)
                 tensors[f"negatives/{signal}/items"] = np.ascontiguousarray(negatives.items)
-            for name in _FOOTAGE_ARRAYS:
-                tensors[f"footage/{name}"] = np.ascontiguousarray(getattr(self.footage, name))
+            for prefix, index in (("footage", self.footage), ("dismissed", self.dismissed)):
+                for name in _FOOTAGE_ARRAYS:
+                    tensors[f"{prefix}/{name}"] = np.ascontiguousarray(getattr(index, name))
             save_file(tensors, str(staging / EMBEDDINGS_FILE), metadata={"version": self.version})
             (staging / INDEX_FILE).write_text(json.dumps(self._index(), indent=2) + "\n")
             previous = out.with_name(f".{out.name}.previous")
@@ -123,6 +126,7 @@ class Gallery:
             "target_fpr": self.target_fpr,
             "negative_files": self.negative_files,
             "footage": [asdict(clip) for clip in self.footage.clips],
+            "dismissed": [asdict(clip) for clip in self.dismissed.clips],
             "entities": [
                 {
                     "entity": entry.entity.model_dump(mode="json"),
@@ -180,10 +184,17 @@ class Gallery:
             negative_files=list(index["negative_files"]),
             negatives=negatives,
             target_fpr=float(index["target_fpr"]),
-            footage=FootageIndex(
-                [FootageClip(**clip) for clip in index.get("footage", [])],
-                **{name: tensors[f"footage/{name}"] for name in _FOOTAGE_ARRAYS},
-            )
-            if "footage/hashes" in tensors
-            else FootageIndex.empty(),
+            footage=_footage_index(index, tensors, "footage"),
+            dismissed=_footage_index(index, tensors, "dismissed"),
         )
+
+
+def _footage_index(
+    index: dict[str, Any], tensors: dict[str, np.ndarray], prefix: str
+) -> FootageIndex:
+    if f"{prefix}/hashes" not in tensors:
+        return FootageIndex.empty()
+    return FootageIndex(
+        [FootageClip(**clip) for clip in index.get(prefix, [])],
+        **{name: tensors[f"{prefix}/{name}"] for name in _FOOTAGE_ARRAYS},
+    )

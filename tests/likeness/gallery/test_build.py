@@ -13,6 +13,7 @@ from monitor.cli import app
 from monitor.config import DecodeSettings, LikenessSettings
 from monitor.errors import GalleryFormatError, NoUsableReferenceError, ReferenceMediaError
 from monitor.likeness.gallery.build import build_gallery
+from monitor.likeness.gallery.folder import read_folder
 from monitor.likeness.models import Models
 
 SETTINGS = LikenessSettings(device="cpu")
@@ -60,6 +61,24 @@ def test_reference_folders_of_unknown_entities_are_refused(tmp_path: Path) -> No
     root = folder(tmp_path, {"known": [("a.png", b"x")]})
     (root / "refs" / "typo-entity").mkdir()
     with pytest.raises(GalleryFormatError, match="typo-entity"):
+        build_gallery(root, None, SETTINGS, DECODE)  # type: ignore[arg-type]
+
+
+def test_dismissals_filed_for_unknown_entities_are_refused(tmp_path: Path) -> None:
+    root = folder(tmp_path, {"known": [("a.png", b"x")]})
+    (root / "negatives" / "dismissed" / "gone-entity").mkdir(parents=True)
+    with pytest.raises(GalleryFormatError, match="gone-entity"):
+        build_gallery(root, None, SETTINGS, DECODE)  # type: ignore[arg-type]
+
+
+def test_a_fingerprint_that_is_not_one_is_named_and_nothing_is_built(tmp_path: Path) -> None:
+    root = folder(tmp_path, {"known": [("a.png", b"x")]})
+    filed = root / "negatives" / "dismissed" / "known"
+    filed.mkdir(parents=True)
+    (filed / "0123456789abcdef0123.pdq.json").write_text("{}")
+    listed = read_folder(root)
+    assert listed.negatives == () and list(listed.dismissed) == ["known"]
+    with pytest.raises(GalleryFormatError, match=r"0123456789abcdef0123\.pdq\.json"):
         build_gallery(root, None, SETTINGS, DECODE)  # type: ignore[arg-type]
 
 

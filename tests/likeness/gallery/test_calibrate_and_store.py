@@ -70,6 +70,18 @@ def test_without_negatives_the_kind_default_applies_and_yaml_wins() -> None:
     assert calibrated.entities["toon2"].threshold.source == "entities.yaml"
 
 
+def test_a_negative_filed_by_a_dismissal_calibrates_only_its_own_entity() -> None:
+    dismissed_for_bob = unit([0.95, 0.31, 0, 0])  # close to ann (0.95) and to bob (0.82)
+    base = gallery(dismissed_for_bob, [0])
+    files = ["negatives/dismissed/bob/0123456789abcdef0123.jpg"]
+    scoped = Gallery(base.content, base.models, {}, base.entities, files, base.negatives)
+    plain = calibrate(base, 0.01).entities  # filed as negatives/n0: a negative of everyone
+    owned = calibrate(scoped, 0.01).entities
+    assert owned["bob"].threshold == plain["bob"].threshold
+    assert owned["ann"].threshold.negatives == plain["ann"].threshold.negatives - 1
+    assert owned["ann"].threshold.value < plain["ann"].threshold.value
+
+
 def test_the_version_changes_with_thresholds_and_only_then(tmp_path: Path) -> None:
     base = gallery(unit([0, 1, 0, 0]), [0])
     assert calibrate(base, 0.01).version == calibrate(base, 0.01).version

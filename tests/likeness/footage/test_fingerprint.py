@@ -1,0 +1,79 @@
+"""A clip's fingerprint is kept as readable JSON, read back exactly, refused when it is not one,
+and, indexed like footage, knows the clip and a re-encoded copy of it but nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from monitor.errors import GalleryFormatError
+from monitor.likeness.footage import Fingerprint, FootageClip, FootageIndex, fingerprint
+from monitor.media import DecodeLimits, decode_clip
+from monitor.media.frames import Frame
+from monitor.media.transforms import transform_clip
+
+QUERY = DecodeLimits(max_frames=8)
+
+
+@pytest.fixture(scope="module")
+def opening(package_file: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("fingerprint") / "opening.mp4"
+    return transform_clip(package_file("bigbuckbunny.mp4"), out, max_seconds=2.5)
+
+
+def frames(path: Path) -> list[Frame]:
+    return decode_clip(path, QUERY, even_frames=8)
+
+
+def test_a_fingerprint_is_saved_as_json_and_read_back_exactly(
+    opening: Path, tmp_path: Path
+) -> None:
+    kept = fingerprint(frames(opening)).with_about(clip="t:1", url="http://127.0.0.1/1")
+    path = tmp_path / "x.pdq.json"
+    kept.save(path)
+    again = Fingerprint.load(path)
+    assert again.about == {"clip": "t:1", "url": "http://127.0.0.1/1"}
+    assert again.times == pytest.approx(kept.times, abs=1e-3)
+    assert np.array_equal(again.hashes.hashes, kept.hashes.hashes)
+    assert again.hashes.views == kept.hashes.views and set(kept.hashes.views) == {"full", "crop90"}
+    assert np.array_equal(again.hashes.frames, kept.hashes.frames)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["not json", '{"format": "something-else"}', '{"format": "likeness-monitor/fingerprint-1"}'],
+)
+def test_a_file_that_is_not_a_fingerprint_is_refused_by_name(text: str, tmp_path: Path) -> None:
+    path = tmp_path / "bad.pdq.json"
+    path.write_text(text)
+    with pytest.raises(GalleryFormatError, match=r"bad\.pdq\.json: not a clip fingerprint"):
+        Fingerprint.load(path)
+
+
+def test_a_hash_of_a_frame_the_fingerprint_lacks_is_refused(opening: Path, tmp_path: Path) -> None:
+    path = tmp_path / "x.pdq.json"
+    fingerprint(frames(opening)).save(path)
+    path.write_text(path.read_text().replace('"frame": 0', '"frame": 99', 1))
+    with pytest.raises(GalleryFormatError, match="does not have"):
+        Fingerprint.load(path)
+
+
+def test_indexed_it_knows_the_clip_and_a_re_encoded_copy_and_nothing_else(
+    opening: Path, package_file: Callable[[str], Path], tmp_path: Path
+) -> None:
+    kept = fingerprint(frames(opening))
+    index = FootageIndex.empty()
+    index.add_hashes(
+        FootageClip("bunny", "dismissed.pdq.json", 2.5, len(kept.times)), kept.times, kept.hashes
+    )
+    copy = transform_clip(opening, tmp_path / "copy.mp4", crf=38)
+    unrelated = frames(package_file("bikes.mp4"))
+    found = index.match_many([frames(opening), frames(copy), unrelated], 0.5)
+    assert [[m.reference for m in matches] for matches in found] == [
+        ["dismissed.pdq.json"],
+        ["dismissed.pdq.json"],
+        [],
+    ]
