@@ -9,10 +9,12 @@ platform run on 127.0.0.1). ``fetch_media`` calls it before each request, redire
 so a public URL that redirects inward is refused at the hop.
 
 Checking all resolved addresses (not just the first) closes the simple case of a name that
-resolves to both a public and a private address. A name whose DNS answer changes between this
-check and httpx's own resolution (DNS rebinding) is not closed by this guard alone; deployments
-that need that should also egress through a proxy or a network policy that drops private
-destinations.
+resolves to both a public and a private address. A name whose DNS answer changes between the
+check and the connection (DNS rebinding: public when asked, private a moment later) is closed by
+``guarded_client``: its connections resolve and check the name themselves, at connect time,
+and go to the very address that passed, never to a second answer. TLS still verifies the
+certificate against the name, since only the TCP destination is pinned. A proxy or a network
+policy that drops private destinations remains good defence in depth.
 """
 
 from __future__ import annotations
@@ -21,12 +23,22 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
+import httpcore
 import httpx
 
 from monitor.media.fetch import fetch_error
 
-__all__ = ["AddressGuard", "Resolver", "networks_of", "refusal", "system_resolver"]
+__all__ = [
+    "AddressGuard",
+    "PinnedBackend",
+    "Resolver",
+    "guarded_client",
+    "networks_of",
+    "refusal",
+    "system_resolver",
+]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -108,23 +120,76 @@ class AddressGuard:
     async def __call__(self, url: httpx.URL) -> None:
         if url.scheme not in ("http", "https") or not url.host:
             raise fetch_error("bad_url", "only http and https URLs are fetched", url)
-        host = url.host
-        addresses = await self._addresses(url)
+        await self.checked(url.host, url.port or (443 if url.scheme == "https" else 80), url)
+
+    async def checked(self, host: str, port: int, url: str | httpx.URL) -> list[IPAddress]:
+        """The addresses ``host`` resolves to, all of them allowed; else a ``FetchError``."""
+        addresses = await self._addresses(host, port, url)
         for address in addresses:
             why = refusal(address)
             if why is not None and not self.allowed(address):
                 raise fetch_error("refused", f"{host}: {why}; not fetched", url)
+        return addresses
 
-    async def _addresses(self, url: httpx.URL) -> list[IPAddress]:
+    async def _addresses(self, host: str, port: int, url: str | httpx.URL) -> list[IPAddress]:
         try:
-            return [ipaddress.ip_address(url.host)]
+            return [ipaddress.ip_address(host.strip("[]"))]
         except ValueError:
             pass
-        port = url.port or (443 if url.scheme == "https" else 80)
         try:
-            resolved = await self.resolver(url.host, port)
+            resolved = await self.resolver(host, port)
         except OSError as exc:
-            raise fetch_error("network", f"{url.host} does not resolve ({exc})", url) from None
+            raise fetch_error("network", f"{host} does not resolve ({exc})", url) from None
         if not resolved:
-            raise fetch_error("network", f"{url.host} resolves to no address", url)
+            raise fetch_error("network", f"{host} resolves to no address", url)
         return [ipaddress.ip_address(item.split("%")[0]) for item in resolved]
+
+
+class PinnedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, except that a TCP connection goes only to an address the
+    guard checked for this very connection."""
+
+    def __init__(self, guard: AddressGuard, inner: httpcore.AsyncNetworkBackend) -> None:
+        self.guard = guard
+        self.inner = inner
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await self.guard.checked(host, port, f"{host}:{port}")
+        failure: Exception | None = None
+        for address in addresses:
+            try:
+                return await self.inner.connect_tcp(
+                    str(address), port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        assert failure is not None  # checked() returns at least one address
+        raise failure
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("media are not fetched over unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+def guarded_client(guard: AddressGuard, **options: Any) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` whose connections are pinned to addresses ``guard`` passed."""
+    transport = httpx.AsyncHTTPTransport()
+    pool = transport._pool  # httpx gives no public way to plug a network backend in
+    if not isinstance(pool, httpcore.AsyncConnectionPool):  # a proxy from the environment
+        raise TypeError(f"cannot pin connections made through {type(pool).__name__}")
+    pool._network_backend = PinnedBackend(guard, pool._network_backend)
+    return httpx.AsyncClient(transport=transport, **options)

@@ -30,7 +30,7 @@ from monitor.likeness.scoring import ClipScore, Scorer
 from monitor.media import DecodeLimits, load_media
 from monitor.media.fetch import fetch_media
 from monitor.media.frames import Frame
-from monitor.media.safety import AddressGuard
+from monitor.media.safety import AddressGuard, guarded_client
 from monitor.pipeline import metrics
 from monitor.pipeline.state import StateStore
 from monitor.records import (
@@ -129,10 +129,10 @@ class ScoringService:
         self._fetch_slots = asyncio.Semaphore(settings.pipeline.fetch_concurrency)
         self._workdir = tempfile.TemporaryDirectory(prefix="likeness-fetch-")
         timeout = httpx.Timeout(settings.pipeline.fetch_timeout_s, connect=5.0)
-        self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=True)
         # Media URLs come from strangers: no private, loopback or metadata addresses, unless
         # the operator allowed them (the demo platform on 127.0.0.1, say).
         self._guard = AddressGuard(settings.pipeline.fetch_allow)
+        self._client = guarded_client(self._guard, timeout=timeout, follow_redirects=True)
         self._gallery_stamp = self._stamp()
 
     def _stamp(self) -> tuple[int, int] | None:

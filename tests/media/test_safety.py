@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestServer
 
 from monitor.errors import FetchError
 from monitor.media.fetch import fetch_media
-from monitor.media.safety import AddressGuard
+from monitor.media.safety import AddressGuard, guarded_client
 
 NAMES = {
     "cdn.example.com": ["93.184.216.34", "2606:2800:220:1:248:1893:25c8:1946"],
@@ -151,3 +151,49 @@ async def test_an_allowed_local_server_is_fetched(redirector: httpx.URL, tmp_pat
             client, str(redirector.join("/clip.mp4")), tmp_path, validate_url=guard
         )
     assert path.stat().st_size == 64
+
+
+class Rebinding:
+    """A DNS answer that changes: public when first asked, then each address of ``later``."""
+
+    def __init__(self, *later: str) -> None:
+        self.answers = [["93.184.216.34"], *([address] for address in later)]
+        self.asked = 0
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        answer = self.answers[min(self.asked, len(self.answers) - 1)]
+        self.asked += 1
+        return answer
+
+
+@pytest.mark.parametrize("later", ["10.0.0.9", "169.254.169.254", "127.0.0.1"])
+async def test_a_name_that_rebinds_to_a_private_address_after_the_check_is_refused_at_connect(
+    later: str, tmp_path: Path
+) -> None:
+    resolver = Rebinding(later)
+    guard = AddressGuard(resolver=resolver)
+    async with guarded_client(guard) as client:
+        with pytest.raises(FetchError) as caught:
+            await fetch_media(
+                client, "http://rebind.example.com/clip.mp4", tmp_path, validate_url=guard
+            )
+    assert caught.value.reason == "refused" and later in str(caught.value)
+    assert resolver.asked == 2, "checked once before the request and again for the connection"
+
+
+async def test_a_guarded_client_connects_to_the_address_that_passed_the_check(
+    redirector: httpx.URL, tmp_path: Path
+) -> None:
+    """``media.test`` resolves only in the guard's table; the server sees the name as Host."""
+    hosts: list[str] = []
+
+    async def table(host: str, port: int) -> list[str]:
+        hosts.append(host)
+        return ["127.0.0.1"]
+
+    guard = AddressGuard(allow=["127.0.0.1/32"], resolver=table)
+    url = redirector.copy_with(host="media.test").join("/clip.mp4")
+    async with guarded_client(guard) as client:
+        path = await fetch_media(client, str(url), tmp_path, validate_url=guard)
+    assert path.stat().st_size == 64
+    assert hosts == ["media.test", "media.test"]
