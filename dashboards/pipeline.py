@@ -121,6 +121,29 @@ def pipeline_dashboard() -> dashboard.Dashboard:
                 ],
             )
         )
+        .with_panel(
+            time_series(
+                "Daily API quota spent, by source",
+                "Share of each platform's daily quota spent today; at 100 % the source pauses "
+                "until the platform's quota day ends.",
+                [("max by (source) (likeness_source_quota_used_ratio)", "{{source}}")],
+                unit="percentunit",
+            )
+        )
+        .with_panel(
+            time_series(
+                "Crawl passes, by source and outcome",
+                "ok; errors: some feeds failed, the others were read; paused: waiting out a "
+                "rate limit or a spent quota.",
+                [
+                    (
+                        "sum by (source, outcome) (increase(likeness_crawl_passes_total[15m]))",
+                        "{{source}} {{outcome}}",
+                    )
+                ],
+                stacked=True,
+            )
+        )
         .with_row(dashboard.Row("Latency and batches"))
         .with_panel(
             time_series(

@@ -15,6 +15,7 @@ __all__ = [
     "CLIPS_DISCOVERED",
     "CLIPS_FLAGGED",
     "CLIPS_SCORED",
+    "CRAWL_PASSES",
     "DEADLETTERS",
     "DISCOVERY_TO_ALERT",
     "FLAGGED_SHARES",
@@ -28,6 +29,8 @@ __all__ = [
     "REVIEW_DISMISSED_SHARE",
     "REVIEW_LATENCY",
     "SCORING_SECONDS",
+    "SOURCE_PAUSED",
+    "SOURCE_QUOTA_USED",
     "registry",
 ]
 
@@ -40,6 +43,26 @@ CLIPS_DISCOVERED = Counter(
     "likeness_clips_discovered",
     "Clip observations sent by crawlers (a clip is observed again while it spreads).",
     ["platform"],
+    registry=registry,
+)
+CRAWL_PASSES = Counter(
+    "likeness_crawl_passes",
+    "Crawl passes of each platform source, by outcome: ok, errors (some feeds failed; the "
+    "others were still read), paused (waiting out a rate limit or a spent quota).",
+    ["source", "outcome"],
+    registry=registry,
+)
+SOURCE_PAUSED = Gauge(
+    "likeness_source_paused",
+    "1 while a platform source waits out a rate limit or a spent daily quota, else 0.",
+    ["source"],
+    registry=registry,
+)
+SOURCE_QUOTA_USED = Gauge(
+    "likeness_source_quota_used_ratio",
+    "Share of a platform source's daily API quota spent today (YouTube: units; counted "
+    "before each request is sent).",
+    ["source"],
     registry=registry,
 )
 CLIPS_SCORED = Counter(

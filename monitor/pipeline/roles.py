@@ -42,7 +42,7 @@ from monitor.sources.crawler import Crawler
 if TYPE_CHECKING:
     from monitor.pipeline.scoring_service import ScoringService
 
-__all__ = ["install_roles"]
+__all__ = ["crawl_pass", "install_roles"]
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +69,10 @@ def _crawl(pipeline: Pipeline) -> None:
     discovered = pipeline.topics["clips.discovered"]
     for source in pipeline.sources:
         interval = getattr(source, "interval_s", pipeline.settings.pipeline.crawl_interval_s)
-        pipeline.app.timer(interval, name=f"crawl.{source.name}")(_crawl_pass(source, discovered))
+        pipeline.app.timer(interval, name=f"crawl.{source.name}")(crawl_pass(source, discovered))
 
 
-def _crawl_pass(source: Source, discovered: Any) -> Callable[[], Awaitable[None]]:
+def crawl_pass(source: Source, discovered: Any) -> Callable[[], Awaitable[None]]:
     """One poll of ``source`` to the end of its listing, as a timer body (no arguments)."""
 
     async def crawl() -> None:
@@ -104,10 +104,18 @@ async def _crawl_batches(crawler: Crawler, discovered: Any) -> None:
         for seen in batch:
             metrics.CLIPS_DISCOVERED.labels(seen.platform).inc()
 
+    outcome = "ok"
     try:
         await crawler.run(emit)
     except MonitorError as exc:
         log.warning("crawl of %s: %s", crawler.name, exc)
+        outcome = "errors"
+    paused = crawler.report.paused_until is not None and crawler.report.paused_until > utcnow()
+    metrics.CRAWL_PASSES.labels(crawler.name, "paused" if paused else outcome).inc()
+    metrics.SOURCE_PAUSED.labels(crawler.name).set(1 if paused else 0)
+    if crawler.quota is not None:
+        used = crawler.quota.used() / max(crawler.quota.spec.units, 1)
+        metrics.SOURCE_QUOTA_USED.labels(crawler.name).set(used)
 
 
 def _score(pipeline: Pipeline) -> None:
