@@ -113,6 +113,17 @@ class PipelineSettings(BaseModel):
         description="networks media may be fetched from although not public (e.g. "
         "127.0.0.1/32 for a local test platform); everything else private is refused",
     )
+    media_resolver: tuple[str, ...] = Field(
+        default=(),
+        description="a command that prints the media URL of a clip page, as a JSON list of "
+        'arguments with {url}, {platform} and {clip_id}, e.g. ["yt-dlp", "--get-url", "-f", '
+        '"best[height<=720]", "--", "{url}"]; run for media_resolver_platforms',
+    )
+    media_resolver_platforms: tuple[str, ...] = Field(
+        default=("youtube", "tiktok"),
+        description="platforms whose listings carry no video file (YouTube: a thumbnail)",
+    )
+    media_resolver_timeout_s: float = Field(default=30.0, gt=0)
 
 
 class NotifySettings(BaseModel):

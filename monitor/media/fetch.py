@@ -42,8 +42,10 @@ FETCH_REASONS = (
     "too_large",
     "timeout",
     "network",
+    "resolve_failed",
 )
-"""Every ``FetchError.reason`` that ``fetch_media`` raises (``refused`` is for ``validate_url``)."""
+"""Every ``FetchError.reason`` of a media fetch (``refused`` is for ``validate_url``,
+``resolve_failed`` for a media resolver command)."""
 
 UrlValidator = Callable[[httpx.URL], Awaitable[None]]
 """Raises ``FetchError`` (reason ``refused``) for a URL that must not be fetched."""

@@ -30,6 +30,7 @@ from monitor.likeness.scoring import ClipScore, Scorer
 from monitor.media import DecodeLimits, load_media
 from monitor.media.fetch import fetch_media
 from monitor.media.frames import Frame
+from monitor.media.resolve import CommandResolver, ListedMedia, MediaResolver
 from monitor.media.safety import AddressGuard, guarded_client
 from monitor.pipeline import metrics
 from monitor.pipeline.state import StateStore
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 
 
 TRANSIENT_FAILURES = frozenset(
-    {"timeout", "network", "http_5xx", "http_other", "internal", "scoring_error"}
+    {"timeout", "network", "http_5xx", "http_other", "internal", "scoring_error", "resolve_failed"}
 )
 """Failures worth another try at the next observation; others are cached like a score."""
 
@@ -134,6 +135,16 @@ class ScoringService:
         self._guard = AddressGuard(settings.pipeline.fetch_allow)
         self._client = guarded_client(self._guard, timeout=timeout, follow_redirects=True)
         self._gallery_stamp = self._stamp()
+        pipeline = settings.pipeline
+        self._resolver: MediaResolver = (
+            CommandResolver(
+                pipeline.media_resolver,
+                pipeline.media_resolver_platforms,
+                timeout_s=pipeline.media_resolver_timeout_s,
+            )
+            if pipeline.media_resolver
+            else ListedMedia()
+        )
 
     def _stamp(self) -> tuple[int, int] | None:
         """When the built gallery last changed (``gallery save`` replaces it atomically)."""
@@ -250,13 +261,16 @@ class ScoringService:
             )
 
     async def _fetch_and_decode(self, seen: ClipSeen) -> list[Frame] | Failure:
-        if not seen.media_url:
-            return Failure(reason="no_media_url", message="the observation has no media URL")
         try:
             async with self._fetch_slots:
+                media_url = await self._resolver.resolve(seen)
+                if not media_url:
+                    return Failure(
+                        reason="no_media_url", message="the observation has no media URL"
+                    )
                 path = await fetch_media(
                     self._client,
-                    seen.media_url,
+                    media_url,
                     Path(self._workdir.name),
                     max_bytes=self.settings.pipeline.fetch_max_bytes,
                     total_timeout=self.settings.pipeline.fetch_timeout_s,

@@ -3,6 +3,7 @@ version, and a rebuilt or recalibrated gallery picked up without a restart (hot 
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
@@ -86,6 +87,38 @@ async def test_a_recalibrated_gallery_is_picked_up_without_a_restart(
         (built / "gallery.json").write_text("{ not json")
         [kept] = await service.score_batch([seen])
         assert kept.gallery_version == after.gallery_version
+    finally:
+        await service.close()
+        state.close()
+
+
+async def test_a_clip_listed_without_its_video_is_scored_from_what_the_resolver_finds(
+    built: Path, models: Models, media_server: str, tmp_path: Path
+) -> None:
+    """A YouTube listing gives only a thumbnail; the resolver command gives the video."""
+    resolver = tmp_path / "resolve.py"
+    resolver.write_text(f"print('{media_server}/bunny.mp4')\n")
+    settings = Settings(
+        likeness=LikenessSettings(device="cpu"),
+        decode=DECODE,
+        pipeline=PipelineSettings(
+            gallery=built,
+            state_dir=tmp_path / "state",
+            decode_workers=1,
+            fetch_allow=("127.0.0.1",),
+            media_resolver=(sys.executable, str(resolver), "--", "{url}"),
+        ),
+    )
+    state = StateStore(tmp_path / "state" / "state.sqlite3")
+    service = ScoringService(
+        Scorer(Gallery.load(built), models, settings.likeness), state, settings
+    )
+    listed = ClipSeen(platform="youtube", clip_id="v1", url="https://www.youtube.com/watch?v=v1")
+    elsewhere = listed.model_copy(update={"platform": "reddit", "clip_id": "r1"})
+    try:
+        scored, unresolved = await service.score_batch([listed, elsewhere])
+        assert scored.failure is None and scored.frames == DECODE.even_frames and scored.flagged
+        assert unresolved.failure is not None and unresolved.failure.reason == "no_media_url"
     finally:
         await service.close()
         state.close()
