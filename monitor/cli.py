@@ -87,21 +87,31 @@ def models_list() -> None:
 def gallery_build(
     folder: Path,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Default: FOLDER/built.")] = None,
+    fresh: Annotated[
+        bool, typer.Option("--fresh", help="Embed every file again, ignoring the cache.")
+    ] = False,
 ) -> None:
-    """Embed a gallery folder's references and negatives, calibrate, and save."""
+    """Embed a gallery folder's references and negatives, calibrate, and save.
+
+    Files embedded by an earlier build with the same models and settings come from the cache.
+    """
     from monitor.likeness.gallery.build import build_gallery, media_count
+    from monitor.likeness.gallery.cache import EmbeddingCache
     from monitor.likeness.models import Models
 
     settings = load_settings()
     models = Models.load(settings.likeness)
+    cache = None if fresh else EmbeddingCache.default()
     with _progress(media_count(folder), "embedding") as advance:
         gallery = build_gallery(
-            folder, models, settings.likeness, settings.decode, progress=advance
+            folder, models, settings.likeness, settings.decode, progress=advance, cache=cache
         )
     target = out_dir or folder / BUILT_DIR
     gallery.save(target)
+    reused = f", {cache.hits} files from the cache" if cache and cache.hits else ""
     out.print(
-        f"built gallery [bold]{gallery.version}[/bold] ({len(gallery.entities)} entities) in {target}"
+        f"built gallery [bold]{gallery.version}[/bold] ({len(gallery.entities)} entities{reused}) "
+        f"in {target}"
     )
 
 

@@ -29,6 +29,7 @@ from monitor.alerts.evidence import evidence_path, fingerprint_path
 from monitor.config import Settings
 from monitor.likeness.footage.fingerprint import FINGERPRINT_SUFFIX
 from monitor.likeness.gallery.build import build_gallery
+from monitor.likeness.gallery.cache import EmbeddingCache
 from monitor.likeness.gallery.folder import DISMISSED
 from monitor.likeness.gallery.store import Gallery
 from monitor.likeness.models import Models
@@ -126,6 +127,7 @@ class GalleryTeacher:
         self.folder = gallery_folder(self.built)
         self.pending = False
         self._models: Models | None = None
+        self.cache = EmbeddingCache.default()  # a rebuild embeds only the files added since
 
     def rebuild(self) -> str | None:
         """Blocking (run it off the event loop): the new version, or None if nothing changed."""
@@ -133,7 +135,11 @@ class GalleryTeacher:
             return None
         self._models = self._models or Models.load(self.settings.likeness)
         gallery = build_gallery(
-            self.folder, self._models, self.settings.likeness, self.settings.decode
+            self.folder,
+            self._models,
+            self.settings.likeness,
+            self.settings.decode,
+            cache=self.cache,
         )
         try:
             if Gallery.load(self.built).version == gallery.version:

@@ -26,8 +26,9 @@ from monitor.errors import MediaError, NoUsableReferenceError, ReferenceMediaErr
 from monitor.likeness.embedders.base import Embeddings
 from monitor.likeness.features import extract_faces, extract_visual
 from monitor.likeness.footage.fingerprint import Fingerprint
-from monitor.likeness.footage.hashes import hash_frames
+from monitor.likeness.footage.hashes import FrameHashes, hash_frames
 from monitor.likeness.footage.match import FootageClip, FootageIndex
+from monitor.likeness.gallery.cache import Arrays, EmbeddingCache
 from monitor.likeness.gallery.calibrate import calibrate
 from monitor.likeness.gallery.entities import Entity
 from monitor.likeness.gallery.folder import GalleryFolder, read_folder
@@ -52,58 +53,112 @@ def _mirrored(frames: list[Frame]) -> list[Frame]:
     ]
 
 
+class _Files:
+    """Runs each file of the folder through the models once, or takes it from the cache."""
+
+    def __init__(
+        self,
+        folder: GalleryFolder,
+        models: Models,
+        settings: LikenessSettings,
+        decode: DecodeSettings,
+        cache: EmbeddingCache | None,
+    ) -> None:
+        self.folder, self.models, self.settings, self.decode = folder, models, settings, decode
+        self.cache = cache.scoped(models.versions, settings, decode) if cache else None
+
+    def _arrays(self, purpose: str, path: Path, compute: Callable[[], Arrays]) -> Arrays:
+        return self.cache.get_or_compute(purpose, path, compute) if self.cache else compute()
+
+    def enrolled(self, entity: Entity, path: Path) -> Embeddings:
+        """An actor's largest face per frame, or a character's whole frames and mirrors."""
+
+        def compute() -> Arrays:
+            frames = _frames(path, self.decode)
+            if entity.kind != "actor":
+                visual = extract_visual(
+                    self.models, frames + _mirrored(frames), self.settings, regions=False
+                )
+                return {"rows": visual.embeddings}
+            faces = extract_faces(self.models, frames)
+            largest = []
+            for position in sorted(set(faces.frames.tolist())):
+                rows_of_frame = np.flatnonzero(faces.frames == position)
+                areas = [faces.boxes[i].width * faces.boxes[i].height for i in rows_of_frame]
+                largest.append(int(rows_of_frame[int(np.argmax(areas))]))
+            return {"rows": faces.embeddings[np.asarray(largest, np.int64)]}
+
+        return np.asarray(self._arrays(f"enrol-{entity.kind}", path, compute)["rows"], np.float32)
+
+    def negative(self, path: Path) -> dict[str, Embeddings]:
+        """Every face and every region, as a query would be embedded."""
+
+        def compute() -> Arrays:
+            frames = _frames(path, self.decode)
+            return {
+                "face": extract_faces(self.models, frames).embeddings,
+                "visual": extract_visual(self.models, frames, self.settings).embeddings,
+            }
+
+        arrays = self._arrays("negative", path, compute)
+        return {signal: np.asarray(arrays[signal], np.float32) for signal in ("face", "visual")}
+
+    def footage(self, path: Path) -> tuple[FrameHashes, list[float]]:
+        def compute() -> Arrays:
+            frames = _footage_frames(path, self.settings, self.decode)
+            hashes = hash_frames(frames, "reference")
+            return {
+                "hashes": hashes.hashes,
+                "quality": hashes.quality,
+                "frames": hashes.frames,
+                "views": np.asarray(hashes.views, np.str_),
+                "times": np.asarray([f.time for f in frames], np.float64),
+            }
+
+        arrays = self._arrays("footage", path, compute)
+        hashes = FrameHashes(
+            hashes=np.asarray(arrays["hashes"], np.uint8),
+            quality=np.asarray(arrays["quality"], np.uint8),
+            frames=np.asarray(arrays["frames"], np.int32),
+            views=tuple(str(view) for view in arrays["views"].tolist()),
+        )
+        return hashes, [float(t) for t in arrays["times"].tolist()]
+
+
 def _enrol(
-    entity: Entity,
-    folder: GalleryFolder,
-    models: Models,
-    settings: LikenessSettings,
-    decode: DecodeSettings,
-    progress: Progress,
+    entity: Entity, folder: GalleryFolder, files: _Files, progress: Progress
 ) -> tuple[Embeddings, list[str]]:
     rows: list[Embeddings] = []
     names: list[str] = []
     for path in folder.references[entity.id]:
         name = path.relative_to(folder.root).as_posix()
         try:
-            frames = _frames(path, decode)
+            embedded = files.enrolled(entity, path)
         except MediaError as exc:
             raise ReferenceMediaError(f"entity {entity.id!r}: reference {path}: {exc}") from None
-        if entity.kind == "actor":
-            faces = extract_faces(models, frames)
-            for position in sorted(set(faces.frames.tolist())):
-                rows_of_frame = np.flatnonzero(faces.frames == position)
-                areas = [faces.boxes[i].width * faces.boxes[i].height for i in rows_of_frame]
-                largest = int(rows_of_frame[int(np.argmax(areas))])
-                rows.append(faces.embeddings[largest : largest + 1])
-                names.append(name)
-        else:
-            visual = extract_visual(models, frames + _mirrored(frames), settings, regions=False)
-            rows.append(visual.embeddings)
-            names.extend([name] * len(visual))
+        if len(embedded):
+            rows.append(embedded)
+            names.extend([name] * len(embedded))
         progress(name)
     if not rows:
         what = "a detectable face" if entity.kind == "actor" else "a usable picture"
-        files = ", ".join(str(p) for p in folder.references[entity.id])
-        raise NoUsableReferenceError(f"entity {entity.id!r}: no reference has {what} ({files})")
+        files_named = ", ".join(str(p) for p in folder.references[entity.id])
+        raise NoUsableReferenceError(
+            f"entity {entity.id!r}: no reference has {what} ({files_named})"
+        )
     return np.concatenate(rows).astype(np.float32), names
 
 
-def _negatives(
-    folder: GalleryFolder,
-    models: Models,
-    settings: LikenessSettings,
-    decode: DecodeSettings,
-    progress: Progress,
-) -> dict[str, NegativeSet]:
+def _negatives(folder: GalleryFolder, files: _Files, progress: Progress) -> dict[str, NegativeSet]:
     found: dict[str, list[tuple[Embeddings, int]]] = {"face": [], "visual": []}
     for item, path in enumerate(folder.negatives):
         name = path.relative_to(folder.root).as_posix()
         try:
-            frames = _frames(path, decode)
+            embedded = files.negative(path)
         except MediaError as exc:
             raise ReferenceMediaError(f"negative {path}: {exc}") from None
-        found["face"].append((extract_faces(models, frames).embeddings, item))
-        found["visual"].append((extract_visual(models, frames, settings).embeddings, item))
+        for signal, rows in embedded.items():
+            found[signal].append((rows, item))
         progress(name)
     return {
         signal: NegativeSet(
@@ -117,21 +172,20 @@ def _negatives(
     }
 
 
-def _footage(
-    folder: GalleryFolder, settings: LikenessSettings, decode: DecodeSettings, progress: Progress
-) -> FootageIndex:
+def _footage(folder: GalleryFolder, files: _Files, progress: Progress) -> FootageIndex:
     """Hash each reference clip at ``footage_fps`` (bounded) into one index."""
     index = FootageIndex.empty()
     for entity_id, paths in folder.footage.items():
         for path in paths:
             name = path.relative_to(folder.root).as_posix()
             try:
-                frames = _footage_frames(path, settings, decode)
+                hashes, times = files.footage(path)
             except MediaError as exc:
                 raise ReferenceMediaError(f"entity {entity_id!r}: footage {path}: {exc}") from None
-            duration = frames[-1].time + 1.0 / settings.footage_fps if frames else 0.0
-            clip = FootageClip(entity_id, name, round(duration, 3), len(frames))
-            index.add(clip, frames, hash_frames(frames, "reference"))
+            fps = files.settings.footage_fps
+            duration = times[-1] + 1.0 / fps if times else 0.0
+            clip = FootageClip(entity_id, name, round(duration, 3), len(times))
+            index.add_hashes(clip, times, hashes)
             progress(name)
     return index
 
@@ -179,17 +233,21 @@ def build_gallery(
     decode: DecodeSettings,
     *,
     progress: Progress | None = None,
+    cache: EmbeddingCache | None = None,
 ) -> Gallery:
     """Embed every reference and negative of the folder at ``root`` and calibrate thresholds.
 
-    Raises a ``GalleryError`` naming the file and entity at fault; nothing is written here.
+    With a ``cache``, files already run through these models with these settings are taken
+    from it (the result is the same). Raises a ``GalleryError`` naming the file and entity at
+    fault; nothing is written here.
     """
     folder = read_folder(root)
     dismissed = _dismissed(folder)  # cheap, and a bad file is refused before any model runs
     report = progress or (lambda _name: None)
+    files = _Files(folder, models, settings, decode, cache)
     entities: dict[str, EntityGallery] = {}
     for entity in folder.entities:
-        embeddings, names = _enrol(entity, folder, models, settings, decode, report)
+        embeddings, names = _enrol(entity, folder, files, report)
         entities[entity.id] = EntityGallery(entity, embeddings, names, Threshold(0.0, "default"))
     gallery = Gallery(
         content=_content_hash(folder, models, settings, decode),
@@ -197,8 +255,8 @@ def build_gallery(
         settings=settings.model_dump(mode="json", exclude={"device", "batch_size"}),
         entities=entities,
         negative_files=[p.relative_to(folder.root).as_posix() for p in folder.negatives],
-        negatives=_negatives(folder, models, settings, decode, report),
-        footage=_footage(folder, settings, decode, report),
+        negatives=_negatives(folder, files, report),
+        footage=_footage(folder, files, report),
         dismissed=dismissed,
     )
     return calibrate(gallery, settings.target_fpr)
