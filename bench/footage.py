@@ -6,7 +6,8 @@ The reference is Big Buck Bunny hashed at the gallery's footage rate; each query
 altered one way, decoded as the scorer decodes clips. False matches are counted over unrelated
 clips (bikes, car phone, and the Sintel / Tears of Steel clips of ../shared/eval-media when
 present). Lookups per second: whole query clips searched against an index of synthetic hashes
-standing for ``--index-clips`` reference clips.
+standing for ``--index-clips`` reference clips. Hash cost: the query side's hashing (every
+view of every frame, and the search for insets and caption bands), per frame.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from monitor.config import LikenessSettings
 from monitor.likeness.footage.hashes import HASH_BYTES, hash_frames
 from monitor.likeness.footage.index import HashIndex
 from monitor.likeness.footage.match import FootageClip, FootageIndex
-from monitor.media import DecodeLimits, decode_clip
+from monitor.media import DecodeLimits, Frame, decode_clip
 from monitor.media.samples import sample
 from monitor.media.transforms import transform_clip
 
@@ -78,6 +79,26 @@ def lookups_per_second(index_clips: int, hashes_per_clip: int = 40, queries: int
     return queries / (time.perf_counter() - started)
 
 
+class HashCost:
+    """Time spent hashing query frames, and the hashes made."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.frames = 0
+        self.hashes = 0
+
+    def measure(self, frames: list[Frame]) -> None:
+        started = time.perf_counter()
+        hashed = hash_frames(frames, "query")
+        self.seconds += time.perf_counter() - started
+        self.frames += len(frames)
+        self.hashes += len(hashed)
+
+    def __str__(self) -> str:
+        ms = 1000 * self.seconds / max(self.frames, 1)
+        return f"{ms:.1f} ms and {self.hashes / max(self.frames, 1):.1f} hashes per query frame"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--index-clips", type=int, default=10_000)
@@ -86,21 +107,28 @@ def main(argv: list[str] | None = None) -> None:
     index = reference_index(settings)
     share = settings.footage_match_share
     print(f"reference: Big Buck Bunny, {len(index)} hashes; match share >= {share}")
+    cost = HashCost()
     with tempfile.TemporaryDirectory() as work:
         for name, change in TRANSFORMS.items():
             options = dict(change)
             if "pip_into" in options:
                 options["pip_into"] = sample(options["pip_into"])
             copy = transform_clip(sample("bigbuckbunny.mp4"), Path(work) / "copy.mp4", **options)
-            [matches] = index.match_many([decode_clip(copy, QUERY)], share)
+            frames = decode_clip(copy, QUERY)
+            cost.measure(frames)
+            [matches] = index.match_many([frames], share)
             best = max((m.query_share for m in matches), default=0.0)
-            print(f"{name:22s} found {'yes' if matches else 'no ':3s}  share {best:.2f}")
+            view = f"  via {matches[0].view}" if matches else ""
+            print(f"{name:22s} found {'yes' if matches else 'no ':3s}  share {best:.2f}{view}")
     false = 0
     negatives = unrelated()
     for path in negatives:
-        [matches] = index.match_many([decode_clip(path, QUERY)], share)
+        frames = decode_clip(path, QUERY)
+        cost.measure(frames)
+        [matches] = index.match_many([frames], share)
         false += bool(matches)
     print(f"false matches: {false} of {len(negatives)} unrelated clips")
+    print(f"hashing: {cost} (all queries above)")
     rate = lookups_per_second(args.index_clips)
     print(
         f"lookups: {rate:.1f} clips/s (40 hashes each) against {args.index_clips} reference clips "

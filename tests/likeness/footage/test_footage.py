@@ -11,12 +11,17 @@ import pytest
 
 from monitor.likeness.footage import FootageClip, FootageIndex, HashIndex, hash_frames
 from monitor.likeness.footage.hashes import MATCH_DISTANCE
+from monitor.likeness.footage.insets import find_insets
 from monitor.media import DecodeLimits, decode_clip
 from monitor.media.transforms import transform_clip
 
 MATCH_SHARE = 0.5
 QUERY = DecodeLimits()
 FOOTAGE = DecodeLimits(max_frames=64)
+CAPTION = "the best scene ever, watch till the end"
+PIP_BOX = (304, 76, 320, 180)
+"""Where ``transform_clip`` pastes the bunny at half the width of bikes.mp4 (640 x 272): 320 x
+180, a fortieth of the width (16 px) in from the bottom-right corner."""
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +75,60 @@ def test_a_mirrored_copy_is_found_through_its_mirror_view(
     copy = transform_clip(package_file("bigbuckbunny.mp4"), tmp_path / "m.mp4", mirror=True)
     [[match]] = bunny_index.match_many([decode_clip(copy, QUERY, even_frames=8)], MATCH_SHARE)
     assert match.view.endswith(":mirror")
+
+
+def test_a_copy_pasted_small_into_another_video_is_found_through_its_inset(
+    bunny_index: FootageIndex, package_file: Callable[[str], Path], tmp_path: Path
+) -> None:
+    copy = transform_clip(
+        package_file("bigbuckbunny.mp4"),
+        tmp_path / "pip.mp4",
+        pip_into=package_file("bikes.mp4"),
+        pip_scale=0.5,
+    )
+    [[match]] = bunny_index.match_many([decode_clip(copy, QUERY, even_frames=8)], MATCH_SHARE)
+    assert match.reference == "footage/bunny/bigbuckbunny.mp4"
+    assert match.view.startswith("inset:")
+
+
+def test_a_copy_under_a_caption_bar_is_found_with_the_bar_blanked(
+    bunny_index: FootageIndex, package_file: Callable[[str], Path], tmp_path: Path
+) -> None:
+    copy = transform_clip(package_file("bigbuckbunny.mp4"), tmp_path / "c.mp4", caption=CAPTION)
+    [[match]] = bunny_index.match_many([decode_clip(copy, QUERY, even_frames=8)], MATCH_SHARE)
+    assert match.reference == "footage/bunny/bigbuckbunny.mp4"
+    assert match.view.startswith("caption:")
+
+
+def test_other_footage_pasted_into_a_video_or_captioned_matches_nothing(
+    bunny_index: FootageIndex, package_file: Callable[[str], Path], tmp_path: Path
+) -> None:
+    pip = transform_clip(
+        package_file("carphone_pristine.mp4"),
+        tmp_path / "pip.mp4",
+        pip_into=package_file("bikes.mp4"),
+        pip_scale=0.5,
+    )
+    captioned = transform_clip(package_file("bikes.mp4"), tmp_path / "c.mp4", caption=CAPTION)
+    clips = [decode_clip(path, QUERY, even_frames=8) for path in (pip, captioned)]
+    assert bunny_index.match_many(clips, 0.0) == [[], []]
+
+
+def test_an_inset_is_found_to_the_pixel_in_one_frame_and_in_a_whole_clip(
+    package_file: Callable[[str], Path], tmp_path: Path
+) -> None:
+    copy = transform_clip(
+        package_file("bigbuckbunny.mp4"),
+        tmp_path / "pip.mp4",
+        pip_into=package_file("bikes.mp4"),
+        pip_scale=0.5,
+        max_seconds=2.0,
+    )
+    frames = [frame.image for frame in decode_clip(copy, QUERY, even_frames=4)]
+    first = find_insets(frames[:1])
+    assert first and np.abs(np.subtract(first[0].as_list(), PIP_BOX)).max() <= 2
+    [box, *_] = find_insets(frames)
+    assert box.as_list() == list(PIP_BOX)
 
 
 def test_the_index_answers_a_whole_batch_of_hashes_in_one_search() -> None:
