@@ -26,11 +26,12 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-# promtool and prometheus (Debian package) for the rules and scrape tests; apt only if missing.
+# promtool, prometheus and amtool (Debian packages) for the rules, scrape and Alertmanager
+# tests; apt only if missing.
 prometheus:
-	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
-	  else echo "prometheus missing: apt-get install prometheus (as root), or its tests skip"; fi; }
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v amtool >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager >/dev/null; \
+	  else echo "prometheus missing: apt-get install prometheus prometheus-alertmanager (as root), or their tests skip"; fi; }
 
 # Debian's chromium for the review page's browser tests (Playwright drives it); apt only if missing.
 chromium:
