@@ -42,6 +42,8 @@ class Pipeline:
     settings: Settings
     state: StateStore
     roles: frozenset[str]
+    broker: str = ""
+    """The ``kafka://`` URL the app talks to, for a role that needs a client of its own."""
     sources: Sequence[Source] = ()
     topics: dict[str, Any] = field(default_factory=dict)
     health: dict[str, Any] = field(default_factory=dict)
@@ -104,6 +106,7 @@ def create_pipeline(
         settings=settings,
         state=StateStore(settings.pipeline.state_dir / "state.sqlite3"),
         roles=wanted,
+        broker=broker,
         sources=sources,
     )
     for name in TOPICS:

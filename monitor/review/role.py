@@ -1,16 +1,16 @@
 """The review role: keeps alerts and decisions in the review store, and serves ``/review``.
 
-Two agents feed the store: one on ``alerts`` (what there is to review) and one on ``reviews``
-(what reviewers decided; the topic is the source of truth, the store its view on this host).
-Both run in the app's consumer group, so the partitions of each topic are shared among the
-workers that run this role: run it in one worker (one replica) for a page that shows every
-alert; a second replica shows only the alerts of its partitions.
+The store is fed from the ``alerts`` topic (what there is to review) and the ``reviews`` topic
+(what reviewers decided; the topic is the source of truth, the store its view on this host),
+both read whole by every worker that runs this role (``feed.py``), so any number of replicas
+each serve a complete page and learn every decision.
 
 A dismissal also teaches the gallery (``teach.py``): its evidence joins the negatives and the
 gallery is rebuilt on a timer, which the scorers pick up without a restart.
 
 Metrics are counted when a decision first reaches this host's store, once per decision
-whichever way it came (the page that made it, or the topic).
+whichever way it came (the page that made it, or the topic); with several replicas, each
+counts it, so sum them with ``max`` rather than ``sum`` across instances.
 """
 
 from __future__ import annotations
@@ -20,12 +20,15 @@ import logging
 from typing import Any
 
 import faust
+from aiokafka import ConsumerRecord
 
 from monitor.errors import RecordError
 from monitor.pipeline import metrics
 from monitor.pipeline.app import Pipeline
-from monitor.records import Alert, Review, decode, encode
+from monitor.pipeline.broker import bootstrap_servers
+from monitor.records import Alert, DeadLetter, Review, decode, encode
 from monitor.review.access import Access
+from monitor.review.feed import TopicFeed
 from monitor.review.page import ROUTES, Handler, ReviewPage
 from monitor.review.store import Applied, ReviewStore
 from monitor.review.teach import GalleryTeacher, learn
@@ -63,6 +66,18 @@ def install_review(pipeline: Pipeline) -> None:
                 review, applied.alert, settings.pipeline.state_dir, teacher.folder
             )
 
+    def catch_up(alert: Alert) -> None:
+        """A decision that came before its alert (two topics, no order) is learned now."""
+        known = store.get(alert.alert_id)
+        if known is None or known.state == "new" or teacher.folder is None:
+            return
+        review = Review(
+            alert_id=alert.alert_id,
+            decision="confirm" if known.state == "confirmed" else "dismiss",
+            reviewer=known.reviewer or "unknown",
+        )
+        teacher.pending |= learn(review, alert, settings.pipeline.state_dir, teacher.folder)
+
     async def publish(review: Review) -> None:
         delivery = await reviews.send(key=review.alert_id.encode(), value=encode(review))
         await delivery  # on the topic before the page says it is done
@@ -89,22 +104,27 @@ def install_review(pipeline: Pipeline) -> None:
             _view(route.method, page.handler(route.name))
         )
 
-    @pipeline.app.agent(pipeline.topics["alerts"], name="review_alerts")
-    async def review_alerts(stream: Any) -> None:
-        async for event in stream.events():
-            try:
-                store.add_alert(decode(Alert, event.value))
-            except RecordError as exc:
-                if "notify" not in pipeline.roles:  # else the notifier dead-letters it
-                    await pipeline.dead_letter(event, str(exc))
+    async def read(record: ConsumerRecord[bytes, bytes]) -> None:
+        value = record.value or b""
+        try:
+            if record.topic == "alerts":
+                alert = decode(Alert, value)
+                if store.add_alert(alert):
+                    catch_up(alert)
+            else:
+                decide(decode(Review, value))
+        except RecordError as exc:
+            # The notifier dead-letters a bad alert; a bad decision is dead-lettered here.
+            log.warning("review: %s[%s]@%s: %s", record.topic, record.partition, record.offset, exc)
+            if record.topic == "reviews":
+                letter = DeadLetter.of(
+                    value, str(exc), record.topic, record.partition, record.offset
+                )
+                await pipeline.topics["deadletter"].send(value=encode(letter))
+                metrics.DEADLETTERS.labels(record.topic).inc()
 
-    @pipeline.app.agent(reviews, name="review")
-    async def review(stream: Any) -> None:
-        async for event in stream.events():
-            try:
-                decide(decode(Review, event.value))
-            except RecordError as exc:
-                await pipeline.dead_letter(event, str(exc))
+    feed = TopicFeed(bootstrap_servers(pipeline.broker), ("alerts", "reviews"), store, read)
+    pipeline.app.task(feed.run)
 
 
 def _view(method: str, handler: Handler) -> type[faust.web.View]:

@@ -1,0 +1,100 @@
+"""How the review role reads ``alerts`` and ``reviews``: every partition, in every worker.
+
+Faust agents share the app's consumer group, so two workers running the review role would
+each see half of the alerts and half of the decisions, and each page would show half a
+picture. The review role reads both topics instead with a consumer of its own, outside any
+group, over all their partitions (new ones are picked up as they appear), so every replica's
+page is whole. It remembers in its store how far it has read each partition, and resumes there
+after a restart; what it reads twice (a crash between applying and remembering) changes
+nothing, since the store ignores a record it already has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from monitor.review.store import ReviewStore
+
+__all__ = ["TopicFeed"]
+
+log = logging.getLogger(__name__)
+
+Handle = Callable[[ConsumerRecord[bytes, bytes]], Awaitable[None]]
+
+PARTITION_CHECK_S = 30.0
+"""How often to look for partitions added to the topics since the last look."""
+
+
+class TopicFeed:
+    """Hands every record of ``topics`` to ``handle``, in order per partition, from where the
+    store says this host stopped."""
+
+    def __init__(
+        self, bootstrap: str, topics: Sequence[str], store: ReviewStore, handle: Handle
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topics = tuple(topics)
+        self.store = store
+        self.handle = handle
+        self.ready = asyncio.Event()
+        """Set once every partition is assigned and positioned (tests wait for it)."""
+
+    async def run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            metadata_max_age_ms=int(PARTITION_CHECK_S * 1000),
+        )
+        await consumer.start()
+        try:
+            assigned: set[TopicPartition] = set()
+            checked = 0.0
+            while True:
+                if time.monotonic() - checked > PARTITION_CHECK_S or not assigned:
+                    assigned = await self._assign(consumer, assigned)
+                    checked = time.monotonic()
+                batches = await consumer.getmany(timeout_ms=500, max_records=200)
+                for partition, records in batches.items():
+                    for record in records:
+                        await self.handle(record)
+                    self.store.remember_offset(
+                        partition.topic, partition.partition, records[-1].offset + 1
+                    )
+        finally:
+            await consumer.stop()
+
+    async def _assign(
+        self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]
+    ) -> set[TopicPartition]:
+        """Assign every partition of the topics, each from where this host stopped reading."""
+        try:
+            await consumer.topics()  # fresh metadata, so new partitions show
+        except KafkaError as exc:
+            log.warning("review feed: no metadata yet: %s", exc)
+        wanted = {
+            TopicPartition(topic, number)
+            for topic in self.topics
+            for number in consumer.partitions_for_topic(topic) or ()
+        }
+        if not wanted:
+            await asyncio.sleep(0.5)  # the topics do not exist yet
+            return assigned
+        if wanted != assigned:
+            consumer.assign(sorted(wanted))  # positions start over: set every one again
+            offsets = self.store.read_offsets()
+            for partition in sorted(wanted):
+                at = offsets.get((partition.topic, partition.partition))
+                if at is None:
+                    await consumer.seek_to_beginning(partition)
+                else:
+                    consumer.seek(partition, at)
+        self.ready.set()
+        return wanted
