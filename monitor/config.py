@@ -183,7 +183,10 @@ class ReviewSettings(BaseModel):
     password: SecretStr | None = None
     page_size: int = Field(default=200, gt=0, le=5000, description="alerts listed per page")
     recalibrate_interval_s: float = Field(
-        default=600.0, gt=0, description="rebuild the gallery at most this often after dismissals"
+        default=60.0,
+        gt=0,
+        description="rebuild the gallery at most this often after dismissals (a rebuild embeds "
+        "only the files added since the last one)",
     )
 
     @model_validator(mode="after")
