@@ -45,6 +45,15 @@ class TopicFeed:
         self.ready = asyncio.Event()
         """Set once every partition is assigned and positioned (tests wait for it)."""
 
+    async def run_forever(self, retry_s: float = 5.0) -> None:
+        """``run``, started again after the broker goes away (a restart, a network cut)."""
+        while True:
+            try:
+                await self.run()
+            except (KafkaError, OSError) as exc:
+                log.warning("review feed stopped: %s; reading again in %g s", exc, retry_s)
+                await asyncio.sleep(retry_s)
+
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,

@@ -86,7 +86,11 @@ def install_review(pipeline: Pipeline) -> None:
     async def recalibrate() -> None:
         if teacher.pending:
             teacher.pending = False
-            await asyncio.get_running_loop().run_in_executor(None, teacher.rebuild)
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, teacher.rebuild)
+            except Exception:  # a bad file in the folder, say: keep trying, keep serving
+                teacher.pending = True
+                log.exception("gallery rebuild after reviews failed; scorers keep the last build")
 
     pipeline.app.timer(settings.review.recalibrate_interval_s, name="review.recalibrate")(
         recalibrate
@@ -124,7 +128,7 @@ def install_review(pipeline: Pipeline) -> None:
                 metrics.DEADLETTERS.labels(record.topic).inc()
 
     feed = TopicFeed(bootstrap_servers(pipeline.broker), ("alerts", "reviews"), store, read)
-    pipeline.app.task(feed.run)
+    pipeline.app.task(feed.run_forever)
 
 
 def _view(method: str, handler: Handler) -> type[faust.web.View]:
