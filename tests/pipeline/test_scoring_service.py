@@ -7,6 +7,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -55,10 +56,9 @@ def built(tmp_path: Path, package_file: Callable[[str], Path], models: Models) -
     return root / "built"
 
 
-async def test_a_recalibrated_gallery_is_picked_up_without_a_restart(
-    built: Path, models: Models, media_server: str, tmp_path: Path
-) -> None:
-    settings = Settings(
+def service_settings(built: Path, tmp_path: Path, **pipeline: Any) -> Settings:
+    """One decode worker, the media server on 127.0.0.1 allowed."""
+    return Settings(
         likeness=LikenessSettings(device="cpu"),
         decode=DECODE,
         pipeline=PipelineSettings(
@@ -66,8 +66,15 @@ async def test_a_recalibrated_gallery_is_picked_up_without_a_restart(
             state_dir=tmp_path / "state",
             decode_workers=1,
             fetch_allow=("127.0.0.1",),
+            **pipeline,
         ),
     )
+
+
+async def test_a_recalibrated_gallery_is_picked_up_without_a_restart(
+    built: Path, models: Models, media_server: str, tmp_path: Path
+) -> None:
+    settings = service_settings(built, tmp_path)
     first = Gallery.load(built)
     state = StateStore(tmp_path / "state" / "state.sqlite3")
     service = ScoringService(Scorer(first, models, settings.likeness), state, settings)
@@ -98,16 +105,8 @@ async def test_a_clip_listed_without_its_video_is_scored_from_what_the_resolver_
     """A YouTube listing gives only a thumbnail; the resolver command gives the video."""
     resolver = tmp_path / "resolve.py"
     resolver.write_text(f"print('{media_server}/bunny.mp4')\n")
-    settings = Settings(
-        likeness=LikenessSettings(device="cpu"),
-        decode=DECODE,
-        pipeline=PipelineSettings(
-            gallery=built,
-            state_dir=tmp_path / "state",
-            decode_workers=1,
-            fetch_allow=("127.0.0.1",),
-            media_resolver=(sys.executable, str(resolver), "--", "{url}"),
-        ),
+    settings = service_settings(
+        built, tmp_path, media_resolver=(sys.executable, str(resolver), "--", "{url}")
     )
     state = StateStore(tmp_path / "state" / "state.sqlite3")
     service = ScoringService(

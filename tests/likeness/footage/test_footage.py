@@ -24,6 +24,19 @@ PIP_BOX = (304, 76, 320, 180)
 180, a fortieth of the width (16 px) in from the bottom-right corner."""
 
 
+def pasted_into_bikes(
+    package_file: Callable[[str], Path], clip: str, dst: Path, max_seconds: float | None = None
+) -> Path:
+    """``clip`` at half size inside the bikes clip: a picture-in-picture copy."""
+    return transform_clip(
+        package_file(clip),
+        dst,
+        pip_into=package_file("bikes.mp4"),
+        pip_scale=0.5,
+        max_seconds=max_seconds,
+    )
+
+
 @pytest.fixture(scope="module")
 def bunny_index(package_file: Callable[[str], Path]) -> FootageIndex:
     frames = decode_clip(package_file("bigbuckbunny.mp4"), FOOTAGE, even_frames=22)
@@ -80,12 +93,7 @@ def test_a_mirrored_copy_is_found_through_its_mirror_view(
 def test_a_copy_pasted_small_into_another_video_is_found_through_its_inset(
     bunny_index: FootageIndex, package_file: Callable[[str], Path], tmp_path: Path
 ) -> None:
-    copy = transform_clip(
-        package_file("bigbuckbunny.mp4"),
-        tmp_path / "pip.mp4",
-        pip_into=package_file("bikes.mp4"),
-        pip_scale=0.5,
-    )
+    copy = pasted_into_bikes(package_file, "bigbuckbunny.mp4", tmp_path / "pip.mp4")
     [[match]] = bunny_index.match_many([decode_clip(copy, QUERY, even_frames=8)], MATCH_SHARE)
     assert match.reference == "footage/bunny/bigbuckbunny.mp4"
     assert match.view.startswith("inset:")
@@ -103,12 +111,7 @@ def test_a_copy_under_a_caption_bar_is_found_with_the_bar_blanked(
 def test_other_footage_pasted_into_a_video_or_captioned_matches_nothing(
     bunny_index: FootageIndex, package_file: Callable[[str], Path], tmp_path: Path
 ) -> None:
-    pip = transform_clip(
-        package_file("carphone_pristine.mp4"),
-        tmp_path / "pip.mp4",
-        pip_into=package_file("bikes.mp4"),
-        pip_scale=0.5,
-    )
+    pip = pasted_into_bikes(package_file, "carphone_pristine.mp4", tmp_path / "pip.mp4")
     captioned = transform_clip(package_file("bikes.mp4"), tmp_path / "c.mp4", caption=CAPTION)
     clips = [decode_clip(path, QUERY, even_frames=8) for path in (pip, captioned)]
     assert bunny_index.match_many(clips, 0.0) == [[], []]
@@ -117,13 +120,7 @@ def test_other_footage_pasted_into_a_video_or_captioned_matches_nothing(
 def test_an_inset_is_found_to_the_pixel_in_one_frame_and_in_a_whole_clip(
     package_file: Callable[[str], Path], tmp_path: Path
 ) -> None:
-    copy = transform_clip(
-        package_file("bigbuckbunny.mp4"),
-        tmp_path / "pip.mp4",
-        pip_into=package_file("bikes.mp4"),
-        pip_scale=0.5,
-        max_seconds=2.0,
-    )
+    copy = pasted_into_bikes(package_file, "bigbuckbunny.mp4", tmp_path / "pip.mp4", 2.0)
     frames = [frame.image for frame in decode_clip(copy, QUERY, even_frames=4)]
     first = find_insets(frames[:1])
     assert first and np.abs(np.subtract(first[0].as_list(), PIP_BOX)).max() <= 2
