@@ -13,12 +13,14 @@ them), and frequent commits.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from monitor.alerts.evidence import read_evidence
 from monitor.config import ROLES, Settings
@@ -66,6 +68,27 @@ class Pipeline:
         )
         await self.topics["deadletter"].send(value=encode(letter))
         metrics.DEADLETTERS.labels(message.topic).inc()
+
+
+_FAUST_METRICS: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, FaustMetrics]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _prometheus_sensors(app: faust.App, registry: CollectorRegistry) -> None:
+    """Faust's own Prometheus sensors and ``/metrics``, as ``setup_prometheus_sensors`` does,
+    except that the sensors are registered once per registry and shared by every app built
+    in the process after the first (Faust's helper fails on the second: duplicate series)."""
+    prefix = app.conf.name.replace("-", "_").replace(".", "_")
+    shared = _FAUST_METRICS.setdefault(registry, {})
+    if prefix not in shared:
+        shared[prefix] = FaustMetrics.create(registry, prefix)
+    app.monitor = PrometheusMonitor(metrics=shared[prefix])
+
+    @app.page("/metrics")
+    async def scrape(web: Any, request: Any) -> Any:
+        # aiohttp refuses a content_type with parameters; the header takes them.
+        return web.bytes(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def _app(settings: Settings, broker: str) -> faust.App:
@@ -118,7 +141,7 @@ def create_pipeline(
             value_serializer="raw",
             partitions=settings.pipeline.partitions,
         )
-    setup_prometheus_sensors(app, registry=metrics.registry)
+    _prometheus_sensors(app, metrics.registry)
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

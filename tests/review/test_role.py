@@ -8,19 +8,11 @@ from pathlib import Path
 import httpx
 import pytest
 from aiohttp import web
-from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from monitor.config import PipelineSettings, ReviewSettings, Settings
-from monitor.pipeline import metrics
 from monitor.pipeline.app import TOPICS, create_pipeline
 from tests.review.conftest import TOKEN
-
-
-@pytest.fixture(autouse=True)
-def own_registry(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Faust's sensors register once per registry: each app here gets a registry of its own."""
-    monkeypatch.setattr(metrics, "registry", CollectorRegistry())
 
 
 @pytest.fixture
