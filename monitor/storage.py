@@ -11,7 +11,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["SqliteStore"]
+__all__ = ["OFFSETS_SCHEMA", "FeedOffsets", "SqliteStore"]
+
+OFFSETS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS offsets (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
+"""
+"""Add to a store's schema to make it a ``FeedOffsets``."""
 
 
 class SqliteStore:
@@ -41,3 +51,20 @@ class SqliteStore:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+
+class FeedOffsets(SqliteStore):
+    """A store that also remembers how far a topic feed (``monitor.pipeline.feed``) has read,
+    next to what the feed wrote, so that both survive a restart together."""
+
+    def remember_offset(self, topic: str, partition: int, next_offset: int) -> None:
+        """Every record of ``topic[partition]`` before ``next_offset`` has been applied."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO offsets VALUES (?, ?, ?)", (topic, partition, next_offset)
+            )
+
+    def read_offsets(self) -> dict[tuple[str, int], int]:
+        with self._lock:
+            rows = self._db.execute("SELECT topic, partition, next_offset FROM offsets").fetchall()
+        return {(str(topic), int(number)): int(offset) for topic, number, offset in rows}

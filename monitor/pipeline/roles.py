@@ -1,6 +1,8 @@
 """The roles, each installed only if the worker runs it: crawl -> score -> decide -> notify; review.
 
-- crawl: each source polled on a timer; every observation goes to ``clips.discovered``.
+- crawl: each source polled on a timer; every observation goes to ``clips.discovered``. It
+  follows ``alerts`` whole (``feed.py``) so that a flagged clip is watched while it spreads,
+  whichever worker flagged it.
 - score: observations in batches (``take_events``), scored by ``ScoringService``; every one
   yields a ``ClipScored`` on ``clips.scored``, with scores or a failure reason.
 - decide: keeps each clip's spread, and emits one ``Alert`` per (clip, entity) to ``alerts``,
@@ -18,14 +20,19 @@ A record that does not parse goes to ``deadletter`` and its partition moves on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
+from aiokafka import ConsumerRecord
+
 from monitor.errors import MonitorError, RecordError
 from monitor.pipeline import metrics
 from monitor.pipeline.app import Pipeline
+from monitor.pipeline.broker import bootstrap_servers
+from monitor.pipeline.feed import TopicFeed
 from monitor.records import (
     Alert,
     AlertEntity,
@@ -38,11 +45,12 @@ from monitor.records import (
 )
 from monitor.sources.base import Source
 from monitor.sources.crawler import Crawler
+from monitor.sources.state import CrawlState
 
 if TYPE_CHECKING:
     from monitor.pipeline.scoring_service import ScoringService
 
-__all__ = ["crawl_pass", "install_roles"]
+__all__ = ["crawl_pass", "follow_alerts", "install_roles"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +78,19 @@ def _crawl(pipeline: Pipeline) -> None:
     for source in pipeline.sources:
         interval = getattr(source, "interval_s", pipeline.settings.pipeline.crawl_interval_s)
         pipeline.app.timer(interval, name=f"crawl.{source.name}")(crawl_pass(source, discovered))
+    states = {id(s.state): s.state for s in pipeline.sources if isinstance(s, Crawler)}
+    for state in states.values():
+        pipeline.app.task(follow_alerts(pipeline, state).run_forever)
+
+
+def follow_alerts(pipeline: Pipeline, state: CrawlState) -> TopicFeed:
+    """Every flagged clip, whichever worker flagged it, into the crawl state: it is watched."""
+
+    async def flag(record: ConsumerRecord[bytes, bytes]) -> None:
+        with contextlib.suppress(RecordError):  # the notifier dead-letters a bad alert
+            state.mark_flagged(decode(Alert, record.value or b"").clip.key)
+
+    return TopicFeed(bootstrap_servers(pipeline.broker), ("alerts",), state, flag)
 
 
 def crawl_pass(source: Source, discovered: Any) -> Callable[[], Awaitable[None]]:

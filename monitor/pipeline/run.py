@@ -79,13 +79,11 @@ def prepare_demo_gallery(settings: Settings, say: Callable[[str], None]) -> Path
 
 def _configured_crawlers(settings: Settings, stack: contextlib.ExitStack) -> list[Source]:
     """A crawler per platform with credentials; none (and the demo) when none has any."""
-    from monitor.sources.registry import build_crawlers, flagged_reader
+    from monitor.sources.registry import build_crawlers
     from monitor.sources.state import CrawlState
 
     state = CrawlState(settings.pipeline.state_dir / "crawl.sqlite3")
-    crawlers = build_crawlers(
-        settings, state, flagged=flagged_reader(settings.pipeline.state_dir / "state.sqlite3")
-    )
+    crawlers = build_crawlers(settings, state, flagged=state.flagged_clips)
     if not crawlers:
         state.close()
         return []

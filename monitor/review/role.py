@@ -26,9 +26,9 @@ from monitor.errors import RecordError
 from monitor.pipeline import metrics
 from monitor.pipeline.app import Pipeline
 from monitor.pipeline.broker import bootstrap_servers
+from monitor.pipeline.feed import TopicFeed
 from monitor.records import Alert, DeadLetter, Review, decode, encode
 from monitor.review.access import Access
-from monitor.review.feed import TopicFeed
 from monitor.review.page import ROUTES, Handler, ReviewPage
 from monitor.review.store import Applied, ReviewStore
 from monitor.review.teach import GalleryTeacher, learn

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from monitor.records import Alert, Review
-from monitor.storage import SqliteStore
+from monitor.storage import OFFSETS_SCHEMA, FeedOffsets
 
 __all__ = ["STATES", "AlertFilter", "Applied", "ReviewStore", "ReviewedAlert", "State"]
 
@@ -36,12 +36,6 @@ CREATE TABLE IF NOT EXISTS alerts (
     record TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alerts_by_time ON alerts (alerted_at);
-CREATE TABLE IF NOT EXISTS offsets (
-    topic TEXT NOT NULL,
-    partition INTEGER NOT NULL,
-    next_offset INTEGER NOT NULL,
-    PRIMARY KEY (topic, partition)
-);
 CREATE TABLE IF NOT EXISTS reviews (
     alert_id TEXT NOT NULL,
     at TEXT NOT NULL,
@@ -104,21 +98,9 @@ def views_per_hour(alert: Alert) -> float | None:
     return alert.views / hours
 
 
-class ReviewStore(SqliteStore):
+class ReviewStore(FeedOffsets):
     def __init__(self, path: Path) -> None:
-        super().__init__(path, _SCHEMA)
-
-    def remember_offset(self, topic: str, partition: int, next_offset: int) -> None:
-        """This host has applied every record of ``topic[partition]`` before ``next_offset``."""
-        with self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO offsets VALUES (?, ?, ?)", (topic, partition, next_offset)
-            )
-
-    def read_offsets(self) -> dict[tuple[str, int], int]:
-        with self._lock:
-            rows = self._db.execute("SELECT topic, partition, next_offset FROM offsets").fetchall()
-        return {(str(topic), int(number)): int(offset) for topic, number, offset in rows}
+        super().__init__(path, _SCHEMA + OFFSETS_SCHEMA)
 
     def add_alert(self, alert: Alert) -> bool:
         """Keep an alert; True the first time (a redelivered alert changes nothing)."""

@@ -8,9 +8,7 @@ subset of platforms and the demo platform when it has none.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 
 from monitor.config import Settings
 from monitor.errors import SourceError
@@ -19,7 +17,7 @@ from monitor.sources.http import RetryPolicy
 from monitor.sources.queries import Query, load_gallery_entities, queries_for
 from monitor.sources.state import CrawlState
 
-__all__ = ["PLATFORMS", "build_crawlers", "configured_platforms", "flagged_reader"]
+__all__ = ["PLATFORMS", "build_crawlers", "configured_platforms"]
 
 log = logging.getLogger(__name__)
 
@@ -144,27 +142,3 @@ def build_crawlers(
         )
         for platform, interval_s, max_pages in configured_platforms(settings, queries, names)
     ]
-
-
-def flagged_reader(state_db: Path) -> Callable[[], list[str]]:
-    """The keys of clips the decide role flagged, read from its state store on this host.
-
-    The decide role's SQLite file is opened read-only per call; a worker without that role
-    (no file yet) watches only fast-spreading clips.
-    """
-
-    def flagged() -> list[str]:
-        if not state_db.exists():
-            return []
-        try:
-            db = sqlite3.connect(f"file:{state_db}?mode=ro", uri=True, timeout=5)
-            try:
-                rows = db.execute("SELECT DISTINCT clip_key FROM flagged").fetchall()
-            finally:
-                db.close()
-        except sqlite3.Error as exc:
-            log.warning("flagged clips unreadable from %s: %s", state_db, exc)
-            return []
-        return [str(row[0]) for row in rows]
-
-    return flagged

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from monitor.storage import SqliteStore
+from monitor.storage import OFFSETS_SCHEMA, FeedOffsets
 
 __all__ = ["CrawlState", "FeedState", "Observation"]
 
@@ -53,6 +53,9 @@ CREATE TABLE IF NOT EXISTS paused (
     source TEXT PRIMARY KEY,
     until TEXT NOT NULL,
     reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS flagged (
+    clip_key TEXT PRIMARY KEY
 );
 """
 
@@ -95,11 +98,26 @@ def _text(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-class CrawlState(SqliteStore):
-    """One SQLite file for every source a worker crawls; safe from threads and the event loop."""
+class CrawlState(FeedOffsets):
+    """One SQLite file for every source a worker crawls; safe from threads and the event loop.
+
+    It also keeps the clips flagged anywhere in the pipeline (the crawl role follows the
+    ``alerts`` topic into it), so that they are watched while they spread.
+    """
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, _SCHEMA)
+        super().__init__(path, _SCHEMA + OFFSETS_SCHEMA)
+
+    # --- flagged clips --------------------------------------------------------------------
+
+    def mark_flagged(self, clip_key: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO flagged VALUES (?)", (clip_key,))
+
+    def flagged_clips(self) -> list[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT clip_key FROM flagged ORDER BY clip_key").fetchall()
+        return [str(row[0]) for row in rows]
 
     # --- feeds ----------------------------------------------------------------------------
 

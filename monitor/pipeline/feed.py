@@ -1,12 +1,14 @@
-"""How the review role reads ``alerts`` and ``reviews``: every partition, in every worker.
+"""A topic read whole by one worker: every partition, outside any consumer group, resumed from
+offsets kept in the worker's own store.
 
-Faust agents share the app's consumer group, so two workers running the review role would
-each see half of the alerts and half of the decisions, and each page would show half a
-picture. The review role reads both topics instead with a consumer of its own, outside any
-group, over all their partitions (new ones are picked up as they appear), so every replica's
-page is whole. It remembers in its store how far it has read each partition, and resumes there
-after a restart; what it reads twice (a crash between applying and remembering) changes
-nothing, since the store ignores a record it already has.
+Faust agents share the app's consumer group, which splits a topic's partitions among the
+workers: right for work (each clip scored once), wrong for a view every worker needs whole. The
+review page must show every alert and decision in each replica; a crawler must know every
+flagged clip, whichever worker's decide role flagged it. Such a view reads its topics with a
+feed instead: all partitions (new ones are picked up as they appear), each record handed to
+``handle`` in order per partition, and the position kept in the same SQLite store as the view,
+so a restart resumes there. A record read twice (a crash between applying and remembering)
+must change nothing: the views are written to be idempotent.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
-from monitor.review.store import ReviewStore
+from monitor.storage import FeedOffsets
 
 __all__ = ["TopicFeed"]
 
@@ -36,7 +38,7 @@ class TopicFeed:
     store says this host stopped."""
 
     def __init__(
-        self, bootstrap: str, topics: Sequence[str], store: ReviewStore, handle: Handle
+        self, bootstrap: str, topics: Sequence[str], store: FeedOffsets, handle: Handle
     ) -> None:
         self.bootstrap = bootstrap
         self.topics = tuple(topics)
@@ -51,7 +53,12 @@ class TopicFeed:
             try:
                 await self.run()
             except (KafkaError, OSError) as exc:
-                log.warning("review feed stopped: %s; reading again in %g s", exc, retry_s)
+                log.warning(
+                    "feed of %s stopped: %s; reading again in %g s",
+                    ", ".join(self.topics),
+                    exc,
+                    retry_s,
+                )
                 await asyncio.sleep(retry_s)
 
     async def run(self) -> None:
@@ -87,7 +94,7 @@ class TopicFeed:
         try:
             await consumer.topics()  # fresh metadata, so new partitions show
         except KafkaError as exc:
-            log.warning("review feed: no metadata yet: %s", exc)
+            log.warning("feed of %s: no metadata yet: %s", ", ".join(self.topics), exc)
         wanted = {
             TopicPartition(topic, number)
             for topic in self.topics

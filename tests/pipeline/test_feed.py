@@ -1,21 +1,27 @@
-"""Every worker running the review role reads all of ``alerts`` and ``reviews``, whatever the
-partition, and after a restart reads on from where it stopped, with a real broker process."""
+"""A topic feed reads every partition in every worker and, after a restart, reads on from where
+it stopped: each review replica sees every alert and decision, and a crawler learns every
+flagged clip. With a real broker process."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 from aiokafka import ConsumerRecord
 
+from monitor.pipeline.app import Pipeline
 from monitor.pipeline.broker import EmbeddedBroker, ensure_topics
+from monitor.pipeline.feed import TopicFeed
 from monitor.pipeline.harness import produce
+from monitor.pipeline.roles import follow_alerts
 from monitor.records import Alert, Review, decode, encode
-from monitor.review.feed import TopicFeed
 from monitor.review.role import apply_review
 from monitor.review.store import ReviewStore
+from monitor.sources.state import CrawlState
 from tests.review.conftest import make_alert
 
 TOPICS = ("alerts", "reviews")
@@ -85,3 +91,26 @@ async def test_two_replicas_each_see_every_alert_and_decision_and_resume_after_a
         await until(lambda: restarted.store.get(alerts[5].alert_id).state == "confirmed")  # type: ignore[union-attr]
         await asyncio.sleep(1.0)  # anything read twice would have arrived by now
         assert restarted.handled == 1, "only the record that came while it was down"
+
+
+async def test_a_crawler_learns_every_flagged_clip_from_the_alerts_topic(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    flagged = [make_alert(f"hot-{i}", "ghostface", platform="youtube") for i in range(5)]
+    await produce(
+        broker.bootstrap,
+        "alerts",
+        (b"junk", b"not an alert"),
+        *((a.alert_id.encode(), encode(a)) for a in flagged),
+    )
+    state = CrawlState(tmp_path / "crawl.sqlite3")
+    pipeline = cast(Pipeline, SimpleNamespace(broker=broker.url))
+    feed = follow_alerts(pipeline, state)
+    task = asyncio.create_task(feed.run())
+    try:
+        wanted = {a.clip.key for a in flagged}
+        await until(lambda: wanted <= set(state.flagged_clips()))
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
