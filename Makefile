@@ -20,8 +20,8 @@ models: install
 	$(CLI) models fetch
 
 lint: install
-	$(BIN)/ruff check monitor tests bench dashboards
-	$(BIN)/ruff format --check monitor tests bench dashboards
+	$(BIN)/ruff check monitor tests bench dashboards docs
+	$(BIN)/ruff format --check monitor tests bench dashboards docs
 
 typecheck: install
 	$(BIN)/mypy
