@@ -44,11 +44,14 @@ class TopicFeed:
         self.topics = tuple(topics)
         self.store = store
         self.handle = handle
+        self.retry_s = 5.0
         self.ready = asyncio.Event()
         """Set once every partition is assigned and positioned (tests wait for it)."""
 
-    async def run_forever(self, retry_s: float = 5.0) -> None:
-        """``run``, started again after the broker goes away (a restart, a network cut)."""
+    async def run_forever(self) -> None:
+        """``run``, started again ``retry_s`` after the broker goes away (a restart, a network
+        cut). It takes no arguments: Faust's ``app.task`` passes the app to one that does."""
+        retry_s = self.retry_s
         while True:
             try:
                 await self.run()

@@ -16,7 +16,7 @@ from aiokafka import ConsumerRecord
 from monitor.pipeline.app import Pipeline
 from monitor.pipeline.broker import EmbeddedBroker, ensure_topics
 from monitor.pipeline.feed import TopicFeed
-from monitor.pipeline.harness import produce
+from monitor.pipeline.harness import free_port, produce
 from monitor.pipeline.roles import follow_alerts
 from monitor.records import Alert, Review, decode, encode
 from monitor.review.role import apply_review
@@ -42,6 +42,10 @@ class Replica:
         self.handled = 0
         self.feed = TopicFeed(broker.bootstrap, TOPICS, self.store, self.read)
         self.task: asyncio.Task[None] | None = None
+
+    @staticmethod
+    async def ignore(record: ConsumerRecord[bytes, bytes]) -> None:
+        pass
 
     async def read(self, record: ConsumerRecord[bytes, bytes]) -> None:
         self.handled += 1
@@ -114,3 +118,18 @@ async def test_a_crawler_learns_every_flagged_clip_from_the_alerts_topic(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_without_a_broker_the_feed_keeps_trying_instead_of_dying(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    nowhere = f"127.0.0.1:{free_port()}"
+    feed = TopicFeed(nowhere, TOPICS, ReviewStore(tmp_path / "r.sqlite3"), Replica.ignore)
+    feed.retry_s = 0.2
+    task = asyncio.create_task(feed.run_forever())
+    await asyncio.sleep(2.0)
+    assert not task.done(), "still running, to read once the broker is back"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert sum("reading again" in r.getMessage() for r in caplog.records) >= 2
