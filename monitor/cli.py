@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from monitor.config import load_settings
+from monitor.config import ROLES, load_settings
 from monitor.errors import GalleryNotBuiltError, MonitorError
 
 __all__ = ["app", "main"]
@@ -270,8 +270,8 @@ def evaluate(
 @app.command("up")
 def up(
     roles: Annotated[
-        str, typer.Option(help="Comma-separated subset of crawl,score,decide,notify.")
-    ] = "crawl,score,decide,notify",
+        str, typer.Option(help="Comma-separated subset of crawl,score,decide,notify,review.")
+    ] = ",".join(ROLES),
 ) -> None:
     """Run the monitor: embedded broker, demo platform and demo gallery unless configured."""
     import logging

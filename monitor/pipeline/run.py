@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import faust
+from pydantic import SecretStr
 
 from monitor.config import ROLES, Settings
 from monitor.pipeline.app import TOPICS, create_pipeline
@@ -91,6 +93,31 @@ def _configured_crawlers(settings: Settings, stack: contextlib.ExitStack) -> lis
     return list(crawlers)
 
 
+def _review_access(
+    settings: Settings, page: str, *, demo: bool, say: Callable[[str], None]
+) -> Settings:
+    """Say where the review page is and how to sign in. The page is never open without
+    credentials; in the demo, where nobody set any, a password is made for this run."""
+    if settings.review.configured:
+        say(f"review page at {page}")
+        return settings
+    if not demo:
+        say(
+            f"review page at {page} is closed: set LIKENESS_MONITOR_REVIEW__TOKEN, or "
+            "LIKENESS_MONITOR_REVIEW__USERNAME and __PASSWORD"
+        )
+        return settings
+    password = secrets.token_urlsafe(12)
+    say(
+        f"review page at {page} (demo sign-in for this run: user demo, password {password}; "
+        "set LIKENESS_MONITOR_REVIEW__USERNAME and __PASSWORD to choose your own)"
+    )
+    review = settings.review.model_copy(
+        update={"username": "demo", "password": SecretStr(password)}
+    )
+    return settings.model_copy(update={"review": review})
+
+
 def _allow_fetch_from(settings: Settings, url: str) -> Settings:
     from monitor.media.safety import networks_of
 
@@ -141,9 +168,11 @@ def up(
             )
         )
         asyncio.set_event_loop(asyncio.new_event_loop())  # the worker's; asyncio.run closed its own
+        web = f"http://{settings.pipeline.web_host}:{settings.pipeline.web_port}"
+        if "review" in roles:
+            settings = _review_access(settings, f"{web}/review", demo=bool(demo_url), say=say)
         pipeline = create_pipeline(settings, broker_url, roles=roles, sources=sources)
         stack.callback(pipeline.state.close)
-        web = f"http://{settings.pipeline.web_host}:{settings.pipeline.web_port}"
         say(f"roles {', '.join(roles)}; metrics at {web}/metrics, health at {web}/healthz")
         worker = faust.Worker(pipeline.app, loglevel="WARNING", quiet=True, redirect_stdouts=False)
         try:

@@ -1,9 +1,10 @@
-"""`likeness-monitor up` on its embedded defaults starts its own broker and demo platform, and
-Ctrl-C stops every process it started."""
+"""`likeness-monitor up` on its embedded defaults starts its own broker and demo platform, opens
+the review page with a password made for the run, and Ctrl-C stops every process it started."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +24,17 @@ def _children(pid: int) -> set[int]:
     return found
 
 
+def wait_for_web(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, f"nothing answers at {url}"
+            time.sleep(0.3)
+
+
 def test_ctrl_c_stops_the_worker_the_broker_and_the_demo_platform(tmp_path: Path) -> None:
     platform_port, web_port = free_port(), free_port()
     env = {
@@ -37,7 +49,7 @@ def test_ctrl_c_stops_the_worker_the_broker_and_the_demo_platform(tmp_path: Path
     log = tmp_path / "up.log"
     with log.open("wb") as out:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "up", "--roles", "crawl"],
+            [sys.executable, "-m", "monitor", "up", "--roles", "crawl,review"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -51,6 +63,16 @@ def test_ctrl_c_stops_the_worker_the_broker_and_the_demo_platform(tmp_path: Path
         assert "embedded broker at kafka://127.0.0.1:" in text
         assert f"demo platform at http://127.0.0.1:{platform_port}" in text
         assert httpx.get(f"http://127.0.0.1:{platform_port}/healthz", timeout=5).status_code == 200
+        review = f"http://127.0.0.1:{web_port}/review"
+        sign_in = re.search(
+            rf"review page at {review} \(demo sign-in for this run: user demo, password (\S+);",
+            text,
+        )
+        assert sign_in is not None, text
+        wait_for_web(review)
+        assert httpx.get(review, timeout=5).status_code == 401
+        opened = httpx.get(review, auth=("demo", sign_in.group(1)), timeout=5)
+        assert opened.status_code == 200 and "Alerts to review" in opened.text
         broker_pids = {
             pid
             for pid in _children(worker.pid)
