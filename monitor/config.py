@@ -92,6 +92,12 @@ class PipelineSettings(BaseModel):
     app_id: str = "likeness-monitor"
     partitions: int = Field(default=4, gt=0)
     state_dir: Path = Path("var/monitor")
+    shared_dir: Path | None = Field(
+        default=None,
+        description="where files that several roles use live: evidence thumbnails and clip "
+        "fingerprints, written by score, served by notify and review, filed by review; a "
+        "volume all three mount when they run apart (default: state_dir)",
+    )
     gallery: Path | None = Field(
         default=None, description="a built gallery; default: the demo gallery, built on start"
     )
@@ -124,6 +130,10 @@ class PipelineSettings(BaseModel):
         description="platforms whose listings carry no video file (YouTube: a thumbnail)",
     )
     media_resolver_timeout_s: float = Field(default=30.0, gt=0)
+
+    @property
+    def shared_root(self) -> Path:
+        return self.shared_dir or self.state_dir
 
 
 class NotifySettings(BaseModel):

@@ -1,7 +1,8 @@
 """The evidence thumbnail of an alert: the frame that matched best, with the match outlined.
 
 Only the scorer has the decoded frames, and only for the moment it scores, so it saves one
-small JPEG per flagged (clip, entity) under ``<state_dir>/evidence/<alert_id>.jpg``; the web
+small JPEG per flagged (clip, entity) under ``<shared_dir>/evidence/<alert_id>.jpg`` (the
+settings' ``pipeline.shared_dir``, by default the state dir, a volume shared by the roles); the web
 server serves it to whoever follows the link in a message. The alert id is a fixed-length hex
 digest, checked before it becomes a path, so a request cannot name any other file.
 
@@ -47,22 +48,22 @@ def is_alert_id(value: str) -> bool:
     return _ALERT_ID.fullmatch(value) is not None
 
 
-def evidence_path(state_dir: Path, alert_id: str) -> Path:
+def evidence_path(shared_dir: Path, alert_id: str) -> Path:
     if not is_alert_id(alert_id):
         raise ValueError("not an alert id")
-    return state_dir / "evidence" / f"{alert_id}.jpg"
+    return shared_dir / "evidence" / f"{alert_id}.jpg"
 
 
-def fingerprint_path(state_dir: Path, alert_id: str) -> Path:
-    return evidence_path(state_dir, alert_id).with_suffix(FINGERPRINT_SUFFIX)
+def fingerprint_path(shared_dir: Path, alert_id: str) -> Path:
+    return evidence_path(shared_dir, alert_id).with_suffix(FINGERPRINT_SUFFIX)
 
 
-def read_evidence(state_dir: Path, alert_id: str) -> bytes | None:
+def read_evidence(shared_dir: Path, alert_id: str) -> bytes | None:
     """The thumbnail's bytes, or None for an unknown or malformed id."""
     if not is_alert_id(alert_id):
         return None
     try:
-        return evidence_path(state_dir, alert_id).read_bytes()
+        return evidence_path(shared_dir, alert_id).read_bytes()
     except FileNotFoundError:
         return None
 
@@ -94,7 +95,7 @@ def render_evidence(image: RGBImage, box: Sequence[int] | None, max_side: int = 
 
 
 def save_evidence(
-    state_dir: Path, alert_id: str, frames: Sequence[Frame], evidence: Sequence[EvidenceRecord]
+    shared_dir: Path, alert_id: str, frames: Sequence[Frame], evidence: Sequence[EvidenceRecord]
 ) -> Path | None:
     """Write the thumbnail of the best framed evidence; None when no evidence has a frame."""
     best = best_evidence(evidence)
@@ -102,7 +103,7 @@ def save_evidence(
         return None
     at = best.frame_time
     frame = min(frames, key=lambda f: abs(f.time - at))
-    path = evidence_path(state_dir, alert_id)
+    path = evidence_path(shared_dir, alert_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".part")
     partial.write_bytes(render_evidence(frame.image, best.box))
@@ -110,7 +111,7 @@ def save_evidence(
     return path
 
 
-def save_clip_evidence(state_dir: Path, record: ClipScored, frames: Sequence[Frame]) -> None:
+def save_clip_evidence(shared_dir: Path, record: ClipScored, frames: Sequence[Frame]) -> None:
     """For each entity a scored clip flags: its thumbnail and the clip's fingerprint.
 
     A file that cannot be written is logged and skipped: a message without its picture still
@@ -124,9 +125,9 @@ def save_clip_evidence(state_dir: Path, record: ClipScored, frames: Sequence[Fra
     for entity in record.flagged:
         alert_id = Alert.id_for(record.clip.key, entity.entity_id)
         try:
-            save_evidence(state_dir, alert_id, frames, entity.evidence)
+            save_evidence(shared_dir, alert_id, frames, entity.evidence)
             kept.with_about(alert_id=alert_id, entity=entity.entity_id).save(
-                fingerprint_path(state_dir, alert_id)
+                fingerprint_path(shared_dir, alert_id)
             )
         except (OSError, ValueError) as exc:
             log.warning("no evidence files for alert %s: %s", alert_id, exc)

@@ -150,7 +150,7 @@ def create_pipeline(
     @app.page("/evidence/{alert_id}.jpg")
     async def evidence(web: Any, request: Any, alert_id: str) -> Any:
         # The id is checked against the alert-id format before it becomes a path.
-        image = read_evidence(settings.pipeline.state_dir, alert_id)
+        image = read_evidence(settings.pipeline.shared_root, alert_id)
         if image is None:
             return web.error(404, "no such evidence")
         return web.bytes(

@@ -248,7 +248,7 @@ class ScoringService:
         the clip's fingerprint, for the review loop should the alert be dismissed."""
         if record.flagged:
             await asyncio.get_running_loop().run_in_executor(
-                None, save_clip_evidence, self.settings.pipeline.state_dir, record, frames
+                None, save_clip_evidence, self.settings.pipeline.shared_root, record, frames
             )
 
     def _remember(self, record: ClipScored) -> None:

@@ -63,7 +63,7 @@ def install_review(pipeline: Pipeline) -> None:
         applied = apply_review(store, review)
         if applied.new and applied.alert is not None and teacher.folder is not None:
             teacher.pending |= learn(
-                review, applied.alert, settings.pipeline.state_dir, teacher.folder
+                review, applied.alert, settings.pipeline.shared_root, teacher.folder
             )
 
     def catch_up(alert: Alert) -> None:
@@ -76,7 +76,7 @@ def install_review(pipeline: Pipeline) -> None:
             decision="confirm" if known.state == "confirmed" else "dismiss",
             reviewer=known.reviewer or "unknown",
         )
-        teacher.pending |= learn(review, alert, settings.pipeline.state_dir, teacher.folder)
+        teacher.pending |= learn(review, alert, settings.pipeline.shared_root, teacher.folder)
 
     async def publish(review: Review) -> None:
         delivery = await reviews.send(key=review.alert_id.encode(), value=encode(review))

@@ -50,7 +50,7 @@ def gallery_folder(built: Path | None) -> Path | None:
     return built.parent
 
 
-def learn(review: Review, alert: Alert, state_dir: Path, folder: Path) -> bool:
+def learn(review: Review, alert: Alert, shared_dir: Path, folder: Path) -> bool:
     """File or withdraw the alert's evidence; True when what a gallery build reads changed."""
     entity, alert_id = alert.entity.id, alert.alert_id
     dismissed = folder / DISMISSED / entity
@@ -62,11 +62,11 @@ def learn(review: Review, alert: Alert, state_dir: Path, folder: Path) -> bool:
     if review.decision != "confirm" and _remove(confirmed):
         _write_cases(folder)
     if review.decision == "dismiss":
-        if not _copy(evidence_path(state_dir, alert_id), frame):
+        if not _copy(evidence_path(shared_dir, alert_id), frame):
             log.warning("alert %s dismissed without an evidence frame to learn from", alert_id)
         changed |= frame.is_file()
-        changed |= _copy(fingerprint_path(state_dir, alert_id), kept)
-    elif review.decision == "confirm" and _copy(evidence_path(state_dir, alert_id), confirmed):
+        changed |= _copy(fingerprint_path(shared_dir, alert_id), kept)
+    elif review.decision == "confirm" and _copy(evidence_path(shared_dir, alert_id), confirmed):
         _write_cases(folder, {alert_id: alert})
     return changed
 

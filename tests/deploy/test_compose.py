@@ -11,6 +11,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from monitor.config import ROLES
+
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
 
@@ -43,6 +45,7 @@ def test_cluster_has_kraft_kafka_each_role_and_the_observability_stack() -> None
         "score",
         "decide",
         "notify",
+        "review",
         "prometheus",
         "alertmanager",
         "grafana",
@@ -50,7 +53,7 @@ def test_cluster_has_kraft_kafka_each_role_and_the_observability_stack() -> None
     kafka = services["kafka"]["environment"]
     assert kafka["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft: no ZooKeeper service
     assert not any("zookeeper" in name for name in services)
-    for role in ("crawl", "score", "decide", "notify"):
+    for role in ROLES:
         assert services[role]["command"] == ["up", "--roles", role]
         broker = services[role]["environment"]["LIKENESS_MONITOR_PIPELINE__BROKER_URL"]
         assert broker == "kafka://kafka:9092"
@@ -100,4 +103,30 @@ def test_prometheus_scrapes_every_role() -> None:
     (job,) = config["scrape_configs"]
     assert job["job_name"] == "likeness-monitor"  # the job the rules and dashboards name
     targets = job["static_configs"][0]["targets"]
-    assert sorted(t.split(":")[0] for t in targets) == ["crawl", "decide", "notify", "score"]
+    assert sorted(t.split(":")[0] for t in targets) == sorted(ROLES)
+
+
+def test_volumes_carry_evidence_gallery_and_every_role_state_that_must_persist() -> None:
+    services = _compose()["services"]
+
+    def mounts(name: str) -> dict[str, str]:
+        found = {}
+        for volume in services[name].get("volumes", []):
+            source, target, *mode = volume.split(":")
+            found[source] = f"{target}:{mode[0] if mode else 'rw'}"
+        return found
+
+    env = services["score"]["environment"]
+    shared, gallery = (
+        env["LIKENESS_MONITOR_PIPELINE__SHARED_DIR"],
+        env["LIKENESS_MONITOR_PIPELINE__GALLERY"],
+    )
+    assert mounts("score")["shared"] == f"{shared}:rw"
+    assert mounts("notify")["shared"] == f"{shared}:ro"
+    assert mounts("review")["shared"] == f"{shared}:rw"
+    assert gallery.startswith(mounts("score")["gallery"].split(":")[0] + "/")
+    assert mounts("score")["gallery"].endswith(":ro")
+    assert mounts("review")["gallery"].endswith(":rw")
+    assert mounts("crawl")["gallery"].endswith(":ro"), "queries come from the gallery"
+    for role in ("crawl", "decide", "notify", "review"):  # state that must outlive a container
+        assert f"{role}-state" in mounts(role)

@@ -10,6 +10,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from monitor.config import ROLES
+
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 KUBERNETES_VERSION = "1.30.0"
 
@@ -71,7 +73,7 @@ def test_every_role_runs_once_reads_the_configmap_and_is_scraped() -> None:
         for (kind, name), doc in resources.items()
         if kind in {"Deployment", "StatefulSet"}
     }
-    assert sorted(workloads) == ["crawl", "decide", "notify", "score"]
+    assert sorted(workloads) == sorted(ROLES)
     for name, doc in workloads.items():
         template = doc["spec"]["template"]
         (container,) = template["spec"]["containers"]
@@ -80,16 +82,58 @@ def test_every_role_runs_once_reads_the_configmap_and_is_scraped() -> None:
         assert template["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
 
 
-def test_only_notify_reads_the_delivery_secret() -> None:
+def test_only_notify_and_review_read_secrets_each_their_own() -> None:
     resources = _resources()
-    readers = [
-        name
+    readers = {
+        name: [
+            s["secretRef"]["name"]
+            for s in doc["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+            if "secretRef" in s
+        ]
         for (kind, name), doc in resources.items()
         if kind in {"Deployment", "StatefulSet"}
-        and any(
-            "secretRef" in s for s in doc["spec"]["template"]["spec"]["containers"][0]["envFrom"]
-        )
+    }
+    assert {name: refs for name, refs in readers.items() if refs} == {
+        "notify": ["likeness-monitor-notify"],
+        "review": ["likeness-monitor-review"],
+    }
+    for secret, section in (("notify", "NOTIFY"), ("review", "REVIEW")):
+        data = resources[("Secret", f"likeness-monitor-{secret}")]["stringData"]
+        assert all(key.startswith(f"LIKENESS_MONITOR_{section}__") for key in data)
+
+
+def test_roles_whose_state_must_survive_a_restart_keep_it_on_a_volume_of_their_own() -> None:
+    resources = _resources()
+    for role in ("crawl", "decide", "notify", "review"):
+        templates = resources[("StatefulSet", role)]["spec"]["volumeClaimTemplates"]
+        assert [t["metadata"]["name"] for t in templates] == ["state"]
+
+
+def test_evidence_is_shared_by_the_roles_that_write_serve_and_file_it() -> None:
+    resources = _resources()
+
+    def mounts(kind: str, name: str) -> dict[str, tuple[str, bool]]:
+        pod = resources[(kind, name)]["spec"]["template"]["spec"]
+        claims = {
+            v["name"]: v["persistentVolumeClaim"]["claimName"]
+            for v in pod.get("volumes", [])
+            if "persistentVolumeClaim" in v
+        }
+        return {
+            claims[m["name"]]: (m["mountPath"], bool(m.get("readOnly")))
+            for m in pod["containers"][0]["volumeMounts"]
+            if m["name"] in claims
+        }
+
+    shared = resources[("ConfigMap", "likeness-monitor")]["data"][
+        "LIKENESS_MONITOR_PIPELINE__SHARED_DIR"
     ]
-    assert readers == ["notify"]
-    secret = resources[("Secret", "likeness-monitor-notify")]
-    assert all(key.startswith("LIKENESS_MONITOR_NOTIFY__") for key in secret["stringData"])
+    assert mounts("Deployment", "score")["shared"] == (shared, False)
+    assert mounts("StatefulSet", "notify")["shared"] == (shared, True)
+    assert mounts("StatefulSet", "review")["shared"] == (shared, False)
+    assert mounts("Deployment", "score")["gallery"][1] is True
+    assert mounts("StatefulSet", "review")["gallery"][1] is False
+    assert mounts("StatefulSet", "crawl")["gallery"][1] is True, "queries come from the gallery"
+    for claim in ("shared", "gallery"):
+        access = resources[("PersistentVolumeClaim", claim)]["spec"]["accessModes"]
+        assert access == ["ReadWriteMany"], "mounted by pods on several nodes"
