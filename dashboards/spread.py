@@ -165,10 +165,12 @@ def spread_dashboard() -> dashboard.Dashboard:
         .with_panel(
             time_series(
                 "Share of reviewed alerts dismissed, by entity",
-                "Dismissed as false positives over reviewed: one minus a precision estimate.",
+                "Dismissed as false positives over reviewed: one minus a precision estimate. "
+                "Every review replica reports it: the largest is shown.",
                 [
                     (
-                        'likeness_review_dismissed_share{entity=~"$entity", franchise=~"$franchise"}',
+                        "max by (entity) (likeness_review_dismissed_share"
+                        '{entity=~"$entity", franchise=~"$franchise"})',
                         "{{entity}}",
                     )
                 ],
@@ -177,11 +179,12 @@ def spread_dashboard() -> dashboard.Dashboard:
         .with_panel(
             time_series(
                 "Reviews per hour, by decision",
-                "Confirmations, dismissals and undos by reviewers.",
+                "Confirmations, dismissals and undos by reviewers. Every review replica counts "
+                "every decision: the largest count is shown, not their sum.",
                 [
                     (
-                        "sum by (decision) (increase(likeness_reviews_total"
-                        '{entity=~"$entity", franchise=~"$franchise"}[1h]))',
+                        "max by (decision) (sum by (decision, instance) (increase("
+                        'likeness_reviews_total{entity=~"$entity", franchise=~"$franchise"}[1h])))',
                         "{{decision}}",
                     )
                 ],
