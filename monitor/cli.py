@@ -108,7 +108,7 @@ def gallery_build(
         )
     target = out_dir or folder / BUILT_DIR
     gallery.save(target)
-    reused = f", {cache.hits} files from the cache" if cache and cache.hits else ""
+    reused = f", {cache.stats.hits} files from the cache" if cache and cache.stats.hits else ""
     out.print(
         f"built gallery [bold]{gallery.version}[/bold] ({len(gallery.entities)} entities{reused}) "
         f"in {target}"

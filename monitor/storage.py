@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["OFFSETS_SCHEMA", "FeedOffsets", "SqliteStore"]
+__all__ = ["FeedOffsets", "SqliteStore"]
 
-OFFSETS_SCHEMA = """
+_OFFSETS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS offsets (
     topic TEXT NOT NULL,
     partition INTEGER NOT NULL,
@@ -21,7 +21,6 @@ CREATE TABLE IF NOT EXISTS offsets (
     PRIMARY KEY (topic, partition)
 );
 """
-"""Add to a store's schema to make it a ``FeedOffsets``."""
 
 
 class SqliteStore:
@@ -56,6 +55,9 @@ class SqliteStore:
 class FeedOffsets(SqliteStore):
     """A store that also remembers how far a topic feed (``monitor.pipeline.feed``) has read,
     next to what the feed wrote, so that both survive a restart together."""
+
+    def __init__(self, path: Path, schema: str) -> None:
+        super().__init__(path, schema + _OFFSETS_SCHEMA)
 
     def remember_offset(self, topic: str, partition: int, next_offset: int) -> None:
         """Every record of ``topic[partition]`` before ``next_offset`` has been applied."""

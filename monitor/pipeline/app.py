@@ -51,23 +51,19 @@ class Pipeline:
     health: dict[str, Any] = field(default_factory=dict)
 
     async def dead_letter(self, event: Any, reason: str) -> None:
+        """Park a Faust event's record on ``deadletter``."""
         message = event.message
-        letter = DeadLetter.of(
-            message.value if isinstance(message.value, bytes) else bytes(message.value or b""),
-            reason,
-            message.topic,
-            message.partition,
-            message.offset,
-        )
-        log.warning(
-            "dead letter from %s[%s]@%s: %s",
-            message.topic,
-            message.partition,
-            message.offset,
-            reason,
-        )
+        raw = message.value if isinstance(message.value, bytes) else bytes(message.value or b"")
+        await self.dead_letter_record(raw, reason, message.topic, message.partition, message.offset)
+
+    async def dead_letter_record(
+        self, raw: bytes, reason: str, topic: str, partition: int, offset: int
+    ) -> None:
+        """Park a record on ``deadletter`` with why and where it came from."""
+        log.warning("dead letter from %s[%s]@%s: %s", topic, partition, offset, reason)
+        letter = DeadLetter.of(raw, reason, topic, partition, offset)
         await self.topics["deadletter"].send(value=encode(letter))
-        metrics.DEADLETTERS.labels(message.topic).inc()
+        metrics.DEADLETTERS.labels(topic).inc()
 
 
 _FAUST_METRICS: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, FaustMetrics]] = (

@@ -27,7 +27,7 @@ from monitor.pipeline import metrics
 from monitor.pipeline.app import Pipeline
 from monitor.pipeline.broker import bootstrap_servers
 from monitor.pipeline.feed import TopicFeed
-from monitor.records import Alert, DeadLetter, Review, decode, encode
+from monitor.records import Alert, Review, decode, encode
 from monitor.review.access import Access
 from monitor.review.page import ROUTES, Handler, ReviewPage
 from monitor.review.store import Applied, ReviewStore
@@ -118,14 +118,10 @@ def install_review(pipeline: Pipeline) -> None:
             else:
                 decide(decode(Review, value))
         except RecordError as exc:
-            # The notifier dead-letters a bad alert; a bad decision is dead-lettered here.
-            log.warning("review: %s[%s]@%s: %s", record.topic, record.partition, record.offset, exc)
-            if record.topic == "reviews":
-                letter = DeadLetter.of(
+            if record.topic == "reviews":  # the notifier dead-letters a bad alert
+                await pipeline.dead_letter_record(
                     value, str(exc), record.topic, record.partition, record.offset
                 )
-                await pipeline.topics["deadletter"].send(value=encode(letter))
-                metrics.DEADLETTERS.labels(record.topic).inc()
 
     feed = TopicFeed(bootstrap_servers(pipeline.broker), ("alerts", "reviews"), store, read)
     pipeline.app.task(feed.run_forever)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from monitor.records import Alert, Review
-from monitor.storage import OFFSETS_SCHEMA, FeedOffsets
+from monitor.storage import FeedOffsets
 
 __all__ = ["STATES", "AlertFilter", "Applied", "ReviewStore", "ReviewedAlert", "State"]
 
@@ -100,7 +100,7 @@ def views_per_hour(alert: Alert) -> float | None:
 
 class ReviewStore(FeedOffsets):
     def __init__(self, path: Path) -> None:
-        super().__init__(path, _SCHEMA + OFFSETS_SCHEMA)
+        super().__init__(path, _SCHEMA)
 
     def add_alert(self, alert: Alert) -> bool:
         """Keep an alert; True the first time (a redelivered alert changes nothing)."""

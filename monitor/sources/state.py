@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from monitor.storage import OFFSETS_SCHEMA, FeedOffsets
+from monitor.storage import FeedOffsets
 
 __all__ = ["CrawlState", "FeedState", "Observation"]
 
@@ -106,7 +106,7 @@ class CrawlState(FeedOffsets):
     """
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, _SCHEMA + OFFSETS_SCHEMA)
+        super().__init__(path, _SCHEMA)
 
     # --- flagged clips --------------------------------------------------------------------
 

@@ -238,6 +238,21 @@ def test_a_malformed_record_goes_to_deadletter_and_later_records_still_flow(
     assert "ClipSeen" in ours[0].reason
 
 
+def test_a_malformed_review_decision_goes_to_deadletter_from_the_review_role(
+    topics: Topics, broker: EmbeddedBroker
+) -> None:
+    garbage = b'{"alert_id": "not hex", "decision": "maybe"}'
+    asyncio.run(produce(broker.bootstrap, "reviews", (b"bad-review", garbage)))
+
+    def letters() -> list[DeadLetter]:
+        found = (decode(DeadLetter, value) for value in topics.of("deadletter"))
+        return [letter for letter in found if letter.raw == garbage]
+
+    topics.wait_for(lambda: bool(letters()), 60, "the bad decision on deadletter")
+    [letter] = letters()
+    assert letter.source_topic == "reviews" and "Review" in letter.reason
+
+
 def test_a_restarted_worker_resumes_from_committed_offsets_without_alerting_twice(
     worker: Worker, topics: Topics, demo: DemoCatalogue, broker: EmbeddedBroker, platform_url: str
 ) -> None:

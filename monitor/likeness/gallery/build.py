@@ -68,7 +68,9 @@ class _Files:
         self.cache = cache.scoped(models.versions, settings, decode) if cache else None
 
     def _arrays(self, purpose: str, path: Path, compute: Callable[[], Arrays]) -> Arrays:
-        return self.cache.get_or_compute(purpose, path, compute) if self.cache else compute()
+        if self.cache is None:
+            return compute()
+        return self.cache.get_or_compute(purpose, self.folder.file_digests[path], compute)
 
     def enrolled(self, entity: Entity, path: Path) -> Embeddings:
         """An actor's largest face per frame, or a character's whole frames and mirrors."""

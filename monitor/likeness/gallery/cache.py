@@ -22,44 +22,36 @@ import os
 import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from monitor.config import DecodeSettings, LikenessSettings
-from monitor.likeness.weights import cache_dir, sha256_of
+from monitor.likeness.weights import cache_dir
 
-__all__ = ["Arrays", "EmbeddingCache"]
+__all__ = ["Arrays", "CacheStats", "EmbeddingCache"]
 
 log = logging.getLogger(__name__)
 
 Arrays = dict[str, npt.NDArray[np.generic]]
 
 
+@dataclass
+class CacheStats:
+    """Files taken from the cache, and files computed, over every build that used it."""
+
+    hits: int = 0
+    misses: int = 0
+
+
 class EmbeddingCache:
     """Per-file build results for one set of models and settings, in ``root``."""
 
-    def __init__(self, root: Path, *, _counts: list[int] | None = None) -> None:
+    def __init__(self, root: Path, stats: CacheStats | None = None) -> None:
         self.root = root
-        self._counts = _counts if _counts is not None else [0, 0]  # shared with scoped views
-
-    @property
-    def hits(self) -> int:
-        """Files taken from the cache, here and in every scoped view of it."""
-        return self._counts[0]
-
-    @hits.setter
-    def hits(self, value: int) -> None:
-        self._counts[0] = value
-
-    @property
-    def misses(self) -> int:
-        return self._counts[1]
-
-    @misses.setter
-    def misses(self, value: int) -> None:
-        self._counts[1] = value
+        self.stats = stats or CacheStats()
 
     @classmethod
     def default(cls) -> EmbeddingCache:
@@ -72,21 +64,24 @@ class EmbeddingCache:
         digest = hashlib.sha256(json.dumps(dict(models), sort_keys=True).encode())
         digest.update(settings.model_dump_json(exclude={"device", "batch_size"}).encode())
         digest.update(decode.model_dump_json().encode())
-        return EmbeddingCache(self.root / digest.hexdigest()[:24], _counts=self._counts)
+        return EmbeddingCache(self.root / digest.hexdigest()[:24], self.stats)
 
-    def get_or_compute(self, purpose: str, path: Path, compute: Callable[[], Arrays]) -> Arrays:
-        """``compute()``'s arrays for ``path`` used for ``purpose``, from the cache if there."""
-        key = hashlib.sha256(f"{purpose}\0{sha256_of(path)}".encode()).hexdigest()
+    def get_or_compute(
+        self, purpose: str, file_digest: str, compute: Callable[[], Arrays]
+    ) -> Arrays:
+        """``compute()``'s arrays for the file whose sha256 is ``file_digest``, used for
+        ``purpose``, from the cache if there."""
+        key = hashlib.sha256(f"{purpose}\0{file_digest}".encode()).hexdigest()
         entry = self.root / key[:2] / f"{key}.npz"
         if entry.is_file():
             try:
                 with np.load(entry, allow_pickle=False) as stored:
                     arrays: Arrays = {name: stored[name] for name in stored.files}
-                self.hits += 1
+                self.stats.hits += 1
                 return arrays
             except (OSError, ValueError, zipfile.BadZipFile) as exc:
                 log.warning("ignoring unreadable cache entry %s: %s", entry, exc)
-        self.misses += 1
+        self.stats.misses += 1
         arrays = compute()
         self._store(entry, arrays)
         return arrays

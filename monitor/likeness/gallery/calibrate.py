@@ -46,14 +46,11 @@ def negative_scores(gallery: Gallery, target: EntityGallery) -> npt.NDArray[np.f
     scores = []
     negatives = gallery.negatives.get(target.signal)
     if negatives is not None:
-        owners = [negative_owner(name) for name in gallery.negative_files]
-        rows = np.asarray(
-            [
-                (owners[item] if item < len(owners) else None) in (None, target.entity.id)
-                for item in negatives.items.tolist()
-            ],
+        mine = np.asarray(
+            [negative_owner(name) in (None, target.entity.id) for name in gallery.negative_files],
             bool,
         )
+        rows = mine[negatives.items]
         scores.append(
             _best_per_item(negatives.embeddings[rows], negatives.items[rows], target.embeddings)
         )

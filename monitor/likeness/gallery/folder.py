@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from monitor.errors import GalleryFormatError, NoUsableReferenceError
@@ -61,19 +62,25 @@ class GalleryFolder:
     def entities_file(self) -> Path:
         return self.root / "entities.yaml"
 
-    def content_digest(self) -> str:
-        """sha256 over the entities file and every media file's relative path and bytes."""
-        digest = hashlib.sha256()
-        digest.update(self.entities_file.read_bytes())
+    @cached_property
+    def file_digests(self) -> dict[Path, str]:
+        """The sha256 of every file a build reads, in build order; each file is read once,
+        whether for the content version or for the build cache's keys."""
         media = (
             *self.references.values(),
             *self.footage.values(),
             self.negatives,
             *self.dismissed.values(),
         )
-        for path in (p for group in media for p in group):
+        return {path: sha256_of(path) for group in media for path in group}
+
+    def content_digest(self) -> str:
+        """sha256 over the entities file and every media file's relative path and bytes."""
+        digest = hashlib.sha256()
+        digest.update(self.entities_file.read_bytes())
+        for path, file_digest in self.file_digests.items():
             digest.update(path.relative_to(self.root).as_posix().encode())
-            digest.update(bytes.fromhex(sha256_of(path)))
+            digest.update(bytes.fromhex(file_digest))
         return digest.hexdigest()
 
 

@@ -15,7 +15,7 @@ from PIL import Image
 
 from monitor.config import DecodeSettings, LikenessSettings
 from monitor.likeness.gallery.build import build_gallery
-from monitor.likeness.gallery.cache import EmbeddingCache
+from monitor.likeness.gallery.cache import CacheStats, EmbeddingCache
 from monitor.likeness.gallery.store import Gallery
 from monitor.likeness.models import Models
 from monitor.media import decode_clip
@@ -71,9 +71,9 @@ def test_a_second_build_takes_every_file_from_the_cache_and_gives_the_same_galle
     uncached = build_gallery(folder, models, SETTINGS, DECODE)
     cache = EmbeddingCache(tmp_path / "cache")
     first = build_gallery(folder, models, SETTINGS, DECODE, cache=cache)
-    assert (cache.hits, cache.misses) == (0, 5)
+    assert (cache.stats.hits, cache.stats.misses) == (0, 5)
     second = build_gallery(folder, models, SETTINGS, DECODE, cache=cache)
-    assert (cache.hits, cache.misses) == (5, 5)
+    assert (cache.stats.hits, cache.stats.misses) == (5, 5)
     assert same_gallery(uncached, first) and same_gallery(first, second)
 
 
@@ -85,9 +85,11 @@ def test_only_a_changed_or_added_file_is_embedded_again(
     start = folder / "refs" / "bunny" / "start.png"
     Image.open(start).transpose(Image.Transpose.FLIP_TOP_BOTTOM).save(start)
     shutil.copyfile(folder / "negatives" / "bikes.png", folder / "negatives" / "bikes-2.png")
-    cache.hits = cache.misses = 0
+    cache.stats = CacheStats()
     rebuilt = build_gallery(folder, models, SETTINGS, DECODE, cache=cache)
-    assert (cache.hits, cache.misses) == (5, 1), "the copy of bikes.png has the same bytes"
+    assert (cache.stats.hits, cache.stats.misses) == (5, 1), (
+        "the copy of bikes.png has the same bytes"
+    )
     assert rebuilt.negative_files == ["negatives/bikes-2.png", "negatives/bikes.png"]
 
 
@@ -97,9 +99,9 @@ def test_other_models_settings_or_decoding_do_not_share_entries(
     cache = EmbeddingCache(tmp_path / "cache")
     build_gallery(folder, models, SETTINGS, DECODE, cache=cache)
     other = DecodeSettings(max_frames=3, even_frames=3)
-    cache.hits = cache.misses = 0
+    cache.stats = CacheStats()
     build_gallery(folder, models, SETTINGS, other, cache=cache)
-    assert cache.hits == 0
+    assert cache.stats.hits == 0
 
 
 def test_a_damaged_cache_entry_is_computed_again(
@@ -111,7 +113,7 @@ def test_a_damaged_cache_entry_is_computed_again(
     assert len(entries) == 5
     entries[0].write_bytes(b"not an npz")
     entries[1].write_bytes(entries[1].read_bytes()[:40])
-    cache.hits = cache.misses = 0
+    cache.stats = CacheStats()
     again = build_gallery(folder, models, SETTINGS, DECODE, cache=cache)
-    assert (cache.hits, cache.misses) == (3, 2)
+    assert (cache.stats.hits, cache.stats.misses) == (3, 2)
     assert same_gallery(first, again)

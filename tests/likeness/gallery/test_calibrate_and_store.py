@@ -40,7 +40,8 @@ def gallery(
     sets = {}
     if negatives is not None:
         sets["face"] = NegativeSet(negatives, np.asarray(items, np.int32))
-    return Gallery("content", {"face": "f"}, {}, entities, ["n0", "n1", "n2"], sets)
+    files = [f"negatives/n{i}.jpg" for i in range(max(items or [0]) + 1)]
+    return Gallery("content", {"face": "f"}, {}, entities, files, sets)
 
 
 def test_threshold_sits_just_above_the_best_negative_file() -> None:
