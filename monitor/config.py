@@ -3,15 +3,21 @@
 Every field can be set as ``LIKENESS_MONITOR_<FIELD>`` (nested with ``__``), so a deployment
 changes behaviour through configuration rather than by editing code: a stronger visual
 backbone is ``LIKENESS_MONITOR_LIKENESS__VISUAL_EMBEDDER=torchscript:/models/dino.pt``.
+
+Settings carry secrets (webhook URLs, passwords, API keys), and pydantic's errors quote the
+input they refused: a model validator's error quotes every field given to the model. So no
+model here puts its input in an error (``hide_input_in_errors``), and ``load_settings``
+re-raises a ``ConfigError`` that names only where and what, with no chained traceback.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from monitor.errors import ConfigError
 from monitor.media.limits import DecodeLimits
 
 __all__ = [
@@ -22,13 +28,20 @@ __all__ = [
     "ReviewSettings",
     "Settings",
     "SourcesSettings",
+    "describe_errors",
     "load_settings",
 ]
 
 ROLES = ("crawl", "score", "decide", "notify", "review")
 
 
-class DecodeSettings(BaseModel):
+class _Section(BaseModel):
+    """A group of settings whose validation errors never quote what they were given."""
+
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+
+class DecodeSettings(_Section):
     """Bounds on what one clip may cost to decode."""
 
     max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
@@ -49,7 +62,7 @@ class DecodeSettings(BaseModel):
         )
 
 
-class LikenessSettings(BaseModel):
+class LikenessSettings(_Section):
     """Which models score, on which device, and how frames are cut into regions."""
 
     device: str | None = None
@@ -81,7 +94,7 @@ class LikenessSettings(BaseModel):
     )
 
 
-class PipelineSettings(BaseModel):
+class PipelineSettings(_Section):
     """The streaming monitor: broker, topics, batching, where state and the gallery live."""
 
     broker_url: str = "embedded"
@@ -136,7 +149,7 @@ class PipelineSettings(BaseModel):
         return self.shared_dir or self.state_dir
 
 
-class NotifySettings(BaseModel):
+class NotifySettings(_Section):
     """Where alerts go besides the console, and how hard the notifier tries.
 
     URLs and secrets are ``SecretStr``: a Slack webhook URL grants posting to a channel, so
@@ -180,7 +193,7 @@ class NotifySettings(BaseModel):
         return self
 
 
-class ReviewSettings(BaseModel):
+class ReviewSettings(_Section):
     """Who may use the review page (``/review``): a bearer token, or basic auth, or both.
 
     With neither configured the page answers 503 and says what to set: alerts name people and
@@ -210,7 +223,7 @@ class ReviewSettings(BaseModel):
         return self.token is not None or self.password is not None
 
 
-class _Platform(BaseModel):
+class _Platform(_Section):
     interval_s: float = Field(default=300.0, gt=0, description="seconds between crawl passes")
     max_pages: int = Field(default=5, gt=0, description="pages per feed per pass")
 
@@ -254,7 +267,7 @@ class RssSettings(_Platform):
     )
 
 
-class SourcesSettings(BaseModel):
+class SourcesSettings(_Section):
     """Real platforms to crawl. A platform without credentials is skipped (one log line).
 
     Credentials are ``SecretStr``: never printed or logged. Base URLs are overridable so that
@@ -281,7 +294,10 @@ class SourcesSettings(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="LIKENESS_MONITOR_", env_nested_delimiter="__", extra="ignore"
+        env_prefix="LIKENESS_MONITOR_",
+        env_nested_delimiter="__",
+        extra="ignore",
+        hide_input_in_errors=True,
     )
 
     likeness: LikenessSettings = LikenessSettings()
@@ -293,4 +309,23 @@ class Settings(BaseSettings):
 
 
 def load_settings() -> Settings:
-    return Settings()
+    """The settings from the environment; a ``ConfigError`` naming each bad setting and what
+    is wrong with it, never its value, when they do not validate."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc)) from None
+    except SettingsError as exc:
+        # pydantic-settings says which field it could not parse; what it chained may quote it.
+        raise ConfigError(f"invalid settings: {exc}") from None
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line per error: the setting's environment name and pydantic's message, no input."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        where = "__".join(str(part) for part in error["loc"]).upper()
+        lines.append(
+            f"  LIKENESS_MONITOR_{where}: {error['msg']}" if where else f"  {error['msg']}"
+        )
+    return "invalid settings:\n" + "\n".join(lines)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 __all__ = [
     "BrokerError",
+    "ConfigError",
     "DecodeTimeoutError",
     "DeliveryError",
     "EmbedderConfigError",
@@ -39,6 +40,11 @@ __all__ = [
 
 class MonitorError(Exception):
     """Base of every error this project raises on purpose."""
+
+
+class ConfigError(MonitorError):
+    """The settings do not validate. The message names each setting and what is wrong with
+    it, never its value: settings hold webhook URLs, passwords and API keys."""
 
 
 # --- media -------------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 Messages are built from slack-sdk's Block Kit models rather than hand-written dicts: their
 ``to_dict()`` validates every block (lengths, counts, required fields), so a malformed message
 fails here, in a test, instead of as a 400 from Slack in production. Text that comes from a
-platform (titles, authors) is escaped: ``<``, ``>`` and ``&`` are Slack's link syntax.
+platform (titles, authors, and the clip's URL too) is escaped: ``<``, ``>`` and ``&`` are
+Slack's link syntax, and a URL that could close its own link (``>``) or start a label (``|``)
+would let a stranger's clip put ``<!channel>`` or a link of its choosing in the message.
 
 Slack fetches the evidence image itself, and rejects the whole message (400
 ``invalid_blocks``) when it cannot; such a message is sent once more without the image, so a
@@ -53,6 +55,15 @@ def _web_url(url: str) -> str | None:
     return url if url.startswith(("https://", "http://")) and len(url) <= 3000 else None
 
 
+def _mrkdwn_url(url: str) -> str:
+    """A URL as it may stand inside ``<...|label>``: Slack's three escapes, and every
+    character that would end the URL early (``|``, white space, controls) percent-encoded."""
+    encoded = "".join(
+        f"%{ord(c):02X}" if c == "|" or c.isspace() or not c.isprintable() else c for c in url
+    )
+    return _escape(encoded)
+
+
 def _count(value: int | float | None) -> str:
     return "unknown" if value is None else f"{value:,.0f}"
 
@@ -72,7 +83,7 @@ def views_per_hour(alert: Alert) -> float | None:
 def _link(url: str, label: str) -> str:
     web = _web_url(url)
     label = _escape(label).replace("|", "¦")
-    return f"<{web}|{label}>" if web else label
+    return f"<{_mrkdwn_url(web)}|{label}>" if web else label
 
 
 def slack_message(alert: Alert, context: DeliveryContext, *, image: bool = True) -> dict[str, Any]:

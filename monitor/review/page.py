@@ -301,9 +301,17 @@ def _iso(value: Any) -> str | None:
     return None if value is None else str(value.isoformat())
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@")
+_BLANKS = " \t\r\n\v\f"
+
+
 def _cell(value: Any) -> Any:
-    # A spreadsheet runs a cell that starts with one of these as a formula: titles are
-    # attacker-controlled, and the CSV is opened by people.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+    # A spreadsheet runs a cell that starts with one of these as a formula, and some skip
+    # leading blanks and line breaks first: titles are attacker-controlled, and the CSV is
+    # opened by people. Any such cell, or one that starts with a control character, is
+    # quoted as text.
+    if not isinstance(value, str) or not value:
+        return value
+    if value[0] in _BLANKS[1:] or value.lstrip(_BLANKS)[:1] in _FORMULA_STARTS:
         return "'" + value
     return value

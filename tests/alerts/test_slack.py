@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -142,3 +143,42 @@ async def test_receiver_answers_map_to_retryable_or_permanent_errors(
     assert getattr(caught.value, "reason", None) == reason
     if isinstance(caught.value, RetryableDeliveryError):
         assert caught.value.retry_after == 7.0
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://a> <!channel> <https://b|Official takedown form>",
+        "https://a|<!here>",
+        "https://a\n<!everyone>",
+        "https://a&lt;x>",
+    ],
+)
+def test_a_clip_url_cannot_inject_slack_markup_or_links(url: str) -> None:
+    alert = make_alert("c1")
+    alert = alert.model_copy(update={"clip": alert.clip.model_copy(update={"url": url})})
+    for message in (
+        slack_message(alert, CONTEXT),
+        slack_summary(
+            FloodSummary(
+                entity=alert.entity,
+                window_start=datetime(2026, 1, 1, tzinfo=UTC),
+                window_end=datetime(2026, 1, 1, 0, 10, tzinfo=UTC),
+                alerts=12,
+                suppressed=2,
+                top=[SummaryClip(alert_id=alert.alert_id, clip=alert.clip, score=0.9)],
+            ),
+            CONTEXT,
+        ),
+    ):
+        valid_block_kit(message)
+        mrkdwn = " ".join(
+            b["text"]["text"] for b in message["blocks"] if b["type"] == "section" and "text" in b
+        )
+        # One link only, the clip's, whose target is the whole URL and whose label is ours.
+        assert "<!" not in mrkdwn and "<https://b" not in mrkdwn
+        links = re.findall(r"<([^<>]*)>", mrkdwn)
+        assert len(links) == 1, links
+        target, _, label = links[0].partition("|")
+        assert "|" not in target and not any(c.isspace() for c in target)
+        assert label == "clip c1"

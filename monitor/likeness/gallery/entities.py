@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from monitor.errors import GalleryFormatError
+from monitor.safeyaml import load_yaml
 
 __all__ = ["Entity", "EntityKind", "load_entities"]
 
@@ -50,7 +51,7 @@ class Entity(BaseModel):
 def load_entities(path: Path) -> list[Entity]:
     """Parse and validate ``entities.yaml``; raises ``GalleryFormatError`` naming the fault."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = load_yaml(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise GalleryFormatError(f"{path}: no entities file") from None
     except (OSError, UnicodeDecodeError) as exc:
