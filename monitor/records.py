@@ -4,21 +4,40 @@ Every record carries ``schema`` (an integer). A consumer that cannot parse or va
 record raises ``RecordError``; the pipeline sends the raw bytes to ``deadletter`` with the
 reason and where they came from, and the partition keeps moving. Fields are added with
 defaults so that an older consumer still reads a newer record of the same schema version.
+
+Records come from strangers (titles, captions) and from other hosts, so every text field has a
+limit, checked wherever a record is made or read: free text (titles, captions, names, notes) is
+cut to its limit with a marker that says so, since a clip with a 700 KB title is still a clip to
+score; identifiers and URLs beyond theirs are refused, since a cut one names something else.
+Every datetime must carry its time zone: a naive one cannot be compared with an aware one, and
+would fail far from here, in a role, after the record was accepted. No encoded record exceeds
+``RECORD_MAX_BYTES`` (under the producer's and the broker's limits): a ``ClipScored`` sheds
+evidence to fit, and says so; a dead letter keeps a bounded prefix of the raw bytes with their
+length and digest.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from monitor.errors import RecordError
 
 __all__ = [
+    "CAPTION_MAX",
+    "DEADLETTER_RAW_MAX",
+    "ID_MAX",
+    "NAME_MAX",
+    "NOTE_MAX",
+    "RECORD_MAX_BYTES",
     "SCHEMA_VERSION",
+    "TITLE_MAX",
+    "URL_MAX",
     "Alert",
     "AlertEntity",
     "ClipRef",
@@ -29,8 +48,10 @@ __all__ = [
     "Failure",
     "Review",
     "ScoredEntity",
+    "as_utc",
     "decode",
     "encode",
+    "truncated",
     "utcnow",
 ]
 
@@ -38,9 +59,57 @@ SCHEMA_VERSION = 1
 
 Record = TypeVar("Record", bound="_Record")
 
+RECORD_MAX_BYTES = 900_000
+"""The most bytes an encoded record may take: under the Faust producer's 1,000,000-byte
+request limit (and the broker's 1 MiB), with room for the key and the batch around it."""
+DEADLETTER_RAW_MAX = 512 * 1024
+"""The most raw bytes a dead letter carries (base64 makes them 4/3 as long); a longer record
+keeps this prefix, and its full length and sha256."""
+
+ID_MAX = 512
+"""Identifiers (platform, clip and entity ids, versions, reasons): refused beyond."""
+URL_MAX = 8192
+"""URLs: refused beyond (browsers and platforms stop well before)."""
+TITLE_MAX = 1000
+"""Titles: cut beyond (YouTube allows 100 characters, Reddit 300)."""
+CAPTION_MAX = 5000
+"""Captions and descriptions: cut beyond (YouTube's description limit)."""
+NAME_MAX = 300
+"""Authors, entity names, franchises, owners, regions: cut beyond."""
+NOTE_MAX = 2000
+"""Messages, reasons and evidence text: cut beyond."""
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def as_utc(when: datetime) -> datetime:
+    """A platform's time as an aware one: a time given without a zone is taken as UTC, which is
+    what the platforms mean; records refuse naive times."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def truncated(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters, ending in a marker with its real length,
+    so that a reader sees it was cut and a cut text never passes for the whole."""
+    if len(text) <= limit:
+        return text
+    marker = f"…[truncated from {len(text)} chars]"
+    return text[: max(limit - len(marker), 0)] + marker
+
+
+def _cut(limit: int) -> AfterValidator:
+    cut: Callable[[str], str] = lambda text: truncated(text, limit)  # noqa: E731
+    return AfterValidator(cut)
+
+
+Ident = Annotated[str, Field(max_length=ID_MAX)]
+Url = Annotated[str, Field(max_length=URL_MAX)]
+Title = Annotated[str, _cut(TITLE_MAX)]
+Caption = Annotated[str, _cut(CAPTION_MAX)]
+Name = Annotated[str, _cut(NAME_MAX)]
+Note = Annotated[str, _cut(NOTE_MAX)]
 
 
 class _Record(BaseModel):
@@ -55,15 +124,15 @@ class ClipSeen(_Record):
     The same clip is observed again and again while it spreads; key ``platform:clip_id``.
     """
 
-    platform: str = Field(min_length=1)
-    clip_id: str = Field(min_length=1)
-    url: str
-    media_url: str | None = None
-    title: str | None = None
-    caption: str | None = None
-    author: str | None = None
-    posted_at: datetime | None = None
-    observed_at: datetime = Field(default_factory=utcnow)
+    platform: Ident = Field(min_length=1)
+    clip_id: Ident = Field(min_length=1)
+    url: Url
+    media_url: Url | None = None
+    title: Title | None = None
+    caption: Caption | None = None
+    author: Name | None = None
+    posted_at: AwareDatetime | None = None
+    observed_at: AwareDatetime = Field(default_factory=utcnow)
     views: int | None = Field(default=None, ge=0)
     likes: int | None = Field(default=None, ge=0)
     shares: int | None = Field(default=None, ge=0)
@@ -84,12 +153,12 @@ class ClipRef(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    platform: str
-    clip_id: str
-    url: str
-    media_url: str | None = None
-    title: str | None = None
-    author: str | None = None
+    platform: Ident
+    clip_id: Ident
+    url: Url
+    media_url: Url | None = None
+    title: Title | None = None
+    author: Name | None = None
 
     @classmethod
     def of(cls, seen: ClipSeen) -> ClipRef:
@@ -114,25 +183,25 @@ class EvidenceRecord(BaseModel):
     score: float
     threshold: float | None = None
     frame_time: float | None = None
-    box: list[int] | None = None
-    region: str | None = None
-    reference: str | None = None
-    text: str | None = None
+    box: list[int] | None = Field(default=None, max_length=8)
+    region: Name | None = None
+    reference: Note | None = None
+    text: Note | None = None
 
 
 class ScoredEntity(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    entity_id: str
-    name: str
+    entity_id: Ident
+    name: Name
     kind: Literal["actor", "character"]
-    franchise: str | None = None
-    owner: str | None = None
+    franchise: Name | None = None
+    owner: Name | None = None
     score: float
     threshold: float
     flagged: bool
     evidence: list[EvidenceRecord] = Field(default_factory=list)
-    suppressed_by: str | None = None
+    suppressed_by: Ident | None = None
     """Set when the clip copies one dismissed for this entity: then it is not flagged."""
 
 
@@ -141,8 +210,8 @@ class Failure(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    reason: str
-    message: str
+    reason: Ident
+    message: Note
 
 
 class ClipScored(_Record):
@@ -151,45 +220,76 @@ class ClipScored(_Record):
     clip: ClipRef
     observation: ClipSeen
     entities: list[ScoredEntity] = Field(default_factory=list)
-    gallery_version: str | None = None
-    models: dict[str, str] = Field(default_factory=dict)
+    gallery_version: Ident | None = None
+    models: dict[Ident, Ident] = Field(default_factory=dict)
     frames: int = 0
-    timings: dict[str, float] = Field(default_factory=dict)
+    timings: dict[Ident, float] = Field(default_factory=dict)
     failure: Failure | None = None
     rescored: bool = False
-    scored_at: datetime = Field(default_factory=utcnow)
+    scored_at: AwareDatetime = Field(default_factory=utcnow)
+    trimmed: Note | None = None
+    """Set when evidence was dropped so that the record fits ``RECORD_MAX_BYTES``."""
 
     @property
     def flagged(self) -> list[ScoredEntity]:
         return [entity for entity in self.entities if entity.flagged]
 
+    def fitted(self, max_bytes: int) -> ClipScored:
+        """This verdict within ``max_bytes`` once encoded, shedding what matters least first:
+        the evidence of entities not flagged, then all but each flagged entity's strongest
+        piece, then all evidence, then the entities not flagged. Raises ``RecordError`` when
+        even that is too large (no gallery is that big)."""
+        total = sum(len(entity.evidence) for entity in self.entities)
+
+        def strongest(entity: ScoredEntity) -> list[EvidenceRecord]:
+            return sorted(entity.evidence, key=lambda e: e.score, reverse=True)[:1]
+
+        steps: list[Callable[[ScoredEntity], ScoredEntity | None]] = [
+            lambda e: e if e.flagged else e.model_copy(update={"evidence": []}),
+            lambda e: e.model_copy(update={"evidence": strongest(e)}),
+            lambda e: e.model_copy(update={"evidence": []}),
+            lambda e: e if e.flagged else None,
+        ]
+        entities = list(self.entities)
+        for step in steps:
+            entities = [kept for kept in map(step, entities) if kept is not None]
+            evidence = sum(len(entity.evidence) for entity in entities)
+            note = (
+                f"trimmed to fit {max_bytes} bytes: kept {evidence} of {total} evidence items"
+                f" and {len(entities)} of {len(self.entities)} entities"
+            )
+            fitted = self.model_copy(update={"entities": entities, "trimmed": note})
+            if len(_dump(fitted)) <= max_bytes:
+                return fitted
+        raise RecordError(f"ClipScored: over {max_bytes} bytes even without evidence")
+
 
 class AlertEntity(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    id: str
-    name: str
+    id: Ident
+    name: Name
     kind: Literal["actor", "character"]
-    franchise: str | None = None
-    owner: str | None = None
+    franchise: Name | None = None
+    owner: Name | None = None
 
 
 class Alert(_Record):
     """A protected entity found in a clip: one per (clip, entity); key ``platform:clip:entity``."""
 
-    alert_id: str
+    alert_id: Ident
     entity: AlertEntity
     clip: ClipRef
     score: float
     threshold: float
     evidence: list[EvidenceRecord] = Field(default_factory=list)
-    gallery_version: str | None = None
-    first_seen: datetime
-    observed_at: datetime
+    gallery_version: Ident | None = None
+    first_seen: AwareDatetime
+    observed_at: AwareDatetime
     views: int | None = None
     shares: int | None = None
-    posted_at: datetime | None = None
-    alerted_at: datetime = Field(default_factory=utcnow)
+    posted_at: AwareDatetime | None = None
+    alerted_at: AwareDatetime = Field(default_factory=utcnow)
 
     @staticmethod
     def id_for(clip_key: str, entity_id: str) -> str:
@@ -210,38 +310,64 @@ class Review(_Record):
     decision: Literal["confirm", "dismiss", "undo"]
     reason: str | None = Field(default=None, max_length=2000)
     reviewer: str = Field(min_length=1, max_length=200)
-    at: datetime = Field(default_factory=utcnow)
+    at: AwareDatetime = Field(default_factory=utcnow)
 
 
 class DeadLetter(_Record):
-    """A record that could not be processed, with the reason and where it came from."""
+    """A record that could not be processed, with the reason and where it came from.
 
-    reason: str
-    source_topic: str
+    ``raw`` holds at most ``DEADLETTER_RAW_MAX`` bytes, so that a letter about a huge record
+    can itself be sent; ``raw_length`` and ``raw_sha256`` are those of the whole record.
+    """
+
+    reason: Note
+    source_topic: Ident
     partition: int | None = None
     offset: int | None = None
-    raw_base64: str
-    failed_at: datetime = Field(default_factory=utcnow)
+    raw_base64: str = Field(max_length=4 * -(-DEADLETTER_RAW_MAX // 3))
+    raw_length: int | None = Field(default=None, ge=0)
+    raw_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    failed_at: AwareDatetime = Field(default_factory=utcnow)
 
     @classmethod
     def of(
         cls, raw: bytes, reason: str, topic: str, partition: int | None, offset: int | None
     ) -> DeadLetter:
         return cls(
-            reason=reason[:2000],
+            reason=reason,
             source_topic=topic,
             partition=partition,
             offset=offset,
-            raw_base64=base64.b64encode(raw).decode(),
+            raw_base64=base64.b64encode(raw[:DEADLETTER_RAW_MAX]).decode(),
+            raw_length=len(raw),
+            raw_sha256=hashlib.sha256(raw).hexdigest(),
         )
 
     @property
     def raw(self) -> bytes:
+        """The raw bytes kept: the whole record unless ``truncated``."""
         return base64.b64decode(self.raw_base64)
+
+    @property
+    def truncated(self) -> bool:
+        return self.raw_length is not None and self.raw_length > len(self.raw)
+
+
+def _dump(record: _Record) -> bytes:
+    return record.model_dump_json(by_alias=True).encode()
 
 
 def encode(record: _Record) -> bytes:
-    return record.model_dump_json(by_alias=True).encode()
+    """The record as JSON, never over ``RECORD_MAX_BYTES``: a ``ClipScored`` is trimmed to fit
+    (``fitted``); any other record that large is a ``RecordError``, not a failed send."""
+    raw = _dump(record)
+    if len(raw) <= RECORD_MAX_BYTES:
+        return raw
+    if isinstance(record, ClipScored):
+        return _dump(record.fitted(RECORD_MAX_BYTES))
+    raise RecordError(
+        f"{type(record).__name__}: {len(raw)} bytes, over the {RECORD_MAX_BYTES}-byte limit"
+    )
 
 
 def decode(kind: type[Record], raw: bytes | str | dict[str, Any] | None) -> Record:

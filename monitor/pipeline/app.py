@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from monitor.alerts.evidence import read_evidence
 from monitor.config import ROLES, Settings
+from monitor.errors import RecordError
 from monitor.pipeline import metrics
+from monitor.pipeline.poison import broker_trouble, describe
 from monitor.pipeline.state import StateStore
 from monitor.records import DeadLetter, encode
 from monitor.sources.base import Source
@@ -49,6 +51,20 @@ class Pipeline:
     sources: Sequence[Source] = ()
     topics: dict[str, Any] = field(default_factory=dict)
     health: dict[str, Any] = field(default_factory=dict)
+
+    async def guarded(self, event: Any, role: str, work: Awaitable[None]) -> None:
+        """Run ``role``'s ``work`` on one event: whatever the record makes it raise sends the
+        record to ``deadletter``, so the partition moves on and the agent lives; broker
+        trouble is raised, since the record is not at fault (``poison.py``)."""
+        try:
+            await work
+        except RecordError as exc:
+            await self.dead_letter(event, str(exc))
+        except Exception as exc:
+            if broker_trouble(exc):
+                raise
+            log.exception("%s failed on a record; it goes to deadletter", role)
+            await self.dead_letter(event, describe(role, exc))
 
     async def dead_letter(self, event: Any, reason: str) -> None:
         """Park a Faust event's record on ``deadletter``."""

@@ -9,6 +9,10 @@ feed instead: all partitions (new ones are picked up as they appear), each recor
 ``handle`` in order per partition, and the position kept in the same SQLite store as the view,
 so a restart resumes there. A record read twice (a crash between applying and remembering)
 must change nothing: the views are written to be idempotent.
+
+A record that ``handle`` fails on is handed to ``reject`` (the review role dead-letters it) and
+the feed moves on: one bad record must not stop the view, nor the worker, on every restart.
+Only broker trouble (``poison.py``) stops the read, which starts again where it was.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
+from monitor.errors import RecordError
+from monitor.pipeline.poison import broker_trouble, describe
 from monitor.storage import FeedOffsets
 
 __all__ = ["TopicFeed"]
@@ -28,6 +34,7 @@ __all__ = ["TopicFeed"]
 log = logging.getLogger(__name__)
 
 Handle = Callable[[ConsumerRecord[bytes, bytes]], Awaitable[None]]
+Reject = Callable[[ConsumerRecord[bytes, bytes], str], Awaitable[None]]
 
 PARTITION_CHECK_S = 30.0
 """How often to look for partitions added to the topics since the last look."""
@@ -38,12 +45,18 @@ class TopicFeed:
     store says this host stopped."""
 
     def __init__(
-        self, bootstrap: str, topics: Sequence[str], store: FeedOffsets, handle: Handle
+        self,
+        bootstrap: str,
+        topics: Sequence[str],
+        store: FeedOffsets,
+        handle: Handle,
+        reject: Reject | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.topics = tuple(topics)
         self.store = store
         self.handle = handle
+        self.reject = reject
         self.retry_s = 5.0
         self.ready = asyncio.Event()
         """Set once every partition is assigned and positioned (tests wait for it)."""
@@ -83,12 +96,25 @@ class TopicFeed:
                 batches = await consumer.getmany(timeout_ms=500, max_records=200)
                 for partition, records in batches.items():
                     for record in records:
-                        await self.handle(record)
+                        await self._handle(record)
                     self.store.remember_offset(
                         partition.topic, partition.partition, records[-1].offset + 1
                     )
         finally:
             await consumer.stop()
+
+    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        """``handle`` one record; a failure of the record's own making goes to ``reject``."""
+        try:
+            await self.handle(record)
+        except Exception as exc:
+            if broker_trouble(exc):
+                raise
+            where = f"{record.topic}[{record.partition}]@{record.offset}"
+            log.exception("feed: %s could not be handled; moving on", where)
+            if self.reject is not None:
+                reason = str(exc) if isinstance(exc, RecordError) else describe("feed", exc)
+                await self.reject(record, reason)
 
     async def _assign(
         self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]

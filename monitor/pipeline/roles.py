@@ -14,7 +14,8 @@
 - review: keeps alerts and reviewers' decisions (``reviews`` topic) in a store on this host
   and serves the review page, ``/review`` (``monitor.review.role``).
 
-A record that does not parse goes to ``deadletter`` and its partition moves on.
+A record that does not parse, or that a role fails on for any other reason of its own (not
+the broker's), goes to ``deadletter`` and its partition moves on (``Pipeline.guarded``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from monitor.pipeline import metrics
 from monitor.pipeline.app import Pipeline
 from monitor.pipeline.broker import bootstrap_servers
 from monitor.pipeline.feed import TopicFeed
+from monitor.pipeline.poison import describe
 from monitor.records import (
     Alert,
     AlertEntity,
@@ -153,21 +155,48 @@ def _score(pipeline: Pipeline) -> None:
             async for events in stream.take_events(
                 settings.batch_size, within=settings.batch_within_s
             ):
-                batch: list[ClipSeen] = []
+                latest: dict[str, tuple[Any, ClipSeen]] = {}
                 for event in events:
                     try:
-                        batch.append(decode(ClipSeen, event.value))
+                        seen = decode(ClipSeen, event.value)
                     except RecordError as exc:
                         await pipeline.dead_letter(event, str(exc))
-                unique = list({seen.key: seen for seen in batch}.values())
-                if not unique:
-                    continue
-                records = await service.score_batch(unique)
+                        continue
+                    latest[seen.key] = (event, seen)
+                if latest:
+                    await _score_group(pipeline, service, scored_topic, list(latest.values()))
                 pipeline.health["gallery_version"] = service.scorer.gallery.version
-                for record in records:
-                    await scored_topic.send(key=record.clip.key.encode(), value=encode(record))
         finally:
             await service.close()
+
+
+async def _score_group(
+    pipeline: Pipeline,
+    service: ScoringService,
+    scored_topic: Any,
+    group: Sequence[tuple[Any, ClipSeen]],
+) -> None:
+    """Score observations together and send each verdict; none is left behind. A batch that
+    fails as a whole is scored again one clip at a time, so that a clip that breaks the
+    scorer costs only itself: it goes to ``deadletter``, the others are scored."""
+    try:
+        records = await service.score_batch([seen for _, seen in group])
+    except Exception as exc:
+        if len(group) == 1:
+            log.exception("scoring %s failed; it goes to deadletter", group[0][1].key)
+            await pipeline.dead_letter(group[0][0], describe("score", exc))
+            return
+        log.exception("a batch of %d clips failed; scoring each alone", len(group))
+        for one in group:
+            await _score_group(pipeline, service, scored_topic, [one])
+        return
+    for (event, _), record in zip(group, records, strict=True):
+        await pipeline.guarded(event, "score", _send_scored(scored_topic, record))
+
+
+async def _send_scored(scored_topic: Any, record: ClipScored) -> None:
+    # ``encode`` trims a verdict too large for the broker; one that cannot fit is a RecordError.
+    await scored_topic.send(key=record.clip.key.encode(), value=encode(record))
 
 
 def _scoring_service(pipeline: Pipeline) -> ScoringService:
@@ -191,15 +220,11 @@ def _decide(pipeline: Pipeline) -> None:
     @pipeline.app.agent(pipeline.topics["clips.scored"], name="decide")
     async def decide(stream: Any) -> None:
         async for event in stream.events():
-            try:
-                scored = decode(ClipScored, event.value)
-            except RecordError as exc:
-                await pipeline.dead_letter(event, str(exc))
-                continue
-            await _decide_one(pipeline, alerts, scored)
+            await pipeline.guarded(event, "decide", _decide_one(pipeline, alerts, event.value))
 
 
-async def _decide_one(pipeline: Pipeline, alerts: Any, scored: ClipScored) -> None:
+async def _decide_one(pipeline: Pipeline, alerts: Any, raw: bytes | None) -> None:
+    scored = decode(ClipScored, raw)
     state, seen = pipeline.state, scored.observation
     first_seen = state.observe(seen.key, seen.platform, seen.observed_at, seen.views, seen.shares)
     for entity in scored.flagged:
@@ -288,29 +313,26 @@ def _notify(pipeline: Pipeline) -> None:
     @pipeline.app.agent(pipeline.topics["alerts"], name="notify")
     async def notify(stream: Any) -> None:
         async for event in stream.events():
-            try:
-                alert = decode(Alert, event.value)
-            except RecordError as exc:
-                await pipeline.dead_letter(event, str(exc))
-                continue
-            views = "?" if alert.views is None else f"{alert.views:,}"
-            print(
-                f"ALERT {alert.entity.name} ({alert.entity.kind}, {alert.entity.franchise or '-'}) "
-                f"score {alert.score:.3f} >= {alert.threshold:.3f}  {alert.clip.platform}  "
-                f"views {views}  {alert.clip.url}",
-                flush=True,
-            )
-            await notifier.handle(alert)
+            await pipeline.guarded(event, "notify", notify_one(event.value))
+
+    async def notify_one(raw: bytes | None) -> None:
+        alert = decode(Alert, raw)
+        views = "?" if alert.views is None else f"{alert.views:,}"
+        print(
+            f"ALERT {alert.entity.name} ({alert.entity.kind}, {alert.entity.franchise or '-'}) "
+            f"score {alert.score:.3f} >= {alert.threshold:.3f}  {alert.clip.platform}  "
+            f"views {views}  {alert.clip.url}",
+            flush=True,
+        )
+        await notifier.handle(alert)
 
     @pipeline.app.agent(pipeline.topics["alerts.retry"], name="notify_retry")
     async def notify_retry(stream: Any) -> None:
         async for event in stream.events():
-            try:
-                parked = ParkedAlert.decode(event.value)
-            except RecordError as exc:
-                await pipeline.dead_letter(event, str(exc))
-                continue
-            await notifier.redeliver(parked)
+            await pipeline.guarded(event, "notify", redeliver_one(event.value))
+
+    async def redeliver_one(raw: bytes | None) -> None:
+        await notifier.redeliver(ParkedAlert.decode(raw))
 
     if notifier.sinks:
         pipeline.app.timer(settings.flush_interval_s, name="notify.flush")(notifier.flush)

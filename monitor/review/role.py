@@ -110,20 +110,23 @@ def install_review(pipeline: Pipeline) -> None:
 
     async def read(record: ConsumerRecord[bytes, bytes]) -> None:
         value = record.value or b""
+        if record.topic == "reviews":
+            decide(decode(Review, value))
+            return
         try:
-            if record.topic == "alerts":
-                alert = decode(Alert, value)
-                if store.add_alert(alert):
-                    catch_up(alert)
-            else:
-                decide(decode(Review, value))
-        except RecordError as exc:
-            if record.topic == "reviews":  # the notifier dead-letters a bad alert
-                await pipeline.dead_letter_record(
-                    value, str(exc), record.topic, record.partition, record.offset
-                )
+            alert = decode(Alert, value)
+        except RecordError:
+            return  # the notifier dead-letters an alert that does not parse
+        if store.add_alert(alert):
+            catch_up(alert)
 
-    feed = TopicFeed(bootstrap_servers(pipeline.broker), ("alerts", "reviews"), store, read)
+    async def reject(record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+        """Whatever the feed could not apply goes to deadletter, whatever its size."""
+        await pipeline.dead_letter_record(
+            record.value or b"", reason, record.topic, record.partition, record.offset
+        )
+
+    feed = TopicFeed(bootstrap_servers(pipeline.broker), ("alerts", "reviews"), store, read, reject)
     pipeline.app.task(feed.run_forever)
 
 

@@ -22,7 +22,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from monitor.errors import SourceError
-from monitor.records import ClipSeen, utcnow
+from monitor.records import ClipSeen, as_utc, utcnow
 from monitor.sources.base import Source
 from monitor.sources.http import parse
 
@@ -184,7 +184,7 @@ class DemoPlatformSource(Source):
                 title=item.title,
                 caption=item.caption,
                 author=item.author,
-                posted_at=item.posted_at,
+                posted_at=as_utc(item.posted_at) if item.posted_at else None,
                 observed_at=observed_at,
                 views=item.stats.views,
                 likes=item.stats.likes,

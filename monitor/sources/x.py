@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.records import ClipSeen, utcnow
+from monitor.records import ClipSeen, as_utc, utcnow
 from monitor.sources.crawler import Feed, Page, Platform
 from monitor.sources.http import (
     ApiClient,
@@ -203,7 +203,7 @@ class XPlatform(Platform):
                     media_url=_best_media(chosen),
                     caption=post.get("text"),
                     author=author,
-                    posted_at=datetime.fromisoformat(created.replace("Z", "+00:00"))
+                    posted_at=as_utc(datetime.fromisoformat(created.replace("Z", "+00:00")))
                     if isinstance(created, str)
                     else None,
                     observed_at=observed,

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.records import ClipSeen, utcnow
+from monitor.records import ClipSeen, as_utc, utcnow
 from monitor.sources.crawler import Feed, Page, Platform, QuotaSpec
 from monitor.sources.http import ApiClient, ResponsePolicy, Verdict, error_reason, parse
 from monitor.sources.queries import Query
@@ -108,7 +108,7 @@ def _thumbnail(snippet: dict[str, Any]) -> str | None:
 
 def _posted(value: Any) -> datetime | None:
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+        return as_utc(datetime.fromisoformat(str(value).replace("Z", "+00:00"))) if value else None
     except ValueError:
         return None
 
