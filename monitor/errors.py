@@ -15,6 +15,7 @@ __all__ = [
     "BrokerError",
     "ConfigError",
     "DecodeTimeoutError",
+    "DecoderCrashError",
     "DeliveryError",
     "EmbedderConfigError",
     "EmptyMediaError",
@@ -88,6 +89,13 @@ class DecodeTimeoutError(MediaError):
     """Decoding took longer than the configured limit."""
 
     reason = "timeout"
+
+
+class DecoderCrashError(MediaError):
+    """The decode process died decoding this media, alone (out of memory, a codec crash):
+    the media is at fault, and trying it again would kill another process."""
+
+    reason = "decoder_crashed"
 
 
 # --- weights -----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,9 @@ class Pipeline:
     sources: Sequence[Source] = ()
     topics: dict[str, Any] = field(default_factory=dict)
     health: dict[str, Any] = field(default_factory=dict)
+    checks: dict[str, Callable[[], str | None]] = field(default_factory=dict)
+    """Per role, what keeps it from working (None while it works): ``/healthz`` answers 503
+    with the reasons while any says something (a scorer whose decoders keep dying, say)."""
 
     async def guarded(self, event: Any, role: str, work: Awaitable[None]) -> None:
         """Run ``role``'s ``work`` on one event: whatever the record makes it raise sends the
@@ -157,7 +160,14 @@ def create_pipeline(
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok", "roles": sorted(pipeline.roles), **pipeline.health})
+        problems = {role: why for role, check in pipeline.checks.items() if (why := check())}
+        body = {
+            "status": "failing" if problems else "ok",
+            "roles": sorted(pipeline.roles),
+            **pipeline.health,
+            **({"problems": problems} if problems else {}),
+        }
+        return web.json(body, status=503 if problems else 200)
 
     @app.page("/evidence/{alert_id}.jpg")
     async def evidence(web: Any, request: Any, alert_id: str) -> Any:

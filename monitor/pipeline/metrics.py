@@ -17,6 +17,7 @@ __all__ = [
     "CLIPS_SCORED",
     "CRAWL_PASSES",
     "DEADLETTERS",
+    "DECODER_RESTARTS",
     "DISCOVERY_TO_ALERT",
     "FLAGGED_SHARES",
     "FLAGGED_VIEWS",
@@ -108,6 +109,12 @@ MEDIA_FAILURES = Counter(
     "likeness_media_failures",
     "Clips whose media could not be fetched or decoded, by reason.",
     ["platform", "reason"],
+    registry=registry,
+)
+DECODER_RESTARTS = Counter(
+    "likeness_decoder_restarts",
+    "Times the decode process pool was rebuilt because a decode process died (OOM, crash).",
+    ["device"],
     registry=registry,
 )
 DEADLETTERS = Counter(

@@ -3,8 +3,9 @@
 - crawl: each source polled on a timer; every observation goes to ``clips.discovered``. It
   follows ``alerts`` whole (``feed.py``) so that a flagged clip is watched while it spreads,
   whichever worker flagged it.
-- score: observations in batches (``take_events``), scored by ``ScoringService``; every one
-  yields a ``ClipScored`` on ``clips.scored``, with scores or a failure reason.
+- score: observations scored by ``ScoringService`` as soon as each clip's media are in, in
+  batches of what is ready (``score_flow.py``); every one yields a ``ClipScored`` on
+  ``clips.scored``, with scores or a failure reason, before its event is acknowledged.
 - decide: keeps each clip's spread, and emits one ``Alert`` per (clip, entity) to ``alerts``,
   marked in the state store only after the broker acknowledged it.
 - notify: prints one line per alert on the console, and hands it to the ``Notifier``, which
@@ -147,56 +148,56 @@ def _score(pipeline: Pipeline) -> None:
 
     @pipeline.app.agent(pipeline.topics["clips.discovered"], name="score")
     async def score(stream: Any) -> None:
+        from monitor.pipeline.score_flow import ScoreFlow
+
         # Loading models takes seconds: off the event loop, so the worker keeps heartbeating.
         service = await asyncio.get_running_loop().run_in_executor(None, _scoring_service, pipeline)
         pipeline.health["gallery_version"] = service.scorer.gallery.version
         pipeline.health["device"] = service.device
+        pipeline.checks["score"] = service.health.problem
+
+        # Each event is acknowledged only once its verdict is on clips.scored (or it is
+        # dead-lettered): events are taken unacknowledged, and a slow clip's event stays so
+        # while the clips after it are scored and acknowledged (score_flow.py).
+        async def deliver(events: Sequence[Any], record: ClipScored) -> None:
+            await pipeline.guarded(events[-1], "score", _send_scored(scored_topic, record))
+            pipeline.health["gallery_version"] = service.scorer.gallery.version
+            for event in events:
+                await stream.ack(event)
+
+        async def reject(events: Sequence[Any], exc: BaseException) -> None:
+            await pipeline.dead_letter(events[-1], describe("score", exc))
+            for event in events:
+                await stream.ack(event)
+
+        flow: ScoreFlow[Any] = ScoreFlow(
+            service,
+            deliver,
+            reject,
+            batch_size=settings.batch_size,
+            max_in_flight=max(4 * settings.batch_size, 2 * settings.fetch_concurrency),
+        )
         try:
-            async for events in stream.take_events(
+            async for events in stream.noack_take(
                 settings.batch_size, within=settings.batch_within_s
             ):
-                latest: dict[str, tuple[Any, ClipSeen]] = {}
                 for event in events:
                     try:
                         seen = decode(ClipSeen, event.value)
                     except RecordError as exc:
                         await pipeline.dead_letter(event, str(exc))
+                        await stream.ack(event)
                         continue
-                    latest[seen.key] = (event, seen)
-                if latest:
-                    await _score_group(pipeline, service, scored_topic, list(latest.values()))
-                pipeline.health["gallery_version"] = service.scorer.gallery.version
+                    await flow.submit(event, seen)
         finally:
+            await flow.close()
             await service.close()
-
-
-async def _score_group(
-    pipeline: Pipeline,
-    service: ScoringService,
-    scored_topic: Any,
-    group: Sequence[tuple[Any, ClipSeen]],
-) -> None:
-    """Score observations together and send each verdict; none is left behind. A batch that
-    fails as a whole is scored again one clip at a time, so that a clip that breaks the
-    scorer costs only itself: it goes to ``deadletter``, the others are scored."""
-    try:
-        records = await service.score_batch([seen for _, seen in group])
-    except Exception as exc:
-        if len(group) == 1:
-            log.exception("scoring %s failed; it goes to deadletter", group[0][1].key)
-            await pipeline.dead_letter(group[0][0], describe("score", exc))
-            return
-        log.exception("a batch of %d clips failed; scoring each alone", len(group))
-        for one in group:
-            await _score_group(pipeline, service, scored_topic, [one])
-        return
-    for (event, _), record in zip(group, records, strict=True):
-        await pipeline.guarded(event, "score", _send_scored(scored_topic, record))
 
 
 async def _send_scored(scored_topic: Any, record: ClipScored) -> None:
     # ``encode`` trims a verdict too large for the broker; one that cannot fit is a RecordError.
-    await scored_topic.send(key=record.clip.key.encode(), value=encode(record))
+    # Awaited to the broker's acknowledgement: only then may the observation's event be acked.
+    await (await scored_topic.send(key=record.clip.key.encode(), value=encode(record)))
 
 
 def _scoring_service(pipeline: Pipeline) -> ScoringService:

@@ -1,23 +1,28 @@
 """The scorer's work for one batch of observations: fetch, decode, infer, and say what happened.
 
 The event loop never blocks: media are fetched concurrently with httpx (bounded in bytes and
-time), decoded in a process pool (PyAV holds the GIL for parts of a decode), and scored by one
-inference thread per device, so the model sees one batch of frames from every clip at once.
-Every clip yields a ``ClipScored``: with scores, or with the reason it could not be scored.
-A clip already scored with this gallery and these models is not scored again; its cached
-verdict is re-sent with the new observation, which is all the decide role needs for spread.
+time), decoded in a process pool (PyAV holds the GIL for parts of a decode; ``DecodePool``
+rebuilds it when a process dies), and scored by one inference thread per device, so the model
+sees one batch of frames from every clip at once. Every clip yields a ``ClipScored``: with
+scores, or with the reason it could not be scored. A clip already scored with this gallery and
+these models is not scored again; its cached verdict is re-sent with the new observation, which
+is all the decide role needs for spread.
+
+The work is in two steps, ``prepare`` (cache, fetch, decode: per clip, as slow as its server)
+and ``score_prepared`` (one forward pass for the clips that are ready), so that the worker
+(``score_flow.py``) scores each clip as soon as its media are in, and a slow server holds only
+its own clip; ``score_batch`` does both for a whole batch, as the benchmark wants.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
-import signal
 import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -27,12 +32,13 @@ from monitor.config import Settings
 from monitor.errors import MediaError, MonitorError
 from monitor.likeness.gallery.store import Gallery
 from monitor.likeness.scoring import ClipScore, Scorer
-from monitor.media import DecodeLimits, load_media
 from monitor.media.fetch import fetch_media
 from monitor.media.frames import Frame
 from monitor.media.resolve import CommandResolver, ListedMedia, MediaResolver
 from monitor.media.safety import AddressGuard, guarded_client
 from monitor.pipeline import metrics
+from monitor.pipeline.decode_pool import DecodePool
+from monitor.pipeline.scorer_health import ScorerHealth
 from monitor.pipeline.state import StateStore
 from monitor.records import (
     ClipRef,
@@ -45,7 +51,7 @@ from monitor.records import (
     encode,
 )
 
-__all__ = ["ScoringService", "to_record"]
+__all__ = ["Prepared", "ScoringService", "to_record"]
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +59,20 @@ log = logging.getLogger(__name__)
 TRANSIENT_FAILURES = frozenset(
     {"timeout", "network", "http_5xx", "http_other", "internal", "scoring_error", "resolve_failed"}
 )
-"""Failures worth another try at the next observation; others are cached like a score."""
+"""Failures worth another try at the next observation; others are cached like a score
+(``decoder_crashed`` among them: a clip that kills a decoder alone would kill one again)."""
 
 
-def _ignore_interrupts() -> None:
-    # Ctrl-C reaches the whole process group; the worker shuts the pool down in order.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+@dataclass
+class Prepared:
+    """One observation after ``prepare``: its verdict already (cached, or why its media could
+    not be had), or its frames, waiting for the model."""
 
-
-def _load(path: Path, limits: DecodeLimits, even_frames: int) -> list[Frame]:
-    return load_media(path, limits, even_frames=even_frames)
+    seen: ClipSeen
+    record: ClipScored | None = None
+    frames: list[Frame] | None = None
+    started: float = field(default_factory=time.perf_counter)
+    cached: bool = False
 
 
 def to_record(seen: ClipSeen, result: ClipScore) -> ClipScored:
@@ -122,11 +132,8 @@ class ScoringService:
         self.device = scorer.models.device
         self._limits = settings.decode.limits
         self._inference: Executor = ThreadPoolExecutor(1, thread_name_prefix=f"infer-{self.device}")
-        self._decoders: Executor = ProcessPoolExecutor(
-            settings.pipeline.decode_workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_ignore_interrupts,
-        )
+        self.health = ScorerHealth()
+        self.decoders = DecodePool(settings.pipeline.decode_workers, on_death=self._pool_died)
         self._fetch_slots = asyncio.Semaphore(settings.pipeline.fetch_concurrency)
         self._workdir = tempfile.TemporaryDirectory(prefix="likeness-fetch-")
         timeout = httpx.Timeout(settings.pipeline.fetch_timeout_s, connect=5.0)
@@ -181,67 +188,82 @@ class ScoringService:
         self.scorer = scorer
         return True
 
+    def _pool_died(self) -> None:
+        self.health.pool_died()
+        metrics.DECODER_RESTARTS.labels(self.device).inc()
+
     async def close(self) -> None:
         await self._client.aclose()
         self._inference.shutdown(wait=True)
-        self._decoders.shutdown(wait=True, cancel_futures=True)
+        self.decoders.shutdown()
         self._workdir.cleanup()
 
     async def score_batch(self, batch: Sequence[ClipSeen]) -> list[ClipScored]:
-        """One ``ClipScored`` per observation, in order."""
+        """One ``ClipScored`` per observation, in order: every clip fetched and decoded, then
+        scored together."""
         self.reload_gallery_if_changed()
+        prepared = await asyncio.gather(*(self.prepare(seen) for seen in batch))
+        return await self.score_prepared(prepared)
+
+    async def prepare(self, seen: ClipSeen) -> Prepared:
+        """The cached verdict of ``seen``'s clip, or its frames, or why it has none."""
         started = time.perf_counter()
-        out: dict[int, ClipScored] = {}
-        fresh: list[int] = []
-        for i, seen in enumerate(batch):
-            cached = self.state.cached_score(
-                seen.key, self.scorer.gallery.version, self.scorer.models.versions
-            )
-            if cached is None:
-                fresh.append(i)
-                continue
+        cached = self.state.cached_score(
+            seen.key, self.scorer.gallery.version, self.scorer.models.versions
+        )
+        if cached is not None:
             record = decode(ClipScored, cached)
-            out[i] = record.model_copy(update={"observation": seen, "rescored": False})
             metrics.CLIPS_SCORED.labels(seen.platform, "cached").inc()
-        loaded = await asyncio.gather(*(self._fetch_and_decode(batch[i]) for i in fresh))
-        ready = [
-            (i, frames) for i, frames in zip(fresh, loaded, strict=True) if isinstance(frames, list)
-        ]
-        for i, failure in zip(fresh, loaded, strict=True):
-            if isinstance(failure, Failure):
-                out[i] = _failed(batch[i], self.scorer, failure.reason, failure.message)
-                self._remember(out[i])
-                metrics.MEDIA_FAILURES.labels(batch[i].platform, failure.reason).inc()
-                metrics.CLIPS_SCORED.labels(batch[i].platform, "failed").inc()
+            update = {"observation": seen, "rescored": False}
+            return Prepared(seen, record.model_copy(update=update), cached=True)
+        loaded = await self._fetch_and_decode(seen)
+        if isinstance(loaded, list):
+            return Prepared(seen, None, loaded, started)
+        record = _failed(seen, self.scorer, loaded.reason, loaded.message)
+        self._remember(record)
+        self.health.failed(loaded.reason)
+        metrics.MEDIA_FAILURES.labels(seen.platform, loaded.reason).inc()
+        metrics.CLIPS_SCORED.labels(seen.platform, "failed").inc()
+        return Prepared(seen, record, None, started)
+
+    async def score_prepared(self, prepared: Sequence[Prepared]) -> list[ClipScored]:
+        """One ``ClipScored`` per prepared observation, in order; those with frames are
+        scored in one pass of each model."""
+        self.reload_gallery_if_changed()
+        out: dict[int, ClipScored] = {
+            i: p.record for i, p in enumerate(prepared) if p.record is not None
+        }
+        ready = [(i, p.seen, p.frames) for i, p in enumerate(prepared) if p.frames is not None]
         if ready:
             metrics.BATCH_SIZE.labels(self.device).observe(len(ready))
             try:
                 results = await asyncio.get_running_loop().run_in_executor(
                     self._inference,
                     self.scorer.score_many,
-                    [(frames, batch[i].text or None) for i, frames in ready],
+                    [(frames, seen.text or None) for _, seen, frames in ready],
                 )
             except Exception as exc:  # a model failure must not take the partition down
                 log.exception("scoring failed for a batch of %d clips", len(ready))
                 results = None
-                for i, _ in ready:
-                    out[i] = _failed(batch[i], self.scorer, "scoring_error", repr(exc))
-                    metrics.CLIPS_SCORED.labels(batch[i].platform, "failed").inc()
-            for (i, frames), result in zip(ready, results or [], strict=False):
-                record = to_record(batch[i], result)
+                for i, seen, _ in ready:
+                    out[i] = _failed(seen, self.scorer, "scoring_error", repr(exc))
+                    self.health.failed("scoring_error")
+                    metrics.CLIPS_SCORED.labels(seen.platform, "failed").inc()
+            for (i, seen, frames), result in zip(ready, results or [], strict=False):
+                record = to_record(seen, result)
                 await self._save_evidence(record, frames)  # before the verdict is cached
                 self.state.save_score(
-                    batch[i].key,
-                    record.gallery_version or "",
-                    record.models,
-                    encode(record).decode(),
+                    seen.key, record.gallery_version or "", record.models, encode(record).decode()
                 )
                 out[i] = record
-                metrics.CLIPS_SCORED.labels(batch[i].platform, "scored").inc()
-        elapsed = time.perf_counter() - started
+                self.health.succeeded()
+                metrics.CLIPS_SCORED.labels(seen.platform, "scored").inc()
+        fresh = [p for p in prepared if not p.cached]
         if fresh:
+            earliest = min(p.started for p in fresh)
+            elapsed = time.perf_counter() - earliest
             metrics.SCORING_SECONDS.labels(self.device).observe(elapsed / len(fresh))
-        return [out[i] for i in range(len(batch))]
+        return [out[i] for i in range(len(prepared))]
 
     async def _save_evidence(self, record: ClipScored, frames: list[Frame]) -> None:
         """Per flagged entity, a thumbnail for the alert's message (served at /evidence/) and
@@ -277,13 +299,13 @@ class ScoringService:
                     validate_url=self._guard,
                 )
             try:
-                return await asyncio.get_running_loop().run_in_executor(
-                    self._decoders, _load, path, self._limits, self.settings.decode.even_frames
+                return await self.decoders.decode(
+                    path, self._limits, self.settings.decode.even_frames
                 )
             finally:
                 path.unlink(missing_ok=True)
         except MediaError as exc:
             return Failure(reason=exc.reason, message=str(exc))
-        except Exception as exc:  # a broken decoder process, say: report, don't crash
+        except Exception as exc:  # whatever else: report, don't crash
             log.exception("media of %s failed unexpectedly", seen.key)
             return Failure(reason="internal", message=repr(exc))

@@ -3,15 +3,11 @@ in a thread of its own, so that Playwright's synchronous API can drive it from t
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from aiohttp import web
 from pydantic import SecretStr
 
 from monitor.alerts.evidence import save_evidence
@@ -22,6 +18,7 @@ from monitor.review.access import Access
 from monitor.review.page import ReviewPage
 from monitor.review.role import apply_review
 from monitor.review.store import ReviewStore
+from tests.threaded import ThreadedApp
 
 USER, PASSWORD, TOKEN = "rita", "correct horse", "s3cret-token"
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -83,24 +80,8 @@ class PageServer:
         self.page = ReviewPage(
             self.store, Access(settings), publish, public_base_url="https://monitor.example"
         )
-        self._loop = asyncio.new_event_loop()
-        self._runner = web.AppRunner(self.page.application(state_dir))
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._thread.start()
-        self.url = self._call(self._start())
-
-    def _call(self, coro: Coroutine[Any, Any, str]) -> str:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
-
-    async def _start(self) -> str:
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        return f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-
-    async def _stop(self) -> str:
-        await self._runner.cleanup()
-        return ""
+        self._served = ThreadedApp(self.page.application(state_dir))
+        self.url = self._served.url
 
     def add(self, alert: Alert, frame_path: Path | None = None) -> Alert:
         self.store.add_alert(alert)
@@ -109,9 +90,7 @@ class PageServer:
         return alert
 
     def close(self) -> None:
-        self._call(self._stop())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
+        self._served.close()
         self.store.close()
 
 

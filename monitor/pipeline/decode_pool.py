@@ -1,0 +1,114 @@
+"""The decode processes, rebuilt when one dies, and which clip killed it.
+
+A decode process can die under a clip (the kernel's OOM killer, a crash in a codec). Python's
+``ProcessPoolExecutor`` then fails every pending decode with ``BrokenProcessPool`` and refuses
+all later ones: without a rebuild, one death stops scoring for good. So a broken pool is
+replaced at once, and each clip that was in it when it broke is decoded once more, alone in
+the new pool (no other decode runs meanwhile). A clip that kills the pool while alone is the
+one at fault: it fails with ``DecoderCrashError`` (reason ``decoder_crashed``, a verdict that
+is cached like any other, so it is not retried at every observation). The innocent ones that
+shared the pool with it are decoded normally on their second try.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import signal
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from monitor.errors import DecoderCrashError
+from monitor.media import DecodeLimits, load_media
+from monitor.media.frames import Frame
+
+__all__ = ["DecodePool"]
+
+log = logging.getLogger(__name__)
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C reaches the whole process group; the worker shuts the pool down in order.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _load(path: Path, limits: DecodeLimits, even_frames: int) -> list[Frame]:
+    return load_media(path, limits, even_frames=even_frames)
+
+
+class DecodePool:
+    """``workers`` spawned decode processes; ``decode`` survives their deaths.
+
+    ``on_death`` is called once per broken pool (for metrics and health).
+    """
+
+    def __init__(self, workers: int, *, on_death: Callable[[], None] | None = None) -> None:
+        self._workers = workers
+        self._on_death = on_death
+        self._pool = self._new()
+        self.generation = 0
+        """How many times the pool was rebuilt."""
+        # Decodes share the pool; a second try runs alone: it takes ``_solo`` and waits
+        # until the shared ones are done, and new ones wait for it.
+        self._solo = asyncio.Lock()
+        self._running = 0
+        self._drained = asyncio.Event()
+        self._drained.set()
+
+    def _new(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self._workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_ignore_interrupts,
+        )
+
+    @property
+    def pids(self) -> list[int]:
+        """The live decode processes (for tests and diagnostics)."""
+        processes = getattr(self._pool, "_processes", None) or {}
+        return [int(pid) for pid in processes]
+
+    async def decode(self, path: Path, limits: DecodeLimits, even_frames: int) -> list[Frame]:
+        """The frames of ``path``; ``DecoderCrashError`` when decoding it kills the process."""
+        async with self._solo:
+            self._running += 1
+            self._drained.clear()
+        generation = self.generation
+        try:
+            return await self._run(path, limits, even_frames)
+        except BrokenProcessPool:
+            self._rebuild(generation)
+        finally:
+            self._running -= 1
+            if self._running == 0:
+                self._drained.set()
+        log.warning("a decode process died under %s or beside it; decoding it again alone", path)
+        async with self._solo:
+            await self._drained.wait()
+            generation = self.generation
+            try:
+                return await self._run(path, limits, even_frames)
+            except BrokenProcessPool:
+                self._rebuild(generation)
+        raise DecoderCrashError("the decode process died decoding this media (twice, alone)")
+
+    async def _run(self, path: Path, limits: DecodeLimits, even_frames: int) -> list[Frame]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, _load, path, limits, even_frames)
+
+    def _rebuild(self, generation: int) -> None:
+        """Replace the pool that broke, once, however many decodes saw it break."""
+        if generation != self.generation:
+            return
+        broken, self._pool = self._pool, self._new()
+        self.generation += 1
+        broken.shutdown(wait=False, cancel_futures=True)
+        log.error("the decode pool broke (a process died); rebuilt it (%d so far)", self.generation)
+        if self._on_death is not None:
+            self._on_death()
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
