@@ -113,9 +113,23 @@ def _open(path: Path, limits: DecodeLimits) -> Image.Image | None:
 def _picture(image: Image.Image, path: Path, limits: DecodeLimits, *, orient: bool) -> RGBImage:
     """Decode the current frame of ``image`` into an RGB array within ``max_pixels``."""
     try:
-        # A JPEG can decode at 1/2, 1/4 or 1/8 scale for a fraction of the cost.
+        # A JPEG can decode at 1/2, 1/4 or 1/8 scale for a fraction of the cost; other
+        # formats decode whole, so what they decode to is bounded before anything is.
         image.draft("RGB", fit_within(*image.size, limits.max_pixels))
+        width, height = image.size
+        if width * height > limits.max_decoded_pixels:
+            raise MediaTooLargeError(
+                f"the image would decode at {width}x{height} pixels (its format cannot decode "
+                f"at a reduced size), over the limit of {limits.max_decoded_pixels:,}",
+                source=path,
+            )
         picture = ImageOps.exif_transpose(image) if orient else image
+        if picture.mode in ("1", "L"):
+            # Grey pictures are made small before they are made RGB, three times the bytes.
+            picture = picture.convert("L")
+            small = fit_within(*picture.size, limits.max_pixels)
+            if small != picture.size:
+                picture = picture.resize(small, Image.Resampling.LANCZOS, reducing_gap=3.0)
         picture = _rgb(picture)
         size = fit_within(*picture.size, limits.max_pixels)
         if size != picture.size:

@@ -34,13 +34,17 @@ class DecodeLimits:
     - ``max_pixels``: larger frames and images are downscaled, keeping their aspect ratio, to
       fit. A stream or image that declares more than ``BOMB_FACTOR`` times this many pixels
       is refused with ``MediaTooLargeError``: decoding it would allocate far more memory than
-      any real upload needs (a decompression bomb).
+      any real upload needs (a decompression bomb). An image is decoded at a reduced size
+      where its format allows (a JPEG at 1/2 to 1/8); one that would still decode to more
+      than ``DECODE_FACTOR`` times ``max_pixels`` is refused too, whatever it will be
+      resized to: a 16 KB one-bit PNG of 11,500 x 11,500 pixels would otherwise cost 0.8 GB.
     - ``max_frames``: at most this many frames come back from one clip.
     - ``timeout_s``: decoding that takes longer raises ``DecodeTimeoutError``. It is checked
       between packets and frames, so a single pathological packet can overrun it.
     """
 
     BOMB_FACTOR: ClassVar[int] = 64
+    DECODE_FACTOR: ClassVar[int] = 16
 
     max_bytes: int = 512 * 1024 * 1024
     max_duration_s: float = 600.0
@@ -59,6 +63,12 @@ class DecodeLimits:
     def max_declared_pixels(self) -> int:
         """Above this many pixels a frame is refused rather than downscaled."""
         return self.max_pixels * self.BOMB_FACTOR
+
+    @property
+    def max_decoded_pixels(self) -> int:
+        """The most pixels an image may be decoded at before it is downscaled (an 8K
+        picture, for the default ``max_pixels``)."""
+        return self.max_pixels * self.DECODE_FACTOR
 
 
 DEFAULT_LIMITS = DecodeLimits()

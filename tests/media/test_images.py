@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -140,6 +142,68 @@ def test_an_image_over_the_bomb_limit_of_its_limits_is_refused(package_file: Pac
     # 1280 x 886 is more than 64 times 100 x 100.
     with pytest.raises(MediaTooLargeError, match="1280x886"):
         load_image(package_file("t1.jpg"), DecodeLimits(max_pixels=100 * 100))
+
+
+def one_bit_png(path: Path, side: int) -> Path:
+    """A black one-bit PNG of ``side`` x ``side`` pixels, written row by row: a few KB."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    packer = zlib.compressobj(9)
+    row = b"\0" * (1 + (side + 7) // 8)  # filter byte, then the packed bits
+    data = b"".join(packer.compress(row) for _ in range(side)) + packer.flush()
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def test_a_tiny_png_of_huge_size_is_refused_before_it_costs_memory(tmp_path: Path) -> None:
+    # Under the declared-size bomb limit (132 Mpx < 64 x 2 Mpx), but a PNG cannot decode at
+    # a reduced size: decoding it whole cost 0.8 GB. Measured in a process of its own.
+    path = one_bit_png(tmp_path / "huge.png", 11_500)
+    assert path.stat().st_size < 32 * 1024
+    probe = (
+        "import resource, sys\n"
+        "from monitor.errors import MediaTooLargeError\n"
+        "from monitor.media import load_media\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n"
+        "    load_media(sys.argv[1])\n"
+        "    outcome = 'decoded'\n"
+        "except MediaTooLargeError:\n"
+        "    outcome = 'refused'\n"
+        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(outcome, (after - before) // 1024)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", probe, str(path)], capture_output=True, text=True, timeout=120
+    )
+    outcome, grown_mb = run.stdout.split()
+    assert outcome == "refused", run.stderr
+    assert int(grown_mb) < 64
+
+
+def test_an_image_decodes_at_a_reduced_size_when_its_format_allows(
+    package_file: PackageFile, tmp_path: Path
+) -> None:
+    limits = DecodeLimits(max_pixels=20_000)  # 1280 x 886 is 56 times that
+    # A JPEG decodes at 1/4 (320 x 222), inside 16 times max_pixels: scaled, not refused.
+    frame = load_image(package_file("t1.jpg"), limits)
+    assert frame.width * frame.height <= 20_000
+    # The same picture as a PNG would decode whole: refused.
+    png = tmp_path / "t1.png"
+    Image.open(package_file("t1.jpg")).save(png)
+    with pytest.raises(MediaTooLargeError, match="cannot decode at a reduced size"):
+        load_image(png, limits)
+
+
+def test_a_large_one_bit_png_within_limits_is_scaled_down(tmp_path: Path) -> None:
+    frame = load_image(one_bit_png(tmp_path / "bits.png", 1000), DecodeLimits(max_pixels=100_000))
+    assert frame.image.shape == (316, 316, 3) and int(frame.image.max()) == 0
 
 
 def test_a_truncated_jpeg_is_unreadable(package_file: PackageFile, tmp_path: Path) -> None:
