@@ -168,6 +168,14 @@ class NotifySettings(_Section):
     evidence_images: bool = Field(
         default=True, description="put the evidence thumbnail in Slack messages"
     )
+    evidence_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC key of the signed, expiring evidence URLs; default: a random key "
+        "kept in shared_dir/evidence/.url-key",
+    )
+    evidence_url_ttl_s: float = Field(
+        default=7 * 86400.0, gt=0, description="how long an evidence link keeps working"
+    )
     timeout_s: float = Field(default=10.0, gt=0)
     flood_max_per_window: int = Field(
         default=10, gt=0, description="alerts per entity per window before a summary replaces them"

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from monitor.alerts.evidence_urls import EvidenceUrls
 from monitor.records import Alert, AlertEntity, ClipRef
 
 __all__ = ["DeliveryContext", "FloodSummary", "Sink", "SummaryClip"]
@@ -21,13 +22,17 @@ __all__ = ["DeliveryContext", "FloodSummary", "Sink", "SummaryClip"]
 
 @dataclass(frozen=True)
 class DeliveryContext:
-    """What a sink needs besides the alert: where receivers reach this monitor, which try."""
+    """What a sink needs besides the alert: where receivers reach this monitor, which try,
+    and the key that signs evidence URLs (the server refuses unsigned ones)."""
 
     public_base_url: str
     attempt: int = 1
     evidence_images: bool = True
+    evidence: EvidenceUrls | None = None
 
     def evidence_url(self, alert_id: str) -> str:
+        if self.evidence is not None:
+            return self.evidence.url(self.public_base_url, alert_id)
         return f"{self.public_base_url.rstrip('/')}/evidence/{alert_id}.jpg"
 
 

@@ -3,8 +3,9 @@
 Only the scorer has the decoded frames, and only for the moment it scores, so it saves one
 small JPEG per flagged (clip, entity) under ``<shared_dir>/evidence/<alert_id>.jpg`` (the
 settings' ``pipeline.shared_dir``, by default the state dir, a volume shared by the roles); the web
-server serves it to whoever follows the link in a message. The alert id is a fixed-length hex
-digest, checked before it becomes a path, so a request cannot name any other file.
+server serves it under a signed, expiring URL (``evidence_urls.py``) or to a reviewer. The
+alert id is a fixed-length hex digest, checked before it becomes a path, so a request cannot
+name any other file.
 
 Beside it goes the clip's fingerprint (``<alert_id>.pdq.json``, the PDQ hashes of its frames),
 which a dismissal files in the gallery so that neither the clip nor a copy flags again.

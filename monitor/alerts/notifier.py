@@ -33,6 +33,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from monitor.alerts.base import DeliveryContext, FloodSummary, Sink, SummaryClip
+from monitor.alerts.evidence_urls import EvidenceUrls
 from monitor.alerts.http import SecretFilter
 from monitor.alerts.slack import SlackSink
 from monitor.alerts.store import DeliveryStore
@@ -120,7 +121,9 @@ class Notifier:
         reject: Reject,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        evidence: EvidenceUrls | None = None,
     ) -> None:
+        self._evidence = evidence  # signs the evidence image URLs that sinks link to
         names = [sink.name for sink in sinks]
         if len(set(names)) != len(names):
             raise ValueError(f"sink names must be unique, got {names}")
@@ -342,4 +345,5 @@ class Notifier:
             public_base_url=self.settings.public_base_url,
             attempt=attempt,
             evidence_images=self.settings.evidence_images,
+            evidence=self._evidence,
         )

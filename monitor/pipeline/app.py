@@ -23,12 +23,14 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from monitor.alerts.evidence import read_evidence
+from monitor.alerts.evidence_urls import EvidenceUrls
 from monitor.config import ROLES, Settings
 from monitor.errors import RecordError
 from monitor.pipeline import metrics
 from monitor.pipeline.poison import broker_trouble, describe
 from monitor.pipeline.state import StateStore
 from monitor.records import DeadLetter, encode
+from monitor.review.access import Access
 from monitor.sources.base import Source
 
 __all__ = ["TOPICS", "Pipeline", "create_pipeline"]
@@ -51,6 +53,8 @@ class Pipeline:
     sources: Sequence[Source] = ()
     topics: dict[str, Any] = field(default_factory=dict)
     health: dict[str, Any] = field(default_factory=dict)
+    evidence: EvidenceUrls | None = None
+    """Signs and checks evidence image URLs (``evidence_urls.py``)."""
     checks: dict[str, Callable[[], str | None]] = field(default_factory=dict)
     """Per role, what keeps it from working (None while it works): ``/healthz`` answers 503
     with the reasons while any says something (a scorer whose decoders keep dying, say)."""
@@ -139,6 +143,13 @@ def create_pipeline(
     if unknown:
         raise ValueError(f"unknown roles {sorted(unknown)}; known: {', '.join(ROLES)}")
     app = _app(settings, broker)
+    secret = settings.notify.evidence_secret
+    evidence_urls = EvidenceUrls.for_dir(
+        settings.pipeline.shared_root,
+        secret.get_secret_value() if secret is not None else None,
+        ttl_s=settings.notify.evidence_url_ttl_s,
+    )
+    reviewers = Access(settings.review)
     pipeline = Pipeline(
         app=app,
         settings=settings,
@@ -146,6 +157,7 @@ def create_pipeline(
         roles=wanted,
         broker=broker,
         sources=sources,
+        evidence=evidence_urls,
     )
     for name in TOPICS:
         pipeline.topics[name] = app.topic(
@@ -171,12 +183,19 @@ def create_pipeline(
 
     @app.page("/evidence/{alert_id}.jpg")
     async def evidence(web: Any, request: Any, alert_id: str) -> Any:
+        # Only under a signed, unexpired URL (Slack, the review page) or to a reviewer: the
+        # id is predictable, and an answer would say whether a clip was flagged. Checked
+        # before the file is looked for, so a refusal says nothing about it either.
+        query = request.query
+        signed = evidence_urls.verify(alert_id, query.get("exp"), query.get("sig"))
+        if not signed and reviewers.reviewer(request.headers.get("Authorization")) is None:
+            return web.error(403, "a signed evidence URL or a reviewer's credentials")
         # The id is checked against the alert-id format before it becomes a path.
         image = read_evidence(settings.pipeline.shared_root, alert_id)
         if image is None:
             return web.error(404, "no such evidence")
         return web.bytes(
-            image, content_type="image/jpeg", headers={"Cache-Control": "max-age=86400"}
+            image, content_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
         )
 
     install_roles(pipeline)

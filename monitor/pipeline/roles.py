@@ -309,6 +309,7 @@ def _notify(pipeline: Pipeline) -> None:
         settings,
         park=park,
         reject=reject,
+        evidence=pipeline.evidence,
     )
 
     @pipeline.app.agent(pipeline.topics["alerts"], name="notify")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from monitor.alerts.evidence import is_alert_id, read_evidence
+from monitor.alerts.evidence_urls import EvidenceUrls
 from monitor.records import Review
 from monitor.review.access import CSRF_COOKIE, CSRF_FIELD, Access
 from monitor.review.store import STATES, AlertFilter, ReviewedAlert, ReviewStore
@@ -99,7 +101,12 @@ class ReviewPage:
         *,
         public_base_url: str,
         page_size: int = 200,
+        evidence: EvidenceUrls | None = None,
     ) -> None:
+        # Evidence images are served only under signed URLs (or to a reviewer): the page's
+        # <img> links are signed, since a browser sends no bearer token with them. Without
+        # the worker's signer the page signs with a key of its own (``application``).
+        self.evidence = evidence or EvidenceUrls(secrets.token_bytes(32))
         self.store = store
         self.access = access
         self.publish = publish
@@ -138,7 +145,14 @@ class ReviewPage:
         if state_dir is not None:
 
             async def evidence(request: web.Request) -> web.StreamResponse:
-                image = read_evidence(state_dir, request.match_info["alert_id"])
+                alert_id, query = request.match_info["alert_id"], request.query
+                signed = self.evidence.verify(alert_id, query.get("exp"), query.get("sig"))
+                if (
+                    not signed
+                    and self.access.reviewer(request.headers.get("Authorization")) is None
+                ):
+                    raise web.HTTPForbidden()
+                image = read_evidence(state_dir, alert_id)
                 if image is None:
                     raise web.HTTPNotFound()
                 return web.Response(body=image, content_type="image/jpeg")
@@ -169,6 +183,7 @@ class ReviewPage:
             },
             csrf=self.access.csrf_token(nonce),
             back=_back(request.query),
+            evidence_src=self.evidence.path,
         )
         response = web.Response(text=html, content_type="text/html", headers=_HEADERS)
         if fresh:
@@ -270,7 +285,7 @@ class ReviewPage:
             "confirmed_at": _iso(row.reviewed_at),
             "confirmed_by": row.reviewer,
             "gallery_version": alert.gallery_version,
-            "evidence_url": f"{self.public_base_url}/evidence/{alert.alert_id}.jpg",
+            "evidence_url": self.evidence.url(self.public_base_url, alert.alert_id),
             "evidence": [e.model_dump(mode="json") for e in alert.evidence],
         }
 

@@ -102,6 +102,7 @@ def install_review(pipeline: Pipeline) -> None:
         publish,
         public_base_url=settings.notify.public_base_url,
         page_size=settings.review.page_size,
+        evidence=pipeline.evidence,
     )
     for route in ROUTES:
         pipeline.app.page(route.path, name=f"review.{route.name}")(

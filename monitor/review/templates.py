@@ -70,7 +70,7 @@ Export confirmed alerts: <a href="/review/export.csv">CSV</a> · <a href="/revie
 <tbody>
 {% for row in rows %}{% set alert = row.alert %}
 <tr class="alert" id="alert-{{ alert.alert_id }}" data-state="{{ row.state }}">
-<td><a href="/evidence/{{ alert.alert_id }}.jpg"><img class="evidence" src="/evidence/{{ alert.alert_id }}.jpg" alt="evidence frame"></a></td>
+<td>{% set src = evidence_src(alert.alert_id) %}<a href="{{ src }}"><img class="evidence" src="{{ src }}" alt="evidence frame"></a></td>
 <td>
 <div class="title">{{ alert.clip.title or "(untitled)" }}</div>
 <div>{{ alert.clip.platform }}{% if alert.clip.author %} · {{ alert.clip.author }}{% endif %}</div>

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -127,7 +128,8 @@ def test_confirm_dismiss_with_a_reason_and_undo_are_published_and_kept(
 
     exported = page.request.get(f"{server.url}/review/export.json").json()
     assert [(e["alert_id"], e["confirmed_by"]) for e in exported] == [(a.alert_id, USER)]
-    assert exported[0]["evidence_url"] == f"https://monitor.example/evidence/{a.alert_id}.jpg"
+    evidence_url = exported[0]["evidence_url"]
+    assert evidence_url.startswith(f"https://monitor.example/evidence/{a.alert_id}.jpg?exp=")
     assert exported[0]["evidence"][0]["signal"] == "face"
     csv_text = page.request.get(f"{server.url}/review/export.csv").text()
     header, line, *rest = csv_text.strip().splitlines()
@@ -217,3 +219,21 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_quoted_as_text(
     response = httpx.get(f"{server.url}/review/export.csv", auth=(USER, PASSWORD))
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert [row["title"] for row in rows] == ["'" + title]
+
+
+def test_the_pages_evidence_images_are_signed_and_served_only_so_or_to_reviewers(
+    serve: Serve, package_file: Callable[[str], Path]
+) -> None:
+    server = serve()
+    alert = server.add(make_alert("e", "ghostface"), package_file("t1.jpg"))
+    html = httpx.get(f"{server.url}/review", headers={"Authorization": f"Bearer {TOKEN}"}).text
+    src = re.search(r'<img class="evidence" src="([^"]+)"', html)
+    assert src is not None
+    signed = src.group(1).replace("&amp;", "&")
+    assert signed.startswith(f"/evidence/{alert.alert_id}.jpg?exp=")
+    # The browser fetches the signed src without a bearer token: served.
+    assert httpx.get(f"{server.url}{signed}").status_code == 200
+    # The plain, predictable URL: refused without credentials, served with them.
+    plain = f"{server.url}/evidence/{alert.alert_id}.jpg"
+    assert httpx.get(plain).status_code == 403
+    assert httpx.get(plain, auth=(USER, PASSWORD)).status_code == 200
