@@ -1,6 +1,11 @@
 """The SQLite plumbing that every per-host store shares (scores and alerts, crawl state,
 notifier deliveries): one connection in WAL mode, serialised by a lock so that the event loop
 and worker threads can both use it, and explicit transactions for writes.
+
+A store that keeps something only meaningful on one broker (a feed's offsets, the notifier's
+parked alerts that the broker's retry topic also holds) also remembers which broker that was,
+by cluster id: the embedded broker forgets every topic when it restarts while these files
+survive, and positions of the old broker applied to the new one hide its first records.
 """
 
 from __future__ import annotations
@@ -12,6 +17,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["FeedOffsets", "SqliteStore"]
+
+_BROKER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS broker (
+    only INTEGER PRIMARY KEY CHECK (only = 0),
+    cluster_id TEXT NOT NULL
+);
+"""
 
 _OFFSETS_SCHEMA = """
 CREATE TABLE IF NOT EXISTS offsets (
@@ -32,7 +44,7 @@ class SqliteStore:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(schema)
+        self._db.executescript(schema + _BROKER_SCHEMA)
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -51,6 +63,27 @@ class SqliteStore:
                 raise
             self._db.execute("COMMIT")
 
+    def followed_broker(self) -> str | None:
+        """The cluster id of the broker this store last followed (``follow_broker``)."""
+        with self._lock:
+            row = self._db.execute("SELECT cluster_id FROM broker").fetchone()
+        return None if row is None else str(row[0])
+
+    def follow_broker(self, cluster_id: str) -> bool:
+        """Remember that this store now follows the broker ``cluster_id``. True when it
+        followed another one, or none yet: what the store kept about the previous broker's
+        topics (``_forget_broker``) is dropped in the same transaction."""
+        with self._tx() as db:
+            row = db.execute("SELECT cluster_id FROM broker").fetchone()
+            if row is not None and row[0] == cluster_id:
+                return False
+            db.execute("INSERT OR REPLACE INTO broker VALUES (0, ?)", (cluster_id,))
+            self._forget_broker(db)
+        return True
+
+    def _forget_broker(self, db: sqlite3.Connection) -> None:
+        """Drop what only made sense on the previous broker; nothing by default."""
+
 
 class FeedOffsets(SqliteStore):
     """A store that also remembers how far a topic feed (``monitor.pipeline.feed``) has read,
@@ -58,6 +91,10 @@ class FeedOffsets(SqliteStore):
 
     def __init__(self, path: Path, schema: str) -> None:
         super().__init__(path, schema + _OFFSETS_SCHEMA)
+
+    def _forget_broker(self, db: sqlite3.Connection) -> None:
+        # Another broker's offsets: its topics are not these, so read these from the start.
+        db.execute("DELETE FROM offsets")
 
     def remember_offset(self, topic: str, partition: int, next_offset: int) -> None:
         """Every record of ``topic[partition]`` before ``next_offset`` has been applied."""

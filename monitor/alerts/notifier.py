@@ -6,10 +6,13 @@ event only when that returns, which is after one of these, per sink:
 - delivered (2xx), then recorded in the ``DeliveryStore``: a replayed alert is not sent again;
 - retried in place a few times with exponential backoff, or after the receiver's own
   ``Retry-After`` (429 and 5xx), while the wait is short;
-- parked: written to the ``alerts.retry`` topic with its attempt count and next-attempt time,
-  and acknowledged by the broker, for ``Notifier.redeliver`` (an agent on that topic) to try
-  again later. A receiver that is down thus holds up nothing and loses nothing; while it is
-  known to be down, new alerts for it are parked at once instead of each waiting out retries;
+- parked: kept in the store's outbox, then written to the ``alerts.retry`` topic with its
+  attempt count and next-attempt time and acknowledged by the broker, for
+  ``Notifier.redeliver`` (an agent on that topic) to try again later. A receiver that is down
+  thus holds up nothing and loses nothing; while it is known to be down, new alerts for it are
+  parked at once instead of each waiting out retries. A broker that lost its topics (the
+  embedded one, restarted) gets the outbox's copies back (``Notifier.resume``). Only the
+  latest parking of an alert is acted on: an older copy (a replay) is skipped by its park id;
 - refused (another 4xx), or parked for longer than ``retry_give_up_after_s``: sent to the
   dead-letter topic, where it stays for a person to look at;
 - suppressed by flood control: past ``flood_max_per_window`` alerts of one entity within a
@@ -25,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -65,6 +69,8 @@ class ParkedAlert(BaseModel):
     first_failed_at: datetime
     next_attempt_at: datetime
     last_error: str = ""
+    park_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    """Names this parking: the outbox keeps the latest, and an older copy is not acted on."""
 
     @property
     def key(self) -> str:
@@ -151,6 +157,10 @@ class Notifier:
         for sink in self.sinks.values():
             if self.store.outcome(alert.key, sink.name) is not None:
                 continue
+            held = self.store.held(alert.key, sink.name)
+            if held is not None:  # parked before (a replay): its retry copy may be missing
+                await self._park(ParkedAlert.decode(held[1]))
+                continue
             if flooded:
                 self.store.settle(alert.key, sink.name, "suppressed", _at(now))
                 metrics.NOTIFICATIONS.labels(*_labels(sink, alert), "suppressed").inc()
@@ -168,9 +178,10 @@ class Notifier:
         sink = self.sinks.get(parked.sink)
         if sink is None:
             await self._reject(parked.alert, f"{parked.sink}: sink no longer configured")
+            self.store.settle(parked.alert.key, parked.sink, "failed", _at(self._clock()))
             return
-        if self.store.outcome(parked.alert.key, sink.name) is not None:
-            return  # delivered meanwhile, from another copy of the same alert
+        if self._superseded(parked):
+            return
         first_failed = parked.first_failed_at.timestamp()
         if self._clock() - first_failed > self.settings.retry_give_up_after_s:
             await self._fail(
@@ -180,9 +191,33 @@ class Notifier:
         wait = parked.next_attempt_at.timestamp() - self._clock()
         if wait > 0:
             await self._sleep(wait)
+            if self._superseded(parked):
+                return
         await self._try(
             sink, parked.alert, attempts=parked.attempts, first_failed=first_failed, tries=1
         )
+
+    async def resume(self, cluster_id: str) -> int:
+        """Put the outbox's parked alerts back on the retry topic if the broker is not the one
+        that had them (``cluster_id`` differs: the embedded broker restarted empty); returns
+        how many. They are tried again when due, as if never lost."""
+        if self.store.followed_broker() == cluster_id:
+            return 0
+        held = self.store.all_held()
+        for raw in held:
+            await self._park(ParkedAlert.decode(raw))
+        self.store.follow_broker(cluster_id)  # after: a crash midway puts them all back again
+        if held:
+            log.warning("%d parked alerts put back on the retry topic of a new broker", len(held))
+        return len(held)
+
+    def _superseded(self, parked: ParkedAlert) -> bool:
+        """Whether this copy is not to be acted on: the alert was settled meanwhile, or parked
+        again since (an older copy, replayed)."""
+        if self.store.outcome(parked.alert.key, parked.sink) is not None:
+            return True
+        held = self.store.held(parked.alert.key, parked.sink)
+        return held is not None and held[0] != parked.park_id
 
     async def _try(
         self, sink: Sink, alert: Alert, *, attempts: int, first_failed: float | None, tries: int
@@ -241,6 +276,7 @@ class Notifier:
             next_attempt_at=_at(due),
             last_error=error[:500],
         )
+        self.store.hold(alert.key, sink.name, parked.park_id, parked.encode())
         await self._park(parked)
         metrics.NOTIFICATIONS.labels(*_labels(sink, alert), "parked").inc()
         log.warning(

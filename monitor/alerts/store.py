@@ -5,6 +5,12 @@ yet) and it must not be a Faust table (they lose keys on this broker; DESIGN.md)
 pipeline's state, it is a transactional file on the worker's disk, and a delivery is written
 only after the receiver answered 2xx: a crash in between repeats one message, never loses one.
 
+Parked alerts are kept here too, in an outbox, besides on the ``alerts.retry`` topic: the
+embedded broker keeps its topics in memory, so a restart of it would lose every parked alert
+while decide, which has marked them sent, never sends them again. A parked alert is written
+here before its event is acknowledged and removed when it is settled (delivered, failed,
+suppressed); a new broker gets the outbox's copies back on its retry topic.
+
 Flood control counts an alert once, in the window in which the notifier first saw it; a
 replayed alert keeps its place, so replays neither inflate the count nor change who was
 suppressed.
@@ -34,6 +40,13 @@ CREATE TABLE IF NOT EXISTS flood (
     entity TEXT NOT NULL,
     window INTEGER NOT NULL,
     alert TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    alert_key TEXT NOT NULL,
+    sink TEXT NOT NULL,
+    park_id TEXT NOT NULL,
+    parked TEXT NOT NULL,
+    PRIMARY KEY (alert_key, sink)
 );
 CREATE INDEX IF NOT EXISTS flood_by_window ON flood (entity, window);
 CREATE TABLE IF NOT EXISTS summaries (
@@ -71,11 +84,38 @@ class DeliveryStore(SqliteStore):
         return None if row is None else str(row[0])
 
     def settle(self, alert_key: str, sink: str, outcome: str, at: datetime) -> None:
+        """Record the outcome; a parked copy in the outbox goes with the same transaction."""
         with self._tx() as db:
             db.execute(
                 "INSERT OR IGNORE INTO deliveries VALUES (?, ?, ?, ?)",
                 (alert_key, sink, outcome, at.isoformat()),
             )
+            db.execute("DELETE FROM outbox WHERE alert_key=? AND sink=?", (alert_key, sink))
+
+    # --- parked alerts (the outbox) -------------------------------------------------------
+
+    def hold(self, alert_key: str, sink: str, park_id: str, parked: bytes) -> None:
+        """Keep the latest parking of an alert for ``sink`` (``park_id`` names it)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO outbox VALUES (?, ?, ?, ?)",
+                (alert_key, sink, park_id, parked.decode()),
+            )
+
+    def held(self, alert_key: str, sink: str) -> tuple[str, bytes] | None:
+        """``(park_id, parked record)`` of the alert's latest parking for ``sink``, if any."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT park_id, parked FROM outbox WHERE alert_key=? AND sink=?",
+                (alert_key, sink),
+            ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]).encode())
+
+    def all_held(self) -> list[bytes]:
+        """Every parked record in the outbox, oldest parking first."""
+        with self._lock:
+            rows = self._db.execute("SELECT parked FROM outbox ORDER BY rowid").fetchall()
+        return [str(row[0]).encode() for row in rows]
 
     # --- flood control --------------------------------------------------------------------
 

@@ -13,6 +13,12 @@ reaches only the worker, which can then commit its offsets before the broker goe
 
 Topics are created here, before any client touches them, because Tansu creates an unknown
 topic on first use with its own partition count (4), whatever the configuration says.
+
+Tansu reports whatever cluster id it is started with, ``tansu_cluster`` unless told otherwise,
+the same after every restart. A broker in memory is a new, empty cluster each time it starts,
+so it gets a cluster id of its own each time: what a host stored about the old one (a feed's
+offsets, parked alerts) can then tell that the broker it talks to is not the one it knew
+(``cluster_id``), as it can with any real Kafka cluster.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -46,6 +53,7 @@ __all__ = [
     "EMBEDDED",
     "EmbeddedBroker",
     "bootstrap_servers",
+    "cluster_id",
     "ensure_topics",
     "resolve_broker",
     "run_broker_forever",
@@ -92,6 +100,10 @@ class EmbeddedBroker:
     Use it as a context manager, sync or async, or call :meth:`start` and :meth:`stop`. The
     thread that calls :meth:`start` must live as long as the broker (normally the main thread or
     the event loop's): Linux sends the parent-death signal when that *thread* ends.
+
+    ``port`` pins the port (a restart at the same address); by default a free one is picked.
+    ``cluster_id`` is fresh for every start of a memory broker unless given; durable storage
+    keeps its data across starts, so it keeps one id (``likeness-monitor`` unless given).
     """
 
     def __init__(
@@ -99,11 +111,15 @@ class EmbeddedBroker:
         *,
         binary: Path | None = None,
         storage_engine: str = "memory://tansu/",
+        cluster_id: str | None = None,
+        port: int | None = None,
         startup_timeout: float = 15.0,
         stop_timeout: float = 5.0,
     ) -> None:
         self._binary = binary
         self._storage_engine = storage_engine
+        self._cluster_id = cluster_id
+        self._fixed_port = port
         self._startup_timeout = startup_timeout
         self._stop_timeout = stop_timeout
         self._lock = threading.Lock()
@@ -141,9 +157,15 @@ class EmbeddedBroker:
             if self._process is not None:
                 return self.bootstrap
             binary = self._binary or tansu_binary()
-            for attempt in range(1, _PORT_ATTEMPTS + 1):
-                port = _free_port()
-                process, log_file = self._spawn(binary, port)
+            cluster = self._cluster_id or (
+                f"likeness-monitor-{uuid.uuid4().hex}"
+                if self._storage_engine.startswith("memory:")
+                else "likeness-monitor"
+            )
+            attempts = 1 if self._fixed_port is not None else _PORT_ATTEMPTS
+            for attempt in range(1, attempts + 1):
+                port = self._fixed_port or _free_port()
+                process, log_file = self._spawn(binary, port, cluster)
                 try:
                     ready = _wait_until_answering(process, port, self._startup_timeout)
                 except BaseException:
@@ -159,7 +181,7 @@ class EmbeddedBroker:
                 tail = _tail(log_file)
                 _terminate(process, self._stop_timeout)
                 log_file.close()
-                if "AddrInUse" in tail and attempt < _PORT_ATTEMPTS:
+                if "AddrInUse" in tail and attempt < attempts:
                     continue  # another process took the port between our pick and Tansu's bind
                 if exit_code is not None:
                     why = f"exited with code {exit_code}"
@@ -210,11 +232,15 @@ class EmbeddedBroker:
     ) -> None:
         await asyncio.to_thread(self.stop)
 
-    def _spawn(self, binary: Path, port: int) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
+    def _spawn(
+        self, binary: Path, port: int, cluster: str
+    ) -> tuple[subprocess.Popen[bytes], IO[bytes]]:
         listener = f"tcp://{_LOOPBACK}:{port}"
         command = [
             str(binary),
             "broker",
+            "--cluster-id",
+            cluster,
             "--listener-url",
             listener,
             "--advertised-listener-url",
@@ -407,6 +433,23 @@ async def ensure_topics(
             await admin.close()
     except (KafkaError, OSError, TimeoutError) as exc:
         raise BrokerError(f"cannot create topics on {servers}: {exc!r}") from exc
+
+
+async def cluster_id(bootstrap: str, *, timeout: float = 10.0) -> str:
+    """The cluster id the broker reports in its metadata: one per Kafka cluster, and one per
+    start of the embedded broker in memory. Errors are the client's own (``KafkaError``,
+    ``OSError``), so a caller that retries on broker trouble retries on these too."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers(bootstrap),
+        client_id="likeness-monitor",
+        request_timeout_ms=int(timeout * 1000),
+    )
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+        described = await asyncio.wait_for(admin.describe_cluster(), timeout)
+    finally:
+        await admin.close()
+    return str(described.get("cluster_id") or "")
 
 
 async def _create_and_describe(

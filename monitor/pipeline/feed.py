@@ -10,6 +10,10 @@ feed instead: all partitions (new ones are picked up as they appear), each recor
 so a restart resumes there. A record read twice (a crash between applying and remembering)
 must change nothing: the views are written to be idempotent.
 
+Positions are only good on the broker they were read on. The store remembers its cluster id,
+checked when the feed starts and every ``PARTITION_CHECK_S``: on another broker (the embedded
+one restarted, empty, maybe at the same address) the feed reads every topic from the start.
+
 A record that ``handle`` fails on is handed to ``reject`` (the review role dead-letters it) and
 the feed moves on: one bad record must not stop the view, nor the worker, on every restart.
 Only broker trouble (``poison.py``) stops the read, which starts again where it was.
@@ -26,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
 from monitor.errors import RecordError
+from monitor.pipeline.broker import cluster_id
 from monitor.pipeline.poison import broker_trouble, describe
 from monitor.storage import FeedOffsets
 
@@ -91,6 +96,8 @@ class TopicFeed:
             checked = 0.0
             while True:
                 if time.monotonic() - checked > PARTITION_CHECK_S or not assigned:
+                    if time.monotonic() - checked > PARTITION_CHECK_S and await self._new_broker():
+                        assigned = set()  # positioned again, from the start of every partition
                     assigned = await self._assign(consumer, assigned)
                     checked = time.monotonic()
                 batches = await consumer.getmany(timeout_ms=500, max_records=200)
@@ -115,6 +122,15 @@ class TopicFeed:
             if self.reject is not None:
                 reason = str(exc) if isinstance(exc, RecordError) else describe("feed", exc)
                 await self.reject(record, reason)
+
+    async def _new_broker(self) -> bool:
+        """Whether the broker is not the one the stored positions belong to; if so they are
+        forgotten."""
+        cluster = await cluster_id(self.bootstrap)
+        if not self.store.follow_broker(cluster):
+            return False
+        log.info("feed of %s: broker %s is new here; reading from the start", self.topics, cluster)
+        return True
 
     async def _assign(
         self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]

@@ -29,11 +29,12 @@ from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import ConsumerRecord
+from aiokafka.errors import KafkaError
 
 from monitor.errors import MonitorError, RecordError
 from monitor.pipeline import metrics
 from monitor.pipeline.app import Pipeline
-from monitor.pipeline.broker import bootstrap_servers
+from monitor.pipeline.broker import bootstrap_servers, cluster_id
 from monitor.pipeline.feed import TopicFeed
 from monitor.pipeline.poison import describe
 from monitor.records import (
@@ -335,6 +336,19 @@ def _notify(pipeline: Pipeline) -> None:
 
     async def redeliver_one(raw: bytes | None) -> None:
         await notifier.redeliver(ParkedAlert.decode(raw))
+
+    async def resume_parked() -> None:
+        # A broker that is not the one the parked alerts were put on (the embedded one,
+        # restarted empty) gets them back from the notifier's outbox.
+        while True:
+            try:
+                await notifier.resume(await cluster_id(pipeline.broker))
+                return
+            except (KafkaError, OSError) as exc:
+                log.warning("parked alerts not checked against the broker yet: %s", exc)
+                await asyncio.sleep(5.0)
+
+    pipeline.app.task(resume_parked)
 
     if notifier.sinks:
         pipeline.app.timer(settings.flush_interval_s, name="notify.flush")(notifier.flush)

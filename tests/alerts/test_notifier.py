@@ -269,3 +269,46 @@ def test_parked_alerts_travel_as_versioned_json() -> None:
     ).encode()
     assert json.loads(raw)["schema"] == 1
     assert ParkedAlert.decode(raw).alert == decode(Alert, alert.model_dump_json(by_alias=True))
+
+
+async def test_a_new_broker_gets_the_parked_alerts_back_from_the_outbox(harness: Harness) -> None:
+    alerts = [make_alert(f"c{i}") for i in range(3)]
+    await harness.receiver.stop()
+    notifier = harness.start()
+    assert await notifier.resume("cluster-a") == 0  # nothing parked yet
+    for alert in alerts:
+        await notifier.handle(alert)
+    lost = harness.take_parked()  # the broker that had them is gone
+
+    notifier = harness.start()
+    assert await notifier.resume("cluster-a") == 0, "the same broker still has them"
+    assert await notifier.resume("cluster-b") == 3
+    assert {p.park_id for p in harness.parked} == {p.park_id for p in lost}
+    assert await notifier.resume("cluster-b") == 0
+
+    await harness.receiver.start()
+    harness.now[0] += 1
+    for parked in [*harness.take_parked(), *lost]:  # the lost copies too, were they replayed
+        await notifier.redeliver(parked)
+    assert alerts_in(harness.slack_messages()) == {f"c{i}": 1 for i in range(3)}
+    assert await notifier.resume("cluster-c") == 0, "delivered alerts leave the outbox"
+
+
+async def test_only_the_latest_parking_of_an_alert_is_tried(harness: Harness) -> None:
+    await harness.receiver.stop()
+    notifier = harness.start()
+    await notifier.handle(make_alert("c1"))
+    (first,) = harness.take_parked()
+    harness.now[0] += 1
+    await notifier.redeliver(first)
+    (second,) = harness.take_parked()
+    assert second.attempts == first.attempts + 1 and second.park_id != first.park_id
+
+    await harness.receiver.start()
+    harness.now[0] += 1
+    await notifier.redeliver(first)  # an older copy, replayed: not tried
+    assert harness.receiver.requests == [] and harness.parked == []
+    await notifier.handle(make_alert("c1"))  # the alert replayed: its parking is put back
+    assert [p.park_id for p in harness.take_parked()] == [second.park_id]
+    await notifier.redeliver(second)
+    assert alerts_in(harness.slack_messages()) == {"c1": 1}
