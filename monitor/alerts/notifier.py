@@ -108,6 +108,16 @@ def _at(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
 
+def _readable(raw: bytes) -> ParkedAlert | None:
+    """A parked alert from the outbox; None, logged, for one that no longer reads (written by
+    a version with another schema): it stays there, and the alert is tried afresh."""
+    try:
+        return ParkedAlert.decode(raw)
+    except RecordError as exc:
+        log.error("a parked alert in the outbox cannot be read: %s", exc)
+        return None
+
+
 def _labels(sink: Sink, alert: Alert) -> tuple[str, str, str, str, str]:
     entity = alert.entity
     return (sink.name, entity.id, entity.franchise or "", alert.clip.platform, entity.kind)
@@ -157,9 +167,9 @@ class Notifier:
         for sink in self.sinks.values():
             if self.store.outcome(alert.key, sink.name) is not None:
                 continue
-            held = self.store.held(alert.key, sink.name)
+            held = self._held(alert.key, sink.name)
             if held is not None:  # parked before (a replay): its retry copy may be missing
-                await self._park(ParkedAlert.decode(held[1]))
+                await self._park(held)
                 continue
             if flooded:
                 self.store.settle(alert.key, sink.name, "suppressed", _at(now))
@@ -175,12 +185,12 @@ class Notifier:
 
     async def redeliver(self, parked: ParkedAlert) -> None:
         """Try a parked alert again when it is due; park it again, or give up, if it fails."""
+        if self._superseded(parked):
+            return
         sink = self.sinks.get(parked.sink)
         if sink is None:
             await self._reject(parked.alert, f"{parked.sink}: sink no longer configured")
             self.store.settle(parked.alert.key, parked.sink, "failed", _at(self._clock()))
-            return
-        if self._superseded(parked):
             return
         first_failed = parked.first_failed_at.timestamp()
         if self._clock() - first_failed > self.settings.retry_give_up_after_s:
@@ -203,13 +213,20 @@ class Notifier:
         how many. They are tried again when due, as if never lost."""
         if self.store.followed_broker() == cluster_id:
             return 0
-        held = self.store.all_held()
-        for raw in held:
-            await self._park(ParkedAlert.decode(raw))
+        put_back = 0
+        for raw in self.store.all_held():
+            parked = _readable(raw)
+            if parked is not None:
+                await self._park(parked)
+                put_back += 1
         self.store.follow_broker(cluster_id)  # after: a crash midway puts them all back again
-        if held:
-            log.warning("%d parked alerts put back on the retry topic of a new broker", len(held))
-        return len(held)
+        if put_back:
+            log.warning("%d parked alerts put back on the retry topic of a new broker", put_back)
+        return put_back
+
+    def _held(self, alert_key: str, sink: str) -> ParkedAlert | None:
+        held = self.store.held(alert_key, sink)
+        return None if held is None else _readable(held[1])
 
     def _superseded(self, parked: ParkedAlert) -> bool:
         """Whether this copy is not to be acted on: the alert was settled meanwhile, or parked
