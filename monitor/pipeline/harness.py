@@ -126,7 +126,11 @@ class Worker:
 
 
 async def produce(bootstrap: str, topic: str, *records: tuple[bytes, bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    """Send records as any client may, up to 8 MiB each (the broker takes them; the monitor's
+    own records stay far smaller, and a test must be able to send the ones that are not)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", max_request_size=8 * 1024 * 1024
+    )
     await producer.start()
     try:
         for key, value in records:

@@ -15,10 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from monitor.pipeline.broker import EmbeddedBroker
-from monitor.pipeline.harness import Topics, Worker, free_port
+from monitor.pipeline.harness import Topics, Worker, free_port, produce
 from monitor.records import (
     DEADLETTER_RAW_MAX,
     TITLE_MAX,
@@ -64,19 +63,6 @@ def worker_env(broker: EmbeddedBroker, state: Path, **extra: str) -> dict[str, s
         "LIKENESS_MONITOR_REVIEW__TOKEN": TOKEN,
         **extra,
     }
-
-
-async def send(bootstrap: str, topic: str, *records: tuple[bytes, bytes]) -> None:
-    """Records as any client may send them, a 3 MB one too (the broker takes it)."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", max_request_size=8 * 1024 * 1024
-    )
-    await producer.start()
-    try:
-        for key, value in records:
-            await producer.send_and_wait(topic, key=key, value=value)
-    finally:
-        await producer.stop()
 
 
 def letters_of(topics: Topics, topic: str) -> list[DeadLetter]:
@@ -133,10 +119,10 @@ def test_junk_and_a_zoneless_decision_on_reviews_are_dead_lettered_and_the_worke
             Review(alert_id=alert.alert_id, decision="confirm", reviewer="rita") for alert in alerts
         ]
         asyncio.run(
-            send(broker.bootstrap, "alerts", *((a.key.encode(), encode(a)) for a in alerts))
+            produce(broker.bootstrap, "alerts", *((a.key.encode(), encode(a)) for a in alerts))
         )
         asyncio.run(
-            send(
+            produce(
                 broker.bootstrap,
                 "reviews",
                 (b"junk", JUNK),
@@ -202,7 +188,7 @@ def test_a_batch_with_3_mb_of_junk_and_a_700_kb_title_scores_every_valid_clip(
             (b"demo:long-title", long_raw),
             *((seen.key.encode(), encode(seen)) for seen in valid[2:]),
         ]
-        asyncio.run(send(broker.bootstrap, "clips.discovered", *batch))
+        asyncio.run(produce(broker.bootstrap, "clips.discovered", *batch))
         wanted = {seen.key for seen in valid} | {"demo:long-title"}
 
         def scored() -> list[ClipScored]:
@@ -224,7 +210,7 @@ def test_a_batch_with_3_mb_of_junk_and_a_700_kb_title_scores_every_valid_clip(
         # Sent 6: 5 scored, 1 dead-lettered, none missing.
         assert len(keys() & wanted) + len(letters_of(topics, "clips.discovered")) == len(batch)
         # Observed again, the long title's cached verdict goes out too.
-        asyncio.run(send(broker.bootstrap, "clips.discovered", (b"demo:long-title", long_raw)))
+        asyncio.run(produce(broker.bootstrap, "clips.discovered", (b"demo:long-title", long_raw)))
         topics.wait_for(
             lambda: sum(r.clip.key == "demo:long-title" for r in scored()) >= 2,
             120,
