@@ -65,12 +65,6 @@ class DecodePool:
             initializer=_ignore_interrupts,
         )
 
-    @property
-    def pids(self) -> list[int]:
-        """The live decode processes (for tests and diagnostics)."""
-        processes = getattr(self._pool, "_processes", None) or {}
-        return [int(pid) for pid in processes]
-
     async def decode(self, path: Path, limits: DecodeLimits, even_frames: int) -> list[Frame]:
         """The frames of ``path``; ``DecoderCrashError`` when decoding it kills the process."""
         async with self._solo:
