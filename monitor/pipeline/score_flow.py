@@ -16,7 +16,8 @@ fetched wait for its verdict (then cached) instead of fetching it again; several
 waiting are merged into the latest, which carries all their tags.
 
 ``max_in_flight`` bounds the clips being prepared or waiting: ``submit`` waits for a slot, which
-holds back the consumer rather than memory.
+holds back the consumer rather than memory; at most two batches' worth of decoded clips wait
+for the model (a decode waits for one to be scored), as when batches were scored whole.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ class ScoreFlow(Generic[T]):
         self._batch_size = batch_size
         self._max_in_flight = max_in_flight
         self._slots = asyncio.Semaphore(max_in_flight)
+        self._frames_limit = 2 * batch_size
+        self._decoded = asyncio.Semaphore(self._frames_limit)
         self._ready: asyncio.Queue[_Item[T]] = asyncio.Queue()
         self._latest: dict[str, _Item[T]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -98,6 +101,11 @@ class ScoreFlow(Generic[T]):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    @property
+    def frames_held(self) -> int:
+        """Decoded clips whose frames wait for the model or are being scored."""
+        return self._frames_limit - self._decoded._value
+
     async def drained(self) -> None:
         """Wait until every observation handed over has been delivered or rejected."""
         await self._idle.wait()
@@ -120,7 +128,7 @@ class ScoreFlow(Generic[T]):
             await before.done.wait()  # its verdict is cached by then: no second fetch
         item.started = True
         try:
-            item.prepared = await self._service.prepare(item.seen)
+            item.prepared = await self._service.prepare(item.seen, frames_gate=self._decoded)
         except Exception as exc:  # a bad cached record, say: this observation's own fault
             log.exception("preparing %s failed", item.seen.key)
             item.error = exc
@@ -132,7 +140,12 @@ class ScoreFlow(Generic[T]):
                 group = [await self._ready.get()]
                 while len(group) < self._batch_size and not self._ready.empty():
                     group.append(self._ready.get_nowait())
-                await self._finish(group)
+                try:
+                    await self._finish(group)
+                finally:
+                    for item in group:
+                        if item.prepared is not None:
+                            item.prepared.release()
                 for item in group:
                     self._done(item)
         except asyncio.CancelledError:

@@ -73,6 +73,14 @@ class Prepared:
     frames: list[Frame] | None = None
     started: float = field(default_factory=time.perf_counter)
     cached: bool = False
+    gate: asyncio.Semaphore | None = None
+    """The slot its frames hold until they are scored (``prepare``'s ``frames_gate``)."""
+
+    def release(self) -> None:
+        """Give back the frames' slot (once scored): another clip may be decoded."""
+        if self.gate is not None:
+            self.gate.release()
+            self.gate = None
 
 
 def to_record(seen: ClipSeen, result: ClipScore) -> ClipScored:
@@ -96,6 +104,9 @@ def to_record(seen: ClipSeen, result: ClipScore) -> ClipScored:
                     region=e.region,
                     reference=e.reference,
                     text=e.text,
+                    raw_score=e.raw_score,
+                    cohort_nearest=e.cohort_nearest,
+                    cohort_score=e.cohort_score,
                 )
                 for e in s.evidence
             ],
@@ -205,8 +216,14 @@ class ScoringService:
         prepared = await asyncio.gather(*(self.prepare(seen) for seen in batch))
         return await self.score_prepared(prepared)
 
-    async def prepare(self, seen: ClipSeen) -> Prepared:
-        """The cached verdict of ``seen``'s clip, or its frames, or why it has none."""
+    async def prepare(
+        self, seen: ClipSeen, *, frames_gate: asyncio.Semaphore | None = None
+    ) -> Prepared:
+        """The cached verdict of ``seen``'s clip, or its frames, or why it has none.
+
+        With ``frames_gate``, a slot is taken before decoding and held by the frames until
+        ``Prepared.release``: decoded frames (up to ~100 MB a clip) waiting for the model are
+        bounded, however fast clips arrive and however slow the model is."""
         started = time.perf_counter()
         cached = self.state.cached_score(
             seen.key, self.scorer.gallery.version, self.scorer.models.versions
@@ -216,9 +233,9 @@ class ScoringService:
             metrics.CLIPS_SCORED.labels(seen.platform, "cached").inc()
             update = {"observation": seen, "rescored": False}
             return Prepared(seen, record.model_copy(update=update), cached=True)
-        loaded = await self._fetch_and_decode(seen)
+        loaded = await self._fetch_and_decode(seen, frames_gate)
         if isinstance(loaded, list):
-            return Prepared(seen, None, loaded, started)
+            return Prepared(seen, None, loaded, started, gate=frames_gate)
         record = _failed(seen, self.scorer, loaded.reason, loaded.message)
         self._remember(record)
         self.health.failed(loaded.reason)
@@ -282,7 +299,9 @@ class ScoringService:
                 encode(record).decode(),
             )
 
-    async def _fetch_and_decode(self, seen: ClipSeen) -> list[Frame] | Failure:
+    async def _fetch_and_decode(
+        self, seen: ClipSeen, gate: asyncio.Semaphore | None = None
+    ) -> list[Frame] | Failure:
         try:
             async with self._fetch_slots:
                 media_url = await self._resolver.resolve(seen)
@@ -299,9 +318,16 @@ class ScoringService:
                     validate_url=self._guard,
                 )
             try:
-                return await self.decoders.decode(
-                    path, self._limits, self.settings.decode.even_frames
-                )
+                if gate is not None:
+                    await gate.acquire()
+                try:
+                    return await self.decoders.decode(
+                        path, self._limits, self.settings.decode.even_frames
+                    )
+                except BaseException:
+                    if gate is not None:
+                        gate.release()  # no frames hold it
+                    raise
             finally:
                 path.unlink(missing_ok=True)
         except MediaError as exc:

@@ -95,6 +95,7 @@ async def test_a_killed_decoder_is_rebuilt_and_only_the_clip_that_kills_it_fails
         assert scored.reasons(first) == [None, None, None]
         assert scored.reasons([killing]) == ["decoder_crashed"]
         assert killer.kills == 2  # with the others, then alone: then it is known to be the one
+        assert flow.frames_held == 0  # every decoded clip's frames given back once scored
         assert service.decoders.generation == 2
         assert service.health.problem() is None
 
@@ -129,6 +130,7 @@ async def test_a_killed_decoder_is_rebuilt_and_only_the_clip_that_kills_it_fails
         await asyncio.wait_for(flow.drained(), 240)
         assert scored.reasons([healed]) == [None]
         assert service.health.problem() is None
+        assert flow.frames_held == 0
 
         # Counts: every observation handed over was acknowledged once, after its verdict.
         handed = [*first, killing, *later, *doomed, healed]
