@@ -31,7 +31,7 @@ from monitor.pipeline.app import Pipeline
 from monitor.pipeline.harness import free_port
 from monitor.pipeline.roles import _decide_one
 from monitor.pipeline.state import StateStore
-from monitor.records import Alert, ClipRef, ClipScored, ClipSeen, ScoredEntity, decode
+from monitor.records import Alert, ClipRef, ClipScored, ClipSeen, ScoredEntity, decode, encode
 
 PROMETHEUS = shutil.which("prometheus")
 pytestmark = pytest.mark.skipif(
@@ -202,7 +202,9 @@ def test_prometheus_reports_the_spread_of_flagged_clips_as_they_are_observed_aga
     async def observe(views: dict[str, int], at: datetime) -> None:
         who = {"a": gopher, "b": gopher, "c": sintel, "d": None}
         for clip, count in views.items():
-            await _decide_one(pipeline, alerts, _scored(f"{clip}-{tag}", who[clip], count, at))
+            await _decide_one(
+                pipeline, alerts, encode(_scored(f"{clip}-{tag}", who[clip], count, at))
+            )
 
     try:
         asyncio.run(observe({"a": 100, "b": 50, "c": 10, "d": 999}, T0))
