@@ -15,6 +15,7 @@ __all__ = [
     "CLIPS_DISCOVERED",
     "CLIPS_FLAGGED",
     "CLIPS_SCORED",
+    "CRAWL_ITEMS_SKIPPED",
     "CRAWL_PASSES",
     "DEADLETTERS",
     "DECODER_RESTARTS",
@@ -51,6 +52,13 @@ CRAWL_PASSES = Counter(
     "Crawl passes of each platform source, by outcome: ok, errors (some feeds failed; the "
     "others were still read), paused (waiting out a rate limit or a spent quota).",
     ["source", "outcome"],
+    registry=registry,
+)
+CRAWL_ITEMS_SKIPPED = Counter(
+    "likeness_crawl_items_skipped",
+    "Items a platform listed that make no valid record (an over-long id or URL, a date that "
+    "does not parse): left out one by one, the rest of their page kept.",
+    ["source"],
     registry=registry,
 )
 SOURCE_PAUSED = Gauge(

@@ -137,6 +137,8 @@ async def _crawl_batches(crawler: Crawler, discovered: Any) -> None:
         outcome = "errors"
     paused = crawler.report.paused_until is not None and crawler.report.paused_until > utcnow()
     metrics.CRAWL_PASSES.labels(crawler.name, "paused" if paused else outcome).inc()
+    if crawler.report.skipped:
+        metrics.CRAWL_ITEMS_SKIPPED.labels(crawler.name).inc(crawler.report.skipped)
     metrics.SOURCE_PAUSED.labels(crawler.name).set(1 if paused else 0)
     if crawler.quota is not None:
         used = crawler.quota.used() / max(crawler.quota.spec.units, 1)

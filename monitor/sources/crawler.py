@@ -11,7 +11,8 @@ that makes crawling reliable lives here once:
 - clips that spread fast (views per hour) or were flagged are watched: looked up again every
   ``interval_s`` until their velocity falls below ``cool_views_per_hour``;
 - within a batch the fastest-spreading clip comes first, so it is scored first;
-- a long rate-limit wait or a spent quota pauses the source until then, keeping its cursors.
+- a long rate-limit wait or a spent quota pauses the source until then, keeping its cursors;
+- a listed item that makes no valid record is left out alone (``items.py``), not its page.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -38,6 +39,7 @@ from monitor.sources.http import (
     RetryPolicy,
     StaleCursorError,
 )
+from monitor.sources.items import valid_clips
 from monitor.sources.state import CrawlState, FeedState, Observation
 
 __all__ = [
@@ -55,6 +57,8 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+Item = TypeVar("Item")
 
 Emit = Callable[[Sequence[ClipSeen]], Awaitable[None]]
 """Sends a batch and returns once it is safely handed on (the broker acknowledged it)."""
@@ -93,6 +97,17 @@ class Platform(ABC):
     lookup_batch: int = 0
     """How many clips ``lookup`` takes at once; 0: this platform cannot look clips up."""
     quota: QuotaSpec | None = None
+    skipped: int = 0
+    """Listed items left out so far because they make no valid record (``clips``)."""
+
+    def clips(
+        self, items: Iterable[Item], build: Callable[[Item], ClipSeen | None]
+    ) -> list[ClipSeen]:
+        """The records ``build`` makes of ``items``; a malformed item is left out and counted
+        in ``skipped``, and the rest of its page still counts (``items.valid_clips``)."""
+        clips, skipped = valid_clips(self.name, items, build)
+        self.skipped += skipped
+        return clips
 
     def policy(self) -> ResponsePolicy:
         return ResponsePolicy()
@@ -227,6 +242,8 @@ class CrawlReport:
     """What the last pass did."""
 
     emitted: int = 0
+    skipped: int = 0
+    """Listed items left out because they make no valid record."""
     pages: int = 0
     requests: int = 0
     errors: list[str] = field(default_factory=list)
@@ -292,6 +309,7 @@ class Crawler(Source):
     async def batches(self) -> AsyncIterator[Batch]:
         """One pass as batches; each is committed when the next one is asked for."""
         self.report = CrawlReport()
+        skipped_before = self.platform.skipped
         now = self.clock()
         paused = self.state.paused_until(self.name)
         if paused is not None and paused[0] > now:
@@ -333,6 +351,7 @@ class Crawler(Source):
                 self._pause(exc.resume_at, str(exc))
             finally:
                 self.report.requests = api.requests
+                self.report.skipped = self.platform.skipped - skipped_before
         if self.report.errors:
             # Other feeds were still read; what was emitted stays emitted and committed.
             raise SourceError(f"{self.name}: {'; '.join(self.report.errors)[:1000]}")

@@ -109,6 +109,15 @@ def _count(value: Any) -> int | None:
     return max(int(value), 0) if isinstance(value, int | float) else None
 
 
+def _created(post: dict[str, Any]) -> float:
+    """When a post was made (Unix seconds); 0 when it does not say, or not as a number, so
+    that one malformed post cannot fail its page."""
+    try:
+        return float(post.get("created_utc") or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
 class RedditPlatform(Platform):
     name = "reddit"
     lookup_batch = 100
@@ -180,10 +189,10 @@ class RedditPlatform(Platform):
         posts = [child.data for child in listing.data.children if child.kind == "t3"]
         after = listing.data.after
         if feed.kind == "search" and since is not None and posts:
-            oldest = min(float(p.get("created_utc") or 0) for p in posts)
+            oldest = min(_created(p) for p in posts)
             if oldest < (since - _OVERLAP).timestamp():
                 after = None  # sorted by new: the rest was seen in an earlier pass
-        return Page([c for p in posts if (c := self._clip(p))], after or None)
+        return Page(self.clips(posts, self._clip), after or None)
 
     async def lookup(self, api: ApiClient, clip_ids: Sequence[str]) -> list[ClipSeen]:
         response = await api.send(
@@ -192,7 +201,7 @@ class RedditPlatform(Platform):
             params={"id": ",".join(f"t3_{i}" for i in clip_ids), "raw_json": 1},
         )
         listing = parse(_Listing, response, "a Reddit listing")
-        return [c for child in listing.data.children if (c := self._clip(child.data))]
+        return self.clips((child.data for child in listing.data.children), self._clip)
 
     def _clip(self, post: dict[str, Any]) -> ClipSeen | None:
         media = _media(post)

@@ -23,9 +23,10 @@ from monitor.errors import SourceError
 from monitor.records import ClipSeen, utcnow
 from monitor.sources.crawler import Feed, Page, Platform
 from monitor.sources.http import ApiClient
+from monitor.sources.items import valid_clips
 from monitor.sources.state import FeedState
 
-__all__ = ["RssPlatform", "parse_feed"]
+__all__ = ["RssPlatform", "parse_entries", "parse_feed"]
 
 _NS = {
     "atom": "http://www.w3.org/2005/Atom",
@@ -74,6 +75,12 @@ def _media(entry: ET.Element) -> str | None:
 
 def parse_feed(body: bytes, source: str) -> list[ClipSeen]:
     """Every entry of an Atom or RSS 2.0 document as an observation."""
+    return parse_entries(body, source)[0]
+
+
+def parse_entries(body: bytes, source: str) -> tuple[list[ClipSeen], int]:
+    """Every entry of an Atom or RSS 2.0 document as an observation, and how many entries were
+    left out because they make no valid record (an over-long link, say)."""
     if len(body) > _MAX_BYTES:
         raise SourceError(f"{source}: feed larger than {_MAX_BYTES} bytes")
     if b"<!DOCTYPE" in body[:4096].upper() or b"<!ENTITY" in body.upper():
@@ -84,9 +91,11 @@ def parse_feed(body: bytes, source: str) -> list[ClipSeen]:
         raise SourceError(f"{source}: not an RSS or Atom document ({exc})") from None
     observed = utcnow()
     if root.tag == f"{{{_NS['atom']}}}feed":
-        return [c for e in root.iterfind("atom:entry", _NS) if (c := _atom(e, observed))]
+        entries = root.iterfind("atom:entry", _NS)
+        return valid_clips(source, entries, lambda entry: _atom(entry, observed))
     if root.tag == "rss":
-        return [c for e in root.iterfind("channel/item") if (c := _rss(e, observed))]
+        items = root.iterfind("channel/item")
+        return valid_clips(source, items, lambda item: _rss(item, observed))
     raise SourceError(f"{source}: not an RSS or Atom document (root <{root.tag}>)")
 
 
@@ -161,8 +170,10 @@ class RssPlatform(Platform):
         response = await api.send("GET", str(feed.query), headers=headers)
         if response.status_code == 304:
             return Page([], not_modified=True)
+        clips, skipped = parse_entries(response.content, str(feed.query))
+        self.skipped += skipped
         return Page(
-            parse_feed(response.content, str(feed.query)),
+            clips,
             etag=response.headers.get("ETag"),
             last_modified=response.headers.get("Last-Modified"),
         )

@@ -185,7 +185,7 @@ class TikTokPlatform(Platform):
         following = None
         if data.has_more and data.cursor is not None and data.search_id:
             following = json.dumps({**saved, "cursor": data.cursor, "search_id": data.search_id})
-        return Page([self._clip(v) for v in data.videos if v.get("id") is not None], following)
+        return Page(self.clips(data.videos, self._clip), following)
 
     async def lookup(self, api: ApiClient, clip_ids: Sequence[str]) -> list[ClipSeen]:
         end = utcnow().date()
@@ -196,7 +196,7 @@ class TikTokPlatform(Platform):
             "max_count": min(len(clip_ids), 100),
         }
         answer = await self._ask(api, body)
-        return [self._clip(v) for v in answer.data.videos if v.get("id") is not None]
+        return self.clips(answer.data.videos, self._clip)
 
     async def _ask(self, api: ApiClient, body: dict[str, Any]) -> _Answer:
         response = await api.send(
@@ -210,7 +210,9 @@ class TikTokPlatform(Platform):
             raise SourceError(f"tiktok: {answer.error.code}: {answer.error.message}")
         return answer
 
-    def _clip(self, video: dict[str, Any]) -> ClipSeen:
+    def _clip(self, video: dict[str, Any]) -> ClipSeen | None:
+        if video.get("id") is None:
+            return None
         video_id = str(video["id"])
         user = video.get("username")
         created = video.get("create_time")

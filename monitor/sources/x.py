@@ -183,35 +183,34 @@ class XPlatform(Platform):
         media = {m.get("media_key"): m for m in found.includes.media}
         users = {u.get("id"): u.get("username") for u in found.includes.users}
         observed = utcnow()
-        clips = []
-        for post in found.data:
+
+        def clip(post: dict[str, Any]) -> ClipSeen | None:
             keys = (post.get("attachments") or {}).get("media_keys") or []
             attached = [media[k] for k in keys if k in media]
             videos = [m for m in attached if m.get("type") in ("video", "animated_gif")]
             post_id = post.get("id")
             if not (videos or attached) or not isinstance(post_id, str):
-                continue
+                return None
             chosen = (videos or attached)[0]
             author = users.get(post.get("author_id"))
             metrics = post.get("public_metrics") or {}
             created = post.get("created_at")
-            clips.append(
-                ClipSeen(
-                    platform=self.name,
-                    clip_id=post_id,
-                    url=f"https://x.com/{author or 'i'}/status/{post_id}",
-                    media_url=_best_media(chosen),
-                    caption=post.get("text"),
-                    author=author,
-                    posted_at=as_utc(datetime.fromisoformat(created.replace("Z", "+00:00")))
-                    if isinstance(created, str)
-                    else None,
-                    observed_at=observed,
-                    views=_count(chosen.get("public_metrics") or {}, "view_count")
-                    or _count(metrics, "impression_count"),
-                    likes=_count(metrics, "like_count"),
-                    shares=_count(metrics, "retweet_count", "quote_count"),
-                    comments=_count(metrics, "reply_count"),
-                )
+            return ClipSeen(
+                platform=self.name,
+                clip_id=post_id,
+                url=f"https://x.com/{author or 'i'}/status/{post_id}",
+                media_url=_best_media(chosen),
+                caption=post.get("text"),
+                author=author,
+                posted_at=as_utc(datetime.fromisoformat(created.replace("Z", "+00:00")))
+                if isinstance(created, str)
+                else None,
+                observed_at=observed,
+                views=_count(chosen.get("public_metrics") or {}, "view_count")
+                or _count(metrics, "impression_count"),
+                likes=_count(metrics, "like_count"),
+                shares=_count(metrics, "retweet_count", "quote_count"),
+                comments=_count(metrics, "reply_count"),
             )
-        return clips
+
+        return self.clips(found.data, clip)

@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from monitor.records import ClipSeen, as_utc, utcnow
 from monitor.sources.crawler import Feed, Page, Platform, QuotaSpec
@@ -52,7 +52,8 @@ class _SearchItem(_Loose):
 
 
 class _SearchList(_Loose):
-    items: list[_SearchItem]
+    items: list[dict[str, Any]]
+    """Read one by one (``_video_id``): a malformed item is left out, not its page."""
     nextPageToken: str | None = None
 
 
@@ -63,7 +64,8 @@ class _Video(_Loose):
 
 
 class _VideoList(_Loose):
-    items: list[_Video]
+    items: list[dict[str, Any]]
+    """Each a ``_Video``, validated alone when its record is made."""
     nextPageToken: str | None = None
 
 
@@ -110,6 +112,13 @@ def _posted(value: Any) -> datetime | None:
     try:
         return as_utc(datetime.fromisoformat(str(value).replace("Z", "+00:00"))) if value else None
     except ValueError:
+        return None
+
+
+def _video_id(item: dict[str, Any]) -> str | None:
+    try:
+        return _SearchItem.model_validate(item).id.videoId
+    except ValidationError:
         return None
 
 
@@ -180,7 +189,7 @@ class YouTubePlatform(Platform):
                 return Page([], not_modified=True)
             listing = parse(_VideoList, response, "a videos.list response")
             return Page(
-                [self._clip(video) for video in listing.items],
+                self.clips(listing.items, self._clip),
                 listing.nextPageToken,
                 etag=response.headers.get("ETag"),
             )
@@ -193,7 +202,7 @@ class YouTubePlatform(Platform):
         if response.status_code == 304:
             return Page([], not_modified=True)
         found = parse(_SearchList, response, "a search.list response")
-        ids = [item.id.videoId for item in found.items if item.id.videoId]
+        ids = [video_id for item in found.items if (video_id := _video_id(item))]
         return Page(
             await self.lookup(api, ids) if ids else [],
             found.nextPageToken,
@@ -211,10 +220,11 @@ class YouTubePlatform(Platform):
                 cost=VIDEOS_COST,
             )
             listing = parse(_VideoList, response, "a videos.list response")
-            clips += [self._clip(video) for video in listing.items]
+            clips += self.clips(listing.items, self._clip)
         return clips
 
-    def _clip(self, video: _Video) -> ClipSeen:
+    def _clip(self, item: dict[str, Any]) -> ClipSeen:
+        video = _Video.model_validate(item)
         snippet, stats = video.snippet, video.statistics
         return ClipSeen(
             platform=self.name,

@@ -12,7 +12,7 @@ import pytest
 from monitor.pipeline import metrics
 from monitor.pipeline.roles import crawl_pass
 from monitor.sources.state import CrawlState
-from tests.sources.platforms import FakeYouTube, Sleeps, catalogue, serve
+from tests.sources.platforms import FakeYouTube, Sleeps, Video, catalogue, serve
 from tests.sources.test_youtube import crawler
 
 
@@ -61,3 +61,17 @@ async def test_a_clean_pass_is_counted_ok_and_not_paused(tmp_path: Path) -> None
         await crawl_pass(source, Topic())()
     assert sample("likeness_crawl_passes_total", source="youtube", outcome="ok") == ok_before + 1
     assert sample("likeness_source_paused", source="youtube") == 0
+
+
+async def test_items_that_make_no_valid_record_are_counted_and_the_rest_sent(
+    tmp_path: Path,
+) -> None:
+    videos = catalogue(3)
+    videos.insert(1, Video(id="v" * 600, title="an id over 512 characters", author="a", views=9))
+    topic = Topic()
+    skipped_before = sample("likeness_crawl_items_skipped_total", source="youtube")
+    async with serve(FakeYouTube(videos)) as url:
+        source: Any = crawler(url, CrawlState(tmp_path / "crawl.sqlite3"), Sleeps())
+        await crawl_pass(source, topic)()
+    assert len(topic.sent) == 3
+    assert sample("likeness_crawl_items_skipped_total", source="youtube") == skipped_before + 1

@@ -15,7 +15,16 @@ from monitor.sources.queries import Query
 from monitor.sources.reddit import RedditPlatform
 from monitor.sources.state import CrawlState
 
-from .platforms import FakeReddit, Sleeps, catalogue, json_answer, quick_retry, raw_answer, serve
+from .platforms import (
+    FakeReddit,
+    Sleeps,
+    Video,
+    catalogue,
+    json_answer,
+    quick_retry,
+    raw_answer,
+    serve,
+)
 
 QUERY = Query(key="entity:vecna", terms=("Vecna",), hashtags=("StrangerThings",))
 
@@ -115,3 +124,17 @@ async def test_neither_the_client_secret_nor_tokens_reach_the_logs(
     assert "retrying" in text and "token refused" in text
     for secret in (FakeReddit.CLIENT[1], *fake.issued):
         assert secret not in text
+
+
+async def test_a_post_that_makes_no_valid_record_is_skipped_and_the_rest_of_its_page_kept(
+    tmp_path: Path,
+) -> None:
+    posts = catalogue(6, prefix="r")
+    posts.insert(1, Video(id="r" * 600, title="an id over 512 characters", author="a", views=9))
+    fake = FakeReddit(posts)
+    async with serve(fake) as url:
+        source = crawler(url, tmp_path, Sleeps())
+        seen = await crawl(source)
+
+    assert sorted(c.clip_id for c in seen) == sorted(p.id for p in posts if len(p.id) < 600)
+    assert source.report.skipped == 1 and source.report.errors == []

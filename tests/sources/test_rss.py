@@ -58,6 +58,10 @@ class FakeFeeds(FakePlatform):
     ETAG = '"v1"'
     MODIFIED = "Thu, 02 May 2024 10:00:00 GMT"
 
+    def __init__(self, body: str = YOUTUBE_CHANNEL) -> None:
+        super().__init__()
+        self.body = body
+
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/feeds/videos.xml", self.feed)
@@ -70,7 +74,7 @@ class FakeFeeds(FakePlatform):
         if request.headers.get("If-None-Match") == self.ETAG:
             return web.Response(status=304, headers={"ETag": self.ETAG})
         return web.Response(
-            text=YOUTUBE_CHANNEL,
+            text=self.body,
             content_type="application/atom+xml",
             headers={"ETag": self.ETAG, "Last-Modified": self.MODIFIED},
         )
@@ -125,3 +129,22 @@ def test_an_rss_feed_names_its_media_in_the_enclosure() -> None:
 def test_documents_that_are_not_plain_feeds_are_refused(body: bytes) -> None:
     with pytest.raises(SourceError):
         parse_feed(body, "test")
+
+
+async def test_an_entry_that_makes_no_valid_record_is_skipped_and_the_rest_of_the_feed_kept(
+    tmp_path: Path,
+) -> None:
+    long_link = "https://clips.example.com/" + "x" * 9000
+    bad = f"<item><title>a link over 8,192 characters</title><link>{long_link}</link></item>"
+    fake = FakeFeeds(RSS.replace("<item><title>two", f"{bad}\n <item><title>two"))
+    async with serve(fake) as url:
+        source = Crawler(
+            RssPlatform([f"{url}/feeds/videos.xml"]),
+            CrawlState(tmp_path / "c.db"),
+            retry=quick_retry(Sleeps()),
+        )
+        seen = [clip async for clip in source.poll()]
+
+    assert sorted(c.title or "" for c in seen) == ["one", "two"]
+    assert source.report.skipped == 1 and source.report.errors == []
+    assert [c.title for c in parse_feed(fake.body.encode(), "test")] == ["one", "two"]

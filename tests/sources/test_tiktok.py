@@ -14,7 +14,16 @@ from monitor.sources.queries import Query
 from monitor.sources.state import CrawlState
 from monitor.sources.tiktok import TikTokPlatform
 
-from .platforms import FakeTikTok, Sleeps, catalogue, quick_retry, raw_answer, serve, tiktok_error
+from .platforms import (
+    FakeTikTok,
+    Sleeps,
+    Video,
+    catalogue,
+    quick_retry,
+    raw_answer,
+    serve,
+    tiktok_error,
+)
 
 QUERY = Query(key="entity:vecna", terms=("Vecna",), hashtags=("StrangerThings",))
 
@@ -98,3 +107,21 @@ async def test_the_daily_request_allowance_is_counted_and_the_cursor_kept(tmp_pa
     assert paused is not None and (paused[0].hour, paused[0].minute) == (0, 0)
     cursor = state.feed("tiktok", "search:entity:vecna").cursor
     assert cursor is not None and json.loads(cursor)["cursor"] == 8
+
+
+async def test_a_video_that_makes_no_valid_record_is_skipped_and_the_rest_of_its_page_kept(
+    tmp_path: Path,
+) -> None:
+    videos = catalogue(7, prefix="7")
+    # A 9,000-character username makes the clip's URL longer than any record takes.
+    videos.insert(
+        1, Video(id="7999", title="a URL over 8,192 characters", author="u" * 9000, views=9)
+    )
+    fake = FakeTikTok(videos)
+    async with serve(fake) as url:
+        source = crawler(url, tmp_path, Sleeps())
+        seen = await crawl(source)
+
+    assert sorted(c.clip_id for c in seen) == sorted(v.id for v in videos if v.id != "7999")
+    assert source.report.skipped == 1 and source.report.errors == []
+    assert len(fake.bodies) == 2, "the pages after the bad item were read too"

@@ -14,7 +14,16 @@ from monitor.sources.queries import Query
 from monitor.sources.state import CrawlState
 from monitor.sources.x import XPlatform
 
-from .platforms import FakeX, Sleeps, catalogue, json_answer, quick_retry, raw_answer, serve
+from .platforms import (
+    FakeX,
+    Sleeps,
+    Video,
+    catalogue,
+    json_answer,
+    quick_retry,
+    raw_answer,
+    serve,
+)
 
 QUERY = Query(key="entity:vecna", terms=("Vecna", "Henry Creel"), hashtags=("StrangerThings",))
 
@@ -112,3 +121,19 @@ async def test_a_refused_bearer_token_fails_the_pass_and_is_never_logged(
             await crawl(crawler(url, tmp_path, Sleeps(), bearer="wrong-bearer-secret"))
     text = " ".join(r.getMessage() for r in caplog.records)
     assert "wrong-bearer-secret" not in text and FakeX.BEARER not in text
+
+
+async def test_a_post_that_makes_no_valid_record_is_skipped_and_the_rest_of_its_page_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    posts = catalogue(12, prefix="1790")
+    posts.insert(3, Video(id="1" * 600, title="an id over 512 characters", author="a", views=9))
+    fake = FakeX(posts)
+    async with serve(fake) as url:
+        source = crawler(url, tmp_path, Sleeps())
+        seen = await crawl(source)
+
+    assert sorted(c.clip_id for c in seen) == sorted(p.id for p in posts if len(p.id) < 600)
+    assert source.report.skipped == 1 and source.report.errors == []
+    assert len([r for r in caplog.records if "listed items skipped" in r.getMessage()]) == 1

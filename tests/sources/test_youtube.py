@@ -19,6 +19,7 @@ from .platforms import (
     QUOTA_EXCEEDED,
     FakeYouTube,
     Sleeps,
+    Video,
     catalogue,
     json_answer,
     quick_retry,
@@ -207,3 +208,24 @@ async def test_the_api_key_travels_in_a_header_and_never_reaches_a_log(
     assert all(r["headers"].get("X-Goog-Api-Key") == FakeYouTube.KEY for r in fake.requests)
     assert any("retrying" in record.getMessage() for record in caplog.records)
     assert all(FakeYouTube.KEY not in record.getMessage() for record in caplog.records)
+
+
+async def test_a_video_that_makes_no_valid_record_is_skipped_and_the_rest_of_its_page_kept(
+    state: CrawlState, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    found, popular = catalogue(6), catalogue(3, prefix="pop")
+    found.insert(2, Video(id="v" * 600, title="an id over 512 characters", author="a", views=9))
+    popular.insert(1, Video(id="p" * 600, title="and on the chart", author="a", views=9))
+    fake = FakeYouTube(found, popular=popular)
+    async with serve(fake) as url:
+        source = crawler(url, state, Sleeps(), regions=("US",))
+        seen = await crawl(source)
+
+    good = [v.id for v in [*found, *popular] if len(v.id) < 600]
+    assert sorted(c.clip_id for c in seen) == sorted(good)
+    assert source.report.skipped == 2 and source.report.errors == []
+    assert state.feed("youtube", "search:entity:vecna").cursor is None, "every page was read"
+    skips = [r for r in caplog.records if "listed items skipped" in r.getMessage()]
+    assert len(skips) == 2, "one line per page with bad items"
+    assert "v" * 600 not in skips[0].getMessage(), "the reason names the field, not its value"
