@@ -32,9 +32,10 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Annotated
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from monitor.alerts.base import DeliveryContext, FloodSummary, Sink, SummaryClip
 from monitor.alerts.evidence_urls import EvidenceUrls
@@ -45,7 +46,7 @@ from monitor.alerts.webhook import WebhookSink
 from monitor.config import NotifySettings
 from monitor.errors import PermanentDeliveryError, RecordError, RetryableDeliveryError
 from monitor.pipeline import metrics
-from monitor.records import SCHEMA_VERSION, Alert
+from monitor.records import ID_MAX, NOTE_MAX, SCHEMA_VERSION, Alert, truncated
 
 __all__ = ["Notifier", "ParkedAlert", "build_sinks"]
 
@@ -57,19 +58,29 @@ Park = Callable[["ParkedAlert"], Awaitable[None]]
 Reject = Callable[[Alert, str], Awaitable[None]]
 
 
+def _note(text: str) -> str:
+    return truncated(text, NOTE_MAX)
+
+
 class ParkedAlert(BaseModel):
-    """An alert waiting on ``alerts.retry`` for one sink; key ``platform:clip:entity:sink``."""
+    """An alert waiting on ``alerts.retry`` for one sink; key ``platform:clip:entity:sink``.
+
+    Bounded and zoned as the records in ``monitor/records.py`` are, since it is read back from
+    a topic and the outbox: the sink and park id are identifiers, refused beyond ``ID_MAX``;
+    the last error is a receiver's words, cut to ``NOTE_MAX`` with a marker; a time without a
+    zone is refused, since ``redeliver`` would take it for the host's local time.
+    """
 
     model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
 
     schema_version: int = Field(default=SCHEMA_VERSION, alias="schema")
     alert: Alert
-    sink: str
+    sink: str = Field(min_length=1, max_length=ID_MAX)
     attempts: int = Field(ge=0)
-    first_failed_at: datetime
-    next_attempt_at: datetime
-    last_error: str = ""
-    park_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    first_failed_at: AwareDatetime
+    next_attempt_at: AwareDatetime
+    last_error: Annotated[str, AfterValidator(_note)] = ""
+    park_id: str = Field(default_factory=lambda: uuid.uuid4().hex, max_length=ID_MAX)
     """Names this parking: the outbox keeps the latest, and an older copy is not acted on."""
 
     @property
@@ -291,7 +302,7 @@ class Notifier:
             attempts=attempts,
             first_failed_at=_at(now if first_failed is None else first_failed),
             next_attempt_at=_at(due),
-            last_error=error[:500],
+            last_error=error,
         )
         self.store.hold(alert.key, sink.name, parked.park_id, parked.encode())
         await self._park(parked)

@@ -10,6 +10,7 @@ import json
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -19,7 +20,8 @@ from pydantic import SecretStr
 from monitor.alerts.notifier import Notifier, ParkedAlert, build_sinks
 from monitor.alerts.store import DeliveryStore
 from monitor.config import NotifySettings
-from monitor.records import Alert, decode
+from monitor.errors import RecordError
+from monitor.records import ID_MAX, NOTE_MAX, Alert, decode
 from tests.alerts.receiver import Receiver, make_alert
 
 SLACK_PATH = "/services/T0001/B0001/slack-test-token"
@@ -269,6 +271,35 @@ def test_parked_alerts_travel_as_versioned_json() -> None:
     ).encode()
     assert json.loads(raw)["schema"] == 1
     assert ParkedAlert.decode(raw).alert == decode(Alert, alert.model_dump_json(by_alias=True))
+
+
+def test_a_parked_alert_refuses_times_without_a_zone_and_bounds_its_text() -> None:
+    alert = make_alert("c1")
+    fields = {
+        "alert": alert,
+        "sink": "slack",
+        "attempts": 1,
+        "first_failed_at": alert.observed_at,
+        "next_attempt_at": alert.observed_at,
+    }
+    for when in ("first_failed_at", "next_attempt_at"):
+        with pytest.raises(ValueError, match="timezone"):
+            ParkedAlert.model_validate({**fields, when: datetime(2024, 5, 1, 10, 0)})
+        raw = json.loads(ParkedAlert.model_validate(fields).encode())
+        raw[when] = "2024-05-01T10:00:00"
+        with pytest.raises(RecordError, match=when):
+            ParkedAlert.decode(json.dumps(raw).encode())
+
+    with pytest.raises(ValueError, match="sink"):
+        ParkedAlert.model_validate({**fields, "sink": "s" * (ID_MAX + 1)})
+    with pytest.raises(ValueError, match="park_id"):
+        ParkedAlert.model_validate({**fields, "park_id": "p" * (ID_MAX + 1)})
+    raw = json.loads(ParkedAlert.model_validate(fields).encode())
+    raw["last_error"] = "HTTP 500: " + "x" * 100_000
+    parked = ParkedAlert.decode(json.dumps(raw).encode())
+    assert len(parked.last_error) <= NOTE_MAX
+    assert parked.last_error.startswith("HTTP 500: ")
+    assert parked.last_error.endswith(f"[truncated from {100_010} chars]")
 
 
 async def test_a_new_broker_gets_the_parked_alerts_back_from_the_outbox(harness: Harness) -> None:
