@@ -5,17 +5,24 @@ materialised view, fed by the review role's agents, so the page survives a resta
 replaying the topics. Decisions are a log, never an update in place: an alert's state is its
 latest decision, so a review that arrives before its alert (two topics, no order between them)
 or twice (at-least-once delivery) still lands on the same state.
+
+Alerts are kept as their JSON records and read back on every page view, so the reader must
+take what older versions wrote: records now refuse a time without a zone, but an alert stored
+before that may carry one, and a zone-less time here was always meant as UTC (``_read_alert``).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from monitor.records import Alert, Review
+from pydantic import ValidationError
+
+from monitor.records import Alert, Review, as_utc
 from monitor.storage import FeedOffsets
 
 __all__ = ["STATES", "AlertFilter", "Applied", "ReviewStore", "ReviewedAlert", "State"]
@@ -140,7 +147,7 @@ class ReviewStore(FeedOffsets):
             row = db.execute(
                 "SELECT record FROM alerts WHERE alert_id=?", (review.alert_id,)
             ).fetchone()
-        alert = None if row is None else Alert.model_validate_json(row[0])
+        alert = None if row is None else _read_alert(row[0])
         waited = None
         if cursor.rowcount == 1 and alert is not None and not earlier and review.decision != "undo":
             waited = max((review.at - alert.alerted_at).total_seconds(), 0.0)
@@ -219,7 +226,7 @@ class ReviewStore(FeedOffsets):
             ).fetchall()
         return [
             ReviewedAlert(
-                alert=Alert.model_validate_json(record),
+                alert=_read_alert(record),
                 state=state,
                 velocity=velocity,
                 reason=reason if state != "new" else None,
@@ -228,6 +235,25 @@ class ReviewStore(FeedOffsets):
             )
             for record, state, velocity, reason, reviewer, at in rows
         ]
+
+
+def _read_alert(record: str) -> Alert:
+    """A stored alert; a time in it without a zone (an alert kept before records refused
+    those) is read as UTC, which is what the monitor always wrote. Anything else that does not
+    validate still raises."""
+    try:
+        return Alert.model_validate_json(record)
+    except ValidationError as exc:
+        naive = [e["loc"] for e in exc.errors() if e["type"] == "timezone_aware"]
+        if len(naive) < exc.error_count():
+            raise
+    data = json.loads(record)
+    for loc in naive:
+        holder: Any = data
+        for part in loc[:-1]:
+            holder = holder[part]
+        holder[loc[-1]] = as_utc(datetime.fromisoformat(holder[loc[-1]])).isoformat()
+    return Alert.model_validate(data)
 
 
 def _stamp(at: datetime) -> str:

@@ -3,6 +3,8 @@ in a thread of its own, so that Playwright's synchronous API can drive it from t
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,6 +65,30 @@ def make_alert(
         posted_at=observed - timedelta(hours=hours_old),
         alerted_at=observed,
     )
+
+
+def store_as_before(path: Path, alert: Alert) -> None:
+    """Keep ``alert`` in the review store at ``path`` as the monitor did before records refused
+    times without a zone: the same row, its record's times written without one."""
+    ReviewStore(path).close()  # the tables
+    record = json.loads(alert.model_dump_json(by_alias=True))
+    for field in ("first_seen", "observed_at", "posted_at", "alerted_at"):
+        record[field] = datetime.fromisoformat(record[field]).replace(tzinfo=None).isoformat()
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                alert.alert_id,
+                alert.entity.id,
+                alert.entity.franchise or "",
+                alert.clip.platform,
+                alert.clip.key,
+                alert.alerted_at.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00"),
+                None,
+                json.dumps(record),
+            ),
+        )
+    db.close()
 
 
 class PageServer:

@@ -22,7 +22,15 @@ from monitor.config import ReviewSettings
 from monitor.records import Review
 from monitor.review.role import apply_review
 from monitor.review.store import ReviewStore
-from tests.review.conftest import HOSTILE_TITLE, PASSWORD, TOKEN, USER, PageServer, make_alert
+from tests.review.conftest import (
+    HOSTILE_TITLE,
+    PASSWORD,
+    TOKEN,
+    USER,
+    PageServer,
+    make_alert,
+    store_as_before,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -188,6 +196,22 @@ def test_without_configured_credentials_the_page_says_what_to_set(serve: Serve) 
     server = serve(ReviewSettings())
     response = httpx.get(f"{server.url}/review")
     assert response.status_code == 503 and "LIKENESS_MONITOR_REVIEW__TOKEN" in response.text
+
+
+def test_an_alert_stored_before_times_needed_a_zone_is_listed(tmp_path: Path) -> None:
+    old = make_alert("old", "ghostface", title="kept last month")
+    store_as_before(tmp_path / "review.sqlite3", old)
+    server = PageServer(tmp_path, ReviewSettings(username=USER, password=SecretStr(PASSWORD)))
+    try:
+        server.add(make_alert("new", "ghostface", title="kept today"))
+        response = httpx.get(f"{server.url}/review", auth=(USER, PASSWORD))
+        apply_review(server.store, Review(alert_id=old.alert_id, decision="confirm", reviewer=USER))
+        exported = httpx.get(f"{server.url}/review/export.csv", auth=(USER, PASSWORD))
+    finally:
+        server.close()
+    assert response.status_code == 200
+    assert "kept last month" in response.text and "kept today" in response.text
+    assert exported.status_code == 200 and "kept last month" in exported.text
 
 
 def test_basic_auth_with_the_wrong_password_is_refused(serve: Serve) -> None:

@@ -10,7 +10,7 @@ from prometheus_client import REGISTRY
 from monitor.records import Review
 from monitor.review.role import apply_review
 from monitor.review.store import AlertFilter, ReviewedAlert, ReviewStore
-from tests.review.conftest import NOW, make_alert
+from tests.review.conftest import NOW, make_alert, store_as_before
 
 
 def _sample(name: str, **labels: str) -> float:
@@ -131,3 +131,21 @@ def test_review_metrics_count_each_decision_once_with_share_dismissed_and_time_t
     assert (
         _sample("likeness_review_latency_seconds_count", decision="dismiss") == latency_before + 1
     )
+
+
+def test_an_alert_stored_with_times_without_a_zone_reads_them_as_utc(tmp_path: Path) -> None:
+    alert = make_alert("old", "ghostface", hours_old=3.0)
+    store_as_before(tmp_path / "r.sqlite3", alert)
+    store = ReviewStore(tmp_path / "r.sqlite3")
+
+    [row] = store.alerts()
+    assert row.alert == alert, "the same times, in UTC"
+    assert row.alert.observed_at.tzinfo is not None and row.alert.posted_at is not None
+    assert store.get(alert.alert_id) == row
+    applied = store.apply(
+        Review(
+            alert_id=alert.alert_id, decision="confirm", reviewer="a", at=NOW + timedelta(minutes=2)
+        )
+    )
+    assert applied.alert == alert and applied.first_decision_after_s == 120.0
+    assert store.get(alert.alert_id).state == "confirmed"  # type: ignore[union-attr]
