@@ -73,11 +73,12 @@ def models_fetch(
 
 @models_app.command("list")
 def models_list() -> None:
-    """The bundled weights, their hashes and sources."""
+    """The bundled weights and the cohort's pictures, their hashes and sources."""
+    from monitor.likeness.cohort.bundled import COHORT_WEIGHTS
     from monitor.likeness.weights import BUNDLED_WEIGHTS
 
     table = Table("name", "sha256", "cached", "sources")
-    for weight in BUNDLED_WEIGHTS.values():
+    for weight in (*BUNDLED_WEIGHTS.values(), *COHORT_WEIGHTS):
         sources = "\n".join(source.describe() for source in weight.sources)
         table.add_row(weight.name, weight.sha256[:16], str(weight.cached().is_file()), sources)
     out.print(table)

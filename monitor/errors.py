@@ -13,6 +13,7 @@ from pathlib import Path
 
 __all__ = [
     "BrokerError",
+    "CohortError",
     "ConfigError",
     "DecodeTimeoutError",
     "DecoderCrashError",
@@ -143,6 +144,11 @@ class NoUsableReferenceError(GalleryError):
 
 class GalleryNotBuiltError(GalleryError):
     """The built gallery files are missing or do not belong together."""
+
+
+class CohortError(GalleryError):
+    """The cohort that visual scores are measured against cannot be drawn or read: a bundled
+    member that does not render, a team's ``cohort/`` file that does not decode."""
 
 
 # --- pipeline ----------------------------------------------------------------------------

@@ -187,6 +187,11 @@ class EvidenceRecord(BaseModel):
     region: Name | None = None
     reference: Note | None = None
     text: Note | None = None
+    raw_score: float | None = None
+    """A visual match's plain cosine; ``score`` is its margin over the cohort."""
+    cohort_nearest: Note | None = None
+    """The cohort member the matching view is most like, and its plain cosine to it."""
+    cohort_score: float | None = None
 
 
 class ScoredEntity(BaseModel):

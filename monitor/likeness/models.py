@@ -30,11 +30,16 @@ def _facenet_safetensors(root: Path | None = None) -> Path:
 
 
 def prepare_weights(root: Path | None = None, extra_dirs: tuple[Path, ...] = ()) -> list[Path]:
-    """Fetch and verify every bundled weight, then convert FaceNet once: ``models fetch``."""
+    """Fetch and verify every bundled weight and the cohort's pictures, then convert FaceNet
+    once: ``models fetch``."""
+    from monitor.likeness.cohort.bundled import COHORT_WEIGHTS
     from monitor.likeness.weights import LocalFile
 
     extra = [LocalFile(folder) for folder in extra_dirs]
-    paths = [ensure(weight, root=root, extra_sources=extra) for weight in BUNDLED_WEIGHTS.values()]
+    paths = [
+        ensure(weight, root=root, extra_sources=extra)
+        for weight in (*BUNDLED_WEIGHTS.values(), *COHORT_WEIGHTS)
+    ]
     paths.append(_facenet_safetensors(root))
     return paths
 

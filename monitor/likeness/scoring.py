@@ -23,7 +23,9 @@ import numpy.typing as npt
 from monitor.config import LikenessSettings
 from monitor.errors import GalleryError
 from monitor.likeness.captions import find_alias
-from monitor.likeness.embedders.base import Box
+from monitor.likeness.cohort.bundled import bundled_version
+from monitor.likeness.cohort.normalise import CohortNormaliser, CohortScores
+from monitor.likeness.embedders.base import Box, Embeddings
 from monitor.likeness.features import (
     FaceFeatures,
     VisualFeatures,
@@ -35,7 +37,7 @@ from monitor.likeness.gallery.store import EntityGallery, Gallery
 from monitor.likeness.models import Models
 from monitor.media.frames import Frame
 
-__all__ = ["ClipScore", "EntityScore", "Evidence", "Scorer", "Signal"]
+__all__ = ["ClipScore", "EntityScore", "Evidence", "Scorer", "Signal", "check_gallery"]
 
 Signal = Literal["face", "visual", "hash", "caption"]
 
@@ -55,6 +57,12 @@ class Evidence:
     region: str | None = None
     reference: str | None = None
     text: str | None = None
+    raw_score: float | None = None
+    """A visual match's plain cosine to the reference, before the cohort (``score`` is after)."""
+    cohort_nearest: str | None = None
+    """The cohort member this view is most like, and its plain cosine to it: what a reviewer
+    weighs when asking "is this really our character, or just a character?"."""
+    cohort_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -97,24 +105,44 @@ class ClipScore:
 
 @dataclass(frozen=True)
 class _ReferenceBank:
-    """All references of one signal stacked, so one matrix product scores every entity."""
+    """All references of one signal stacked, so one matrix product scores every entity.
+
+    With a cohort, ``embeddings`` are the references whitened on it and ``raw`` as enrolled.
+    """
 
     embeddings: npt.NDArray[np.float32]
     owners: npt.NDArray[np.int32]
     entries: tuple[EntityGallery, ...]
+    raw: npt.NDArray[np.float32]
+    cohort: CohortNormaliser | None = None
 
     @classmethod
     def of(cls, gallery: Gallery, signal: str) -> _ReferenceBank:
         entries = tuple(e for e in gallery.entities.values() if e.signal == signal)
         if not entries:
-            return cls(np.zeros((0, 0), np.float32), np.zeros(0, np.int32), ())
-        return cls(
-            np.concatenate([e.embeddings for e in entries]).astype(np.float32),
-            np.concatenate(
-                [np.full(len(e.embeddings), i, np.int32) for i, e in enumerate(entries)]
-            ),
-            entries,
+            empty = np.zeros((0, 0), np.float32)
+            return cls(empty, np.zeros(0, np.int32), (), empty)
+        raw = np.concatenate([e.embeddings for e in entries]).astype(np.float32)
+        owners = np.concatenate(
+            [np.full(len(e.embeddings), i, np.int32) for i, e in enumerate(entries)]
         )
+        if signal != "visual":
+            return cls(raw, owners, entries, raw)
+        if gallery.cohort is None:
+            raise GalleryError(
+                f"gallery {gallery.version} scores characters but has no cohort: rebuild it"
+            )
+        normaliser = gallery.cohort.normaliser
+        return cls(normaliser.transform(raw), owners, entries, raw, normaliser)
+
+    def similarity(self, queries: Embeddings) -> tuple[Embeddings, Embeddings, CohortScores | None]:
+        """``(scores, plain cosines, cohort)`` of every query row against every reference."""
+        raw = queries @ self.raw.T
+        if self.cohort is None:
+            return raw, raw, None
+        whitened = self.cohort.transform(queries)
+        against = self.cohort.against_cohort(whitened)
+        return whitened @ self.embeddings.T - against.baseline[:, None], raw, against
 
 
 class Scorer:
@@ -123,11 +151,7 @@ class Scorer:
     def __init__(
         self, gallery: Gallery, models: Models, settings: LikenessSettings | None = None
     ) -> None:
-        if gallery.models != models.versions:
-            raise GalleryError(
-                f"gallery {gallery.version} was built with models {gallery.models}, "
-                f"but this scorer has {models.versions}: rebuild the gallery"
-            )
+        check_gallery(gallery, models)
         self.gallery = gallery
         self.models = models
         self.settings = settings or LikenessSettings()
@@ -232,38 +256,34 @@ class Scorer:
         caption: str | None,
     ) -> list[EntityScore]:
         rows = np.flatnonzero(frame_in_clip[features.frames]) if len(features) else np.zeros(0, int)
-        similarity = (
-            features.embeddings[rows] @ bank.embeddings.T
-            if len(rows)
-            else np.zeros((0, len(bank.embeddings)), np.float32)
-        )
+        similarity, raw, cohort = bank.similarity(features.embeddings[rows])
         signal: Signal = "face" if isinstance(features, FaceFeatures) else "visual"
-        return [
-            self._entity_score(
-                entry, signal, similarity[:, bank.owners == i], rows, features, frames, caption
-            )
-            for i, entry in enumerate(bank.entries)
-        ]
+        found = []
+        for i, entry in enumerate(bank.entries):
+            mine = bank.owners == i
+            matched = _Matched(similarity[:, mine], raw[:, mine], rows, cohort)
+            found.append(self._entity_score(entry, signal, matched, features, frames, caption))
+        return found
 
     def _entity_score(
         self,
         entry: EntityGallery,
         signal: Signal,
-        similarity: npt.NDArray[np.float32],
-        rows: npt.NDArray[np.int64],
+        matched: _Matched,
         features: FaceFeatures | VisualFeatures,
         frames: Sequence[Frame],
         caption: str | None,
     ) -> EntityScore:
         threshold = entry.threshold.value
         alias = find_alias(caption, entry.entity.names)
+        similarity = matched.scores
         best = float(similarity.max()) if similarity.size else 0.0
         flagged = best >= threshold or (
             alias is not None
             and similarity.size > 0
             and best >= threshold - self.settings.caption_margin
         )
-        evidence = self._evidence(entry, signal, similarity, rows, features, frames)
+        evidence = self._evidence(entry, signal, matched, features, frames)
         if alias is not None:
             evidence.append(Evidence("caption", 1.0, None, text=alias))
         return EntityScore(
@@ -283,12 +303,12 @@ class Scorer:
         self,
         entry: EntityGallery,
         signal: Signal,
-        similarity: npt.NDArray[np.float32],
-        rows: npt.NDArray[np.int64],
+        matched: _Matched,
         features: FaceFeatures | VisualFeatures,
         frames: Sequence[Frame],
     ) -> list[Evidence]:
         """The best-matching face or region of each of the best few frames."""
+        similarity, rows, cohort = matched.scores, matched.rows, matched.cohort
         if not similarity.size:
             return []
         row_best = similarity.max(axis=1)
@@ -302,6 +322,7 @@ class Scorer:
         found = []
         for frame, local in per_frame.items():
             row = int(rows[local])
+            reference = int(ref_best[local])
             found.append(
                 Evidence(
                     signal=signal,
@@ -311,10 +332,46 @@ class Scorer:
                     frame_index=frames[frame].index,
                     box=features.boxes[row],
                     region=features.labels[row] if isinstance(features, VisualFeatures) else None,
-                    reference=entry.references[int(ref_best[local])],
+                    reference=entry.references[reference],
+                    raw_score=None
+                    if cohort is None
+                    else round(float(matched.raw[local, reference]), 4),
+                    cohort_nearest=None if cohort is None else self._cohort_name(cohort, local),
+                    cohort_score=None
+                    if cohort is None
+                    else round(float(cohort.nearest_similarity[local]), 4),
                 )
             )
         return found
+
+    def _cohort_name(self, cohort: CohortScores, local: int) -> str:
+        assert self.gallery.cohort is not None  # a bank with cohort scores has a cohort
+        return self.gallery.cohort.names[int(cohort.nearest[local])]
+
+
+@dataclass(frozen=True)
+class _Matched:
+    """One entity's scores for a clip's rows (faces or views): normalised, plain, cohort."""
+
+    scores: npt.NDArray[np.float32]
+    raw: npt.NDArray[np.float32]
+    rows: npt.NDArray[np.int64]
+    cohort: CohortScores | None
+
+
+def check_gallery(gallery: Gallery, models: Models) -> None:
+    """Raise ``GalleryError`` unless ``gallery`` was built with these models and this cohort:
+    vectors from other models, or scores against another cohort, do not compare."""
+    if gallery.models != models.versions:
+        raise GalleryError(
+            f"gallery {gallery.version} was built with models {gallery.models}, "
+            f"but this scorer has {models.versions}: rebuild the gallery"
+        )
+    if gallery.cohort is not None and gallery.cohort.bundled != bundled_version():
+        raise GalleryError(
+            f"gallery {gallery.version} was built with cohort {gallery.cohort.bundled}, "
+            f"but this scorer has {bundled_version()}: rebuild the gallery"
+        )
 
 
 def _unless_dismissed(score: EntityScore, matches: Sequence[FootageMatch]) -> EntityScore:

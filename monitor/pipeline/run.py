@@ -19,6 +19,7 @@ import faust
 from pydantic import SecretStr
 
 from monitor.config import ROLES, Settings
+from monitor.errors import GalleryError
 from monitor.pipeline.app import TOPICS, create_pipeline
 from monitor.pipeline.broker import ensure_topics, resolve_broker
 from monitor.sources.base import Source
@@ -65,15 +66,16 @@ def prepare_demo_gallery(settings: Settings, say: Callable[[str], None]) -> Path
     from monitor.likeness.gallery.build import build_gallery
     from monitor.likeness.gallery.store import Gallery
     from monitor.likeness.models import Models
+    from monitor.likeness.scoring import check_gallery
 
     catalogue = build_demo()
     built = catalogue.gallery_dir / "built"
     models = Models.load(settings.likeness)
     try:
-        if Gallery.load(built).models == models.versions:
-            return built
-    except Exception:
-        pass
+        check_gallery(Gallery.load(built), models)
+        return built
+    except GalleryError:
+        pass  # not built yet, or with other models or another cohort
     say(f"building the demo gallery in {catalogue.gallery_dir} ...")
     build_gallery(catalogue.gallery_dir, models, settings.likeness, settings.decode).save(built)
     return built

@@ -30,9 +30,16 @@ from monitor.likeness.footage.hashes import FrameHashes, hash_frames
 from monitor.likeness.footage.match import FootageClip, FootageIndex
 from monitor.likeness.gallery.cache import Arrays, EmbeddingCache
 from monitor.likeness.gallery.calibrate import calibrate
+from monitor.likeness.gallery.cohort import embed_cohort
 from monitor.likeness.gallery.entities import Entity
 from monitor.likeness.gallery.folder import GalleryFolder, read_folder
-from monitor.likeness.gallery.store import EntityGallery, Gallery, NegativeSet, Threshold
+from monitor.likeness.gallery.store import (
+    CohortSet,
+    EntityGallery,
+    Gallery,
+    NegativeSet,
+    Threshold,
+)
 from monitor.likeness.models import Models
 from monitor.media import load_media
 from monitor.media.frames import Frame
@@ -66,6 +73,17 @@ class _Files:
     ) -> None:
         self.folder, self.models, self.settings, self.decode = folder, models, settings, decode
         self.cache = cache.scoped(models.versions, settings, decode) if cache else None
+
+    def cohort(self, progress: Progress) -> CohortSet:
+        """The bundled cohort and the folder's ``cohort/`` files, embedded whole."""
+        team = [(p.relative_to(self.folder.root).as_posix(), p) for p in self.folder.cohort]
+
+        def cached(path: Path, compute: Callable[[], Arrays]) -> Arrays:
+            arrays = self._arrays("cohort-regions", path, compute)
+            progress(path.relative_to(self.folder.root).as_posix())
+            return arrays
+
+        return embed_cohort(self.models, self.settings, self.decode, team, cached)
 
     def _arrays(self, purpose: str, path: Path, compute: Callable[[], Arrays]) -> Arrays:
         if self.cache is None:
@@ -219,9 +237,14 @@ def _footage_frames(path: Path, settings: LikenessSettings, decode: DecodeSettin
 
 
 def _content_hash(
-    folder: GalleryFolder, models: Models, settings: LikenessSettings, decode: DecodeSettings
+    folder: GalleryFolder,
+    models: Models,
+    settings: LikenessSettings,
+    decode: DecodeSettings,
+    cohort: CohortSet | None,
 ) -> str:
     digest = hashlib.sha256(folder.content_digest().encode())
+    digest.update(f"cohort={cohort.bundled if cohort else None}".encode())
     digest.update(json.dumps(models.versions, sort_keys=True).encode())
     digest.update(settings.model_dump_json(exclude={"device", "batch_size"}).encode())
     digest.update(decode.model_dump_json().encode())
@@ -251,8 +274,10 @@ def build_gallery(
     for entity in folder.entities:
         embeddings, names = _enrol(entity, folder, files, report)
         entities[entity.id] = EntityGallery(entity, embeddings, names, Threshold(0.0, "default"))
+    visual = any(entry.signal == "visual" for entry in entities.values())
+    cohort = files.cohort(report) if visual else None
     gallery = Gallery(
-        content=_content_hash(folder, models, settings, decode),
+        content=_content_hash(folder, models, settings, decode, cohort),
         models=models.versions,
         settings=settings.model_dump(mode="json", exclude={"device", "batch_size"}),
         entities=entities,
@@ -260,6 +285,7 @@ def build_gallery(
         negatives=_negatives(folder, files, report),
         footage=_footage(folder, files, report),
         dismissed=dismissed,
+        cohort=cohort,
     )
     return calibrate(gallery, settings.target_fpr)
 
@@ -267,5 +293,10 @@ def build_gallery(
 def media_count(root: Path) -> int:
     """How many files a build of ``root`` will process: the length of its progress bar."""
     folder = read_folder(root)
-    media = (*folder.references.values(), *folder.footage.values(), folder.negatives)
+    media = (
+        *folder.references.values(),
+        *folder.footage.values(),
+        folder.negatives,
+        folder.cohort,
+    )
     return sum(len(group) for group in media)

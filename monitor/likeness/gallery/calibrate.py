@@ -8,11 +8,21 @@ Each negative file counts once, by its best-matching face or view, because the
 rate that matters is of files wrongly flagged, not of regions. With fewer negatives than
 ``1 / target_fpr`` that means a threshold just above the highest negative, plus a margin: a
 small calibration set sees only part of the world.
+
+Visual scores are calibrated as they are scored: as margins over the gallery's cohort
+(``cohort.normalise``), so a threshold and a score are always on one scale.
+
+One reviewer's dismissal must not move a threshold far: a true clip dismissed by mistake
+would otherwise lift its entity above every later true copy (seen: 0.55 to 0.86 from one
+click). The dismissed clip and its copies are already suppressed by fingerprint, so the
+threshold only has to absorb near misses: dismissals may raise an entity's threshold by at
+most ``DISMISSAL_MAX_RAISE`` above what the other negatives give.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -22,44 +32,78 @@ from monitor.likeness.embedders.base import Embeddings
 from monitor.likeness.gallery.folder import negative_owner
 from monitor.likeness.gallery.store import EntityGallery, Gallery, Threshold
 
-__all__ = ["DEFAULT_THRESHOLDS", "MARGIN", "calibrate", "negative_scores"]
+__all__ = [
+    "DEFAULT_THRESHOLDS",
+    "DISMISSAL_MAX_RAISE",
+    "MARGIN",
+    "calibrate",
+    "negative_scores",
+]
 
-DEFAULT_THRESHOLDS = {"face": 0.50, "visual": 0.55}
-"""Used when an entity has no negatives at all; also the lowest a calibration may go."""
+DEFAULT_THRESHOLDS = {"face": 0.50, "visual": 0.10}
+"""Used when an entity has no negatives at all; also the lowest a calibration may go.
+
+The visual floor is on the cohort margin: 0.10 is the median best margin that another
+character of the cohort reaches against a one-picture entity (``bench/cohort_research.py``
+splits the cohort in two, one half normalising, the other playing entities and queries):
+below it, "nearer than the usual cartoons" is what a different character gets by chance."""
 
 MARGIN = 0.02
 
+DISMISSAL_MAX_RAISE = 0.05
+
+_Score = Callable[[Embeddings], npt.NDArray[np.float32]]
+"""Rows in, each row's best score against one entity out."""
+
+
+def _scorer(gallery: Gallery, target: EntityGallery) -> _Score:
+    """How a row scores against ``target``: plain cosine, or the cohort margin for visuals."""
+    if target.signal == "visual" and gallery.cohort is not None:
+        normaliser = gallery.cohort.normaliser
+        references = normaliser.transform(target.embeddings)
+        return lambda rows: normaliser.margins(normaliser.transform(rows), references).max(axis=1)
+    return lambda rows: (rows @ target.embeddings.T).max(axis=1)
+
 
 def _best_per_item(
-    queries: Embeddings, items: npt.NDArray[np.int32], refs: Embeddings
+    queries: Embeddings, items: npt.NDArray[np.int32], score: _Score
 ) -> npt.NDArray[np.float32]:
-    if len(queries) == 0 or len(refs) == 0:
+    if len(queries) == 0:
         return np.zeros(0, np.float32)
-    best_row = (queries @ refs.T).max(axis=1)
-    out = np.full(int(items.max()) + 1, -1.0, np.float32)
+    best_row = score(queries)
+    out = np.full(int(items.max()) + 1, -np.inf, np.float32)
     np.maximum.at(out, items, best_row)
-    return out[out > -1.0]
+    return out[np.isfinite(out)]
 
 
-def negative_scores(gallery: Gallery, target: EntityGallery) -> npt.NDArray[np.float32]:
-    """The best score against ``target`` of every negative file and every other reference."""
+def negative_scores(
+    gallery: Gallery, target: EntityGallery, *, dismissed: bool = True
+) -> npt.NDArray[np.float32]:
+    """The best score against ``target`` of every negative file and every other reference
+    (with ``dismissed``, also the frames dismissed for ``target``)."""
+    score = _scorer(gallery, target)
     scores = []
     negatives = gallery.negatives.get(target.signal)
     if negatives is not None:
-        mine = np.asarray(
-            [negative_owner(name) in (None, target.entity.id) for name in gallery.negative_files],
-            bool,
-        )
+        owners = [negative_owner(name) for name in gallery.negative_files]
+        wanted = (None, target.entity.id) if dismissed else (None,)
+        mine = np.asarray([owner in wanted for owner in owners], bool)
         rows = mine[negatives.items]
-        scores.append(
-            _best_per_item(negatives.embeddings[rows], negatives.items[rows], target.embeddings)
-        )
+        scores.append(_best_per_item(negatives.embeddings[rows], negatives.items[rows], score))
     for other in gallery.entities.values():
         if other.entity.id == target.entity.id or other.signal != target.signal:
             continue
         _, items = np.unique(np.asarray(other.references), return_inverse=True)
-        scores.append(_best_per_item(other.embeddings, items.astype(np.int32), target.embeddings))
+        scores.append(_best_per_item(other.embeddings, items.astype(np.int32), score))
     return np.concatenate(scores) if scores else np.zeros(0, np.float32)
+
+
+def _cut(negatives: npt.NDArray[np.float32], floor: float, target_fpr: float) -> float:
+    if not len(negatives):
+        return floor
+    allowed = math.floor(target_fpr * len(negatives))
+    cut = float(np.sort(negatives)[::-1][min(allowed, len(negatives) - 1)])
+    return max(floor, cut + MARGIN)
 
 
 def _threshold_for(gallery: Gallery, entry: EntityGallery, target_fpr: float) -> Threshold:
@@ -70,10 +114,9 @@ def _threshold_for(gallery: Gallery, entry: EntityGallery, target_fpr: float) ->
         return Threshold(entry.entity.threshold, "entities.yaml", len(negatives), highest)
     if not len(negatives):
         return Threshold(floor, "default", 0, None)
-    allowed = math.floor(target_fpr * len(negatives))
-    cut = float(np.sort(negatives)[::-1][min(allowed, len(negatives) - 1)])
-    value = round(min(max(floor, cut + MARGIN), 0.999), 4)
-    return Threshold(value, "calibrated", len(negatives), highest)
+    without = _cut(negative_scores(gallery, entry, dismissed=False), floor, target_fpr)
+    value = min(_cut(negatives, floor, target_fpr), without + DISMISSAL_MAX_RAISE)
+    return Threshold(round(min(value, 0.999), 4), "calibrated", len(negatives), highest)
 
 
 def calibrate(gallery: Gallery, target_fpr: float) -> Gallery:

@@ -6,6 +6,9 @@ Layout::
     refs/<entity_id>/...     reference images or clips of each entity
     footage/<entity_id>/...  optional: the entity's own footage (film, show), matched by hash
     negatives/...            optional: look-alikes and benign content, for calibration
+    cohort/...               optional: characters the team sees often and does not protect
+                             (other studios'), added to the bundled cohort that visual
+                             scores are measured against
     negatives/dismissed/<entity_id>/...
                              written by the review loop: evidence of alerts dismissed as false
                              positives (negatives of that entity only) and the fingerprints
@@ -57,6 +60,8 @@ class GalleryFolder:
     footage: dict[str, tuple[Path, ...]]
     dismissed: dict[str, tuple[Path, ...]] = field(default_factory=dict)
     """Fingerprints of clips dismissed for each entity."""
+    cohort: tuple[Path, ...] = ()
+    """The team's own cohort pictures."""
 
     @property
     def entities_file(self) -> Path:
@@ -71,6 +76,7 @@ class GalleryFolder:
             *self.footage.values(),
             self.negatives,
             *self.dismissed.values(),
+            self.cohort,
         )
         return {path: sha256_of(path) for group in media for path in group}
 
@@ -120,6 +126,7 @@ def read_folder(root: Path) -> GalleryFolder:
             for entity in entities
             if (files := tuple(_media_files(root / "footage" / entity.id)))
         },
+        cohort=tuple(_media_files(root / "cohort")),
         dismissed={
             entity.id: files
             for entity in entities

@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -21,13 +22,15 @@ import numpy.typing as npt
 from safetensors.numpy import load_file, save_file
 
 from monitor.errors import GalleryNotBuiltError
+from monitor.likeness.cohort.normalise import CohortNormaliser
 from monitor.likeness.embedders.base import Embeddings
 from monitor.likeness.footage.match import FootageClip, FootageIndex
 from monitor.likeness.gallery.entities import Entity
 
-__all__ = ["EntityGallery", "Gallery", "NegativeSet", "Threshold"]
+__all__ = ["CohortSet", "EntityGallery", "Gallery", "NegativeSet", "Threshold"]
 
-FORMAT = 1
+FORMAT = 2
+"""2: visual scores are margins over a cohort, whose embeddings the gallery carries."""
 EMBEDDINGS_FILE = "embeddings.safetensors"
 INDEX_FILE = "gallery.json"
 
@@ -67,6 +70,23 @@ class NegativeSet:
 
 
 @dataclass
+class CohortSet:
+    """The cohort's visual embeddings as this gallery's models saw them, and what they are.
+
+    ``bundled`` names the bundled pictures (see ``cohort.bundled``); a gallery built with
+    other ones must be rebuilt, not scored against a cohort its thresholds never saw.
+    """
+
+    embeddings: Embeddings
+    names: list[str]
+    bundled: str
+
+    @cached_property
+    def normaliser(self) -> CohortNormaliser:
+        return CohortNormaliser(self.embeddings, self.names)
+
+
+@dataclass
 class Gallery:
     """Reference embeddings, thresholds and the versions that produced them.
 
@@ -84,6 +104,8 @@ class Gallery:
     footage: FootageIndex = field(default_factory=FootageIndex.empty)
     dismissed: FootageIndex = field(default_factory=FootageIndex.empty)
     """Fingerprints of clips dismissed for an entity: a match keeps that entity from flagging."""
+    cohort: CohortSet | None = None
+    """What visual scores are measured against; None when no entity is scored visually."""
 
     @property
     def version(self) -> str:
@@ -103,6 +125,8 @@ class Gallery:
             for signal, negatives in self.negatives.items():
                 tensors[f"negatives/{signal}"] = np.ascontiguousarray(negatives.embeddings)
                 tensors[f"negatives/{signal}/items"] = np.ascontiguousarray(negatives.items)
+            if self.cohort is not None:
+                tensors["cohort/visual"] = np.ascontiguousarray(self.cohort.embeddings)
             for prefix, index in (("footage", self.footage), ("dismissed", self.dismissed)):
                 for name in _FOOTAGE_ARRAYS:
                     tensors[f"{prefix}/{name}"] = np.ascontiguousarray(getattr(index, name))
@@ -127,6 +151,9 @@ class Gallery:
             "negative_files": self.negative_files,
             "footage": [asdict(clip) for clip in self.footage.clips],
             "dismissed": [asdict(clip) for clip in self.dismissed.clips],
+            "cohort": None
+            if self.cohort is None
+            else {"bundled": self.cohort.bundled, "names": self.cohort.names},
             "entities": [
                 {
                     "entity": entry.entity.model_dump(mode="json"),
@@ -176,6 +203,15 @@ class Gallery:
             for key in tensors
             if key.startswith("negatives/") and key.count("/") == 1
         }
+        cohort = None
+        if index.get("cohort") is not None:
+            if "cohort/visual" not in tensors:
+                raise GalleryNotBuiltError(f"{built}: the cohort's embeddings are missing")
+            cohort = CohortSet(
+                embeddings=tensors["cohort/visual"].astype(np.float32, copy=False),
+                names=list(index["cohort"]["names"]),
+                bundled=str(index["cohort"]["bundled"]),
+            )
         return cls(
             content=index["content"],
             models=index["models"],
@@ -186,6 +222,7 @@ class Gallery:
             target_fpr=float(index["target_fpr"]),
             footage=_footage_index(index, tensors, "footage"),
             dismissed=_footage_index(index, tensors, "dismissed"),
+            cohort=cohort,
         )
 
 

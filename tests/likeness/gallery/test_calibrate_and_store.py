@@ -9,7 +9,12 @@ import numpy.typing as npt
 import pytest
 
 from monitor.errors import GalleryNotBuiltError
-from monitor.likeness.gallery.calibrate import DEFAULT_THRESHOLDS, MARGIN, calibrate
+from monitor.likeness.gallery.calibrate import (
+    DEFAULT_THRESHOLDS,
+    DISMISSAL_MAX_RAISE,
+    MARGIN,
+    calibrate,
+)
 from monitor.likeness.gallery.entities import Entity
 from monitor.likeness.gallery.store import EntityGallery, Gallery, NegativeSet, Threshold
 
@@ -78,9 +83,23 @@ def test_a_negative_filed_by_a_dismissal_calibrates_only_its_own_entity() -> Non
     scoped = Gallery(base.content, base.models, {}, base.entities, files, base.negatives)
     plain = calibrate(base, 0.01).entities  # filed as negatives/n0: a negative of everyone
     owned = calibrate(scoped, 0.01).entities
-    assert owned["bob"].threshold == plain["bob"].threshold
+    assert owned["bob"].threshold.negatives == plain["bob"].threshold.negatives
+    assert owned["bob"].threshold.value > calibrate(gallery(), 0.01).entities["bob"].threshold.value
     assert owned["ann"].threshold.negatives == plain["ann"].threshold.negatives - 1
     assert owned["ann"].threshold.value < plain["ann"].threshold.value
+
+
+def test_one_dismissal_moves_a_threshold_at_most_a_little() -> None:
+    # A true clip of bob dismissed by mistake: as near to bob as his own reference.
+    dismissed_for_bob = unit([0.6, 0.8, 0, 0])
+    base = gallery(dismissed_for_bob, [0])
+    files = ["negatives/dismissed/bob/0123456789abcdef0123.jpg"]
+    scoped = Gallery(base.content, base.models, {}, base.entities, files, base.negatives)
+    before = calibrate(gallery(), 0.01).entities["bob"].threshold.value
+    after = calibrate(scoped, 0.01).entities["bob"].threshold.value
+    as_any_negative = calibrate(base, 0.01).entities["bob"].threshold.value
+    assert as_any_negative == pytest.approx(0.999)  # a plain negative would lift it to the top
+    assert after == pytest.approx(before + DISMISSAL_MAX_RAISE, abs=1e-4)
 
 
 def test_the_version_changes_with_thresholds_and_only_then(tmp_path: Path) -> None:
