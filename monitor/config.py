@@ -123,6 +123,12 @@ class PipelineSettings(_Section):
     fetch_max_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
     fetch_timeout_s: float = Field(default=60.0, gt=0)
     crawl_interval_s: float = Field(default=5.0, gt=0)
+    alert_resend_window_s: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="decide keeps the alerts it sent this long and sends them again to a new "
+        "broker (the embedded one restarts empty); consumers drop the repeats",
+    )
     demo_platform_url: str | None = Field(
         default=None, description="crawl this demo platform; `up` starts one when no source is set"
     )

@@ -170,14 +170,17 @@ class Notifier:
 
     async def handle(self, alert: Alert) -> None:
         """Deliver, park, reject or suppress ``alert`` for every sink not yet settled."""
-        if not self.sinks:
+        unsettled = [
+            s for s in self.sinks.values() if self.store.outcome(alert.key, s.name) is None
+        ]
+        if not unsettled:
+            # A repeat (a replay, or decide's re-send to a new broker): not counted again for
+            # flood control, whose window may have been forgotten since.
             return
         now = self._clock()
         _, rank = self.store.admit(alert, self._window(now))
         flooded = rank > self.settings.flood_max_per_window
-        for sink in self.sinks.values():
-            if self.store.outcome(alert.key, sink.name) is not None:
-                continue
+        for sink in unsettled:
             held = self._held(alert.key, sink.name)
             if held is not None:  # parked before (a replay): its retry copy may be missing
                 await self._park(held)

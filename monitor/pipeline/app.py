@@ -153,7 +153,10 @@ def create_pipeline(
     pipeline = Pipeline(
         app=app,
         settings=settings,
-        state=StateStore(settings.pipeline.state_dir / "state.sqlite3"),
+        state=StateStore(
+            settings.pipeline.state_dir / "state.sqlite3",
+            resend_window_s=settings.pipeline.alert_resend_window_s,
+        ),
         roles=wanted,
         broker=broker,
         sources=sources,

@@ -7,7 +7,9 @@
   batches of what is ready (``score_flow.py``); every one yields a ``ClipScored`` on
   ``clips.scored``, with scores or a failure reason, before its event is acknowledged.
 - decide: keeps each clip's spread, and emits one ``Alert`` per (clip, entity) to ``alerts``,
-  marked in the state store only after the broker acknowledged it.
+  marked in the state store only after the broker acknowledged it, with its record. A broker
+  that is not the one they were sent to (the embedded one, restarted empty) gets the last
+  ``alert_resend_window_s`` of them again: one notify had not taken yet would be lost.
 - notify: prints one line per alert on the console, and hands it to the ``Notifier``, which
   delivers it to the configured sinks (Slack, webhook) or parks it on ``alerts.retry``; the
   event is acknowledged only after that. An agent on ``alerts.retry`` delivers parked alerts
@@ -25,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC
+from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import ConsumerRecord
@@ -37,6 +39,7 @@ from monitor.pipeline.app import Pipeline
 from monitor.pipeline.broker import bootstrap_servers, cluster_id
 from monitor.pipeline.feed import TopicFeed
 from monitor.pipeline.poison import describe
+from monitor.pipeline.state import StateStore
 from monitor.records import (
     Alert,
     AlertEntity,
@@ -54,7 +57,7 @@ from monitor.sources.state import CrawlState
 if TYPE_CHECKING:
     from monitor.pipeline.scoring_service import ScoringService
 
-__all__ = ["crawl_pass", "follow_alerts", "install_roles"]
+__all__ = ["crawl_pass", "follow_alerts", "install_roles", "resend_alerts"]
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +229,41 @@ def _decide(pipeline: Pipeline) -> None:
         async for event in stream.events():
             await pipeline.guarded(event, "decide", _decide_one(pipeline, alerts, event.value))
 
+    async def resend_sent() -> None:
+        while True:
+            try:
+                await resend_alerts(pipeline.state, alerts, await cluster_id(pipeline.broker))
+                return
+            except (KafkaError, OSError) as exc:
+                log.warning("sent alerts not checked against the broker yet: %s", exc)
+                await asyncio.sleep(5.0)
+
+    pipeline.app.task(resend_sent)
+
+
+async def resend_alerts(state: StateStore, alerts: Any, cluster: str) -> int:
+    """Send the alerts of the last ``state.resend_window_s`` again if the broker is not the
+    one they were sent to (``cluster`` differs: the embedded broker restarted empty, and an
+    alert notify had not taken went with it); returns how many. Consumers drop repeats by key
+    (notify per sink, the review store by alert id), so only the lost ones are acted on."""
+    if state.followed_broker() == cluster:
+        return 0
+    since = utcnow() - timedelta(seconds=state.resend_window_s)
+    deliveries = []
+    for raw in state.sent_since(since):
+        try:
+            alert = decode(Alert, raw)
+        except RecordError as exc:  # written by another version: pass it over, do not crash
+            log.error("a sent alert kept for resending cannot be read: %s", exc)
+            continue
+        deliveries.append(await alerts.send(key=alert.key.encode(), value=raw))
+    for delivery in deliveries:
+        await delivery
+    state.follow_broker(cluster)  # after: a crash midway sends them all again
+    if deliveries:
+        log.warning("%d sent alerts sent again to a new broker", len(deliveries))
+    return len(deliveries)
+
 
 async def _decide_one(pipeline: Pipeline, alerts: Any, raw: bytes | None) -> None:
     scored = decode(ClipScored, raw)
@@ -263,9 +301,10 @@ async def _decide_one(pipeline: Pipeline, alerts: Any, raw: bytes | None) -> Non
             shares=seen.shares,
             posted_at=seen.posted_at,
         )
-        delivery = await alerts.send(key=key.encode(), value=encode(alert))
+        record = encode(alert)
+        delivery = await alerts.send(key=key.encode(), value=record)
         await delivery  # the broker's acknowledgement, before the key is marked
-        state.mark_alert(key, alert.alert_id, alert.alerted_at)
+        state.mark_alert(key, alert.alert_id, alert.alerted_at, record)
         metrics.ALERTS.labels(*labels).inc()
         metrics.DISCOVERY_TO_ALERT.labels(seen.platform).observe(
             max((utcnow() - first_seen).total_seconds(), 0.0)

@@ -6,13 +6,19 @@ alerted" and "these are its latest counts" is a transactional store on the worke
 An alert is marked only after its send is acknowledged: marking first loses alerts when the
 worker dies in between, marking after can at worst repeat a send, which the alert key lets
 consumers drop.
+
+Each sent alert's record is kept too, for ``StateStore.resend_window_s`` after it was sent,
+marked in the same transaction as its key: the embedded broker keeps its topics in memory, so
+an alert on ``alerts`` that notify had not taken yet goes with a restart of it, while its key
+here says it was sent. Decide puts the kept records back on a new broker's ``alerts`` topic
+(``roles.py``); every consumer drops a repeat by its key, so nothing is delivered twice.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from monitor.storage import SqliteStore
@@ -32,6 +38,12 @@ CREATE TABLE IF NOT EXISTS alerts (
     alert_id TEXT NOT NULL,
     alerted_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sent (
+    alert_key TEXT PRIMARY KEY,
+    sent_at REAL NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sent_by_time ON sent (sent_at);
 CREATE TABLE IF NOT EXISTS clips (
     clip_key TEXT PRIMARY KEY,
     platform TEXT NOT NULL,
@@ -64,8 +76,10 @@ class EntitySpread:
 class StateStore(SqliteStore):
     """One SQLite file per worker host; safe to call from the event loop and worker threads."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, resend_window_s: float = 86_400.0) -> None:
         super().__init__(path, _SCHEMA)
+        self.resend_window_s = resend_window_s
+        """How long a sent alert's record is kept for a new broker (``sent_since``)."""
 
     # --- scores ---------------------------------------------------------------------------
 
@@ -95,12 +109,29 @@ class StateStore(SqliteStore):
             row = self._db.execute("SELECT 1 FROM alerts WHERE alert_key=?", (alert_key,))
             return row.fetchone() is not None
 
-    def mark_alert(self, alert_key: str, alert_id: str, at: datetime) -> None:
+    def mark_alert(self, alert_key: str, alert_id: str, at: datetime, record: bytes) -> None:
+        """The alert was sent (the broker acknowledged ``record``, its encoding, at ``at``).
+        Its record is kept for ``resend_window_s``; older ones go in the same transaction, so
+        what is kept stays bounded by what one window sends."""
         with self._tx() as db:
             db.execute(
                 "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?)",
                 (alert_key, alert_id, at.isoformat()),
             )
+            db.execute(
+                "INSERT OR REPLACE INTO sent VALUES (?, ?, ?)",
+                (alert_key, at.timestamp(), record.decode()),
+            )
+            cutoff = at - timedelta(seconds=self.resend_window_s)
+            db.execute("DELETE FROM sent WHERE sent_at < ?", (cutoff.timestamp(),))
+
+    def sent_since(self, since: datetime) -> list[bytes]:
+        """The records of the alerts sent at ``since`` or later, oldest first; older ones are
+        dropped (a worker that sends nothing for a while still keeps only the window)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM sent WHERE sent_at < ?", (since.timestamp(),))
+            rows = db.execute("SELECT record FROM sent ORDER BY sent_at, rowid").fetchall()
+        return [str(row[0]).encode() for row in rows]
 
     # --- spread ---------------------------------------------------------------------------
 

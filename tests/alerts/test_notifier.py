@@ -343,3 +343,25 @@ async def test_only_the_latest_parking_of_an_alert_is_tried(harness: Harness) ->
     assert [p.park_id for p in harness.take_parked()] == [second.park_id]
     await notifier.redeliver(second)
     assert alerts_in(harness.slack_messages()) == {"c1": 1}
+
+
+async def test_alerts_sent_again_after_their_window_closed_count_in_no_later_flood(
+    harness: Harness,
+) -> None:
+    """Decide sends a day of alerts again to a new broker; settled ones are not counted
+    again, so they neither hold back the next window's alerts nor make a false summary."""
+    window = 600.0
+    harness.now[0] = 6000 * window
+    notifier = harness.start(flood_max_per_window=3, flood_window_s=window)
+    earlier = [make_alert(f"e{i}") for i in range(3)]
+    for alert in earlier:
+        await notifier.handle(alert)
+    harness.now[0] += window
+    assert await notifier.flush() == 0  # under the limit: the window is forgotten
+
+    for alert in earlier:  # sent again, a window later
+        await notifier.handle(alert)
+    await notifier.handle(make_alert("new"))
+    harness.now[0] += window
+    assert await notifier.flush() == 0
+    assert alerts_in(harness.slack_messages()) == {"e0": 1, "e1": 1, "e2": 1, "new": 1}

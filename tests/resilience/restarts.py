@@ -104,17 +104,29 @@ class Monitor:
 
 class Receiver:
     """A Slack incoming webhook and a generic webhook on one 127.0.0.1 port. While ``down`` it
-    answers 503 to everything; each request is kept with the answer it got."""
+    answers 503 to everything; while ``slow`` it holds each request unanswered until it is not,
+    then drops it (kept as answered 0); each request is kept with the answer it got."""
 
     def __init__(self) -> None:
         self.down = True
+        self.slow = False
         self.requests: list[tuple[str, int, bytes]] = []
+        self.held = 0
+        """Requests that came in while ``slow``."""
         self._lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                if receiver.slow:
+                    receiver.held += 1
+                    while receiver.slow:
+                        time.sleep(0.2)
+                    with receiver._lock:
+                        receiver.requests.append((self.path, 0, body))
+                    self.close_connection = True
+                    return
                 status = 503 if receiver.down else 200
                 with receiver._lock:
                     receiver.requests.append((self.path, status, body))
