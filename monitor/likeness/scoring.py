@@ -126,12 +126,10 @@ class _ReferenceBank:
         owners = np.concatenate(
             [np.full(len(e.embeddings), i, np.int32) for i, e in enumerate(entries)]
         )
-        if signal != "visual":
+        if signal != "visual" or gallery.cohort is None:
+            # Plain cosine: faces, and a gallery assembled without a cohort (a built one
+            # always has one when it scores characters; thresholds came from the same rule).
             return cls(raw, owners, entries, raw)
-        if gallery.cohort is None:
-            raise GalleryError(
-                f"gallery {gallery.version} scores characters but has no cohort: rebuild it"
-            )
         normaliser = gallery.cohort.normaliser
         return cls(normaliser.transform(raw), owners, entries, raw, normaliser)
 

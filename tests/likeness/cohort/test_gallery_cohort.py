@@ -110,8 +110,6 @@ def test_a_gallery_built_with_another_cohort_is_refused_until_rebuilt(
     other = dataclasses.replace(gallery.cohort, bundled="openmoji-0123456789ab+live-2:r0")
     with pytest.raises(GalleryError, match=r"cohort.*rebuild the gallery"):
         Scorer(dataclasses.replace(gallery, cohort=other), models, SETTINGS)
-    with pytest.raises(GalleryError, match=r"no cohort: rebuild"):
-        Scorer(dataclasses.replace(gallery, cohort=None), models, SETTINGS)
 
 
 def test_a_cohort_file_that_does_not_decode_is_refused_by_name(

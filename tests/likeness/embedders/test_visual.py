@@ -18,6 +18,8 @@ from monitor.media.decode import decode_clip
 from monitor.media.frames import RGBImage
 
 EMBEDDERS = {"efficientnet-lite0": EfficientNetLite0Embedder, "mobilenet-v2": MobileNetV2Embedder}
+DIMS = {EfficientNetLite0Embedder: 384, MobileNetV2Embedder: 1280}
+"""EfficientNet-Lite0 gives its mid-level blocks 11 and 14 (192 + 192); MobileNetV2 its head."""
 
 
 @pytest.fixture(scope="module", params=sorted(EMBEDDERS))
@@ -81,14 +83,15 @@ def test_rows_are_unit_length_float32_of_the_model_dim(
     embedder: TorchImageEmbedder, bunny: list[RGBImage]
 ) -> None:
     rows = embedder.embed(bunny[:2])
-    assert embedder.dim == 1280
-    assert rows.shape == (2, 1280) and rows.dtype == np.float32
+    dim = DIMS[type(embedder)]
+    assert embedder.dim == dim
+    assert rows.shape == (2, dim) and rows.dtype == np.float32
     assert np.allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-5)
 
 
 @pytest.mark.slow
 def test_an_empty_batch_gives_no_rows(embedder: TorchImageEmbedder) -> None:
-    assert embedder.embed([]).shape == (0, 1280)
+    assert embedder.embed([]).shape == (0, DIMS[type(embedder)])
 
 
 @pytest.mark.slow
@@ -106,7 +109,7 @@ def test_pictures_of_any_shape_embed_in_one_batch(embedder: TorchImageEmbedder) 
     shapes = [(8, 300), (300, 8), (1, 1), (1080, 1920), (224, 224)]
     images = [rng.integers(0, 256, (*s, 3), dtype=np.uint8) for s in shapes]
     rows = embedder.embed(images)
-    assert rows.shape == (5, 1280) and np.isfinite(rows).all()
+    assert rows.shape == (5, DIMS[type(embedder)]) and np.isfinite(rows).all()
 
 
 @pytest.mark.slow
@@ -139,7 +142,7 @@ def test_the_factory_builds_a_bundled_embedder_from_its_name(
         "efficientnet-lite0", device="cpu", weights=weight_file("efficientnet-lite0")
     )
     assert isinstance(built, EfficientNetLite0Embedder)
-    assert built.name == "efficientnet-lite0" and built.dim == 1280
+    assert built.name == "efficientnet-lite0/blocks11+14" and built.dim == 384
 
 
 def test_a_garbage_weight_file_is_refused(tmp_path: Path) -> None:
