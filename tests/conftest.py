@@ -6,6 +6,7 @@ second run reads them from disk. Tests never download anything else.
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,3 +50,15 @@ def models() -> Models:
     """The bundled detector and embedders on the CPU, loaded once for the whole run."""
     prepare_weights()
     return Models.load(LikenessSettings(device="cpu"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Nothing a test started may keep the run from ending.
+
+    A decode process of a pool that broke mid-test can be left blocked writing a result
+    nobody reads, and Python 3.11's executor waits for it at exit (seen once in a full run:
+    pytest printed its summary and never exited). The pool kills such stragglers itself; this
+    is the net under it, so that a hang can never cost a CI run.
+    """
+    for child in multiprocessing.active_children():
+        child.kill()

@@ -99,7 +99,14 @@ class DecodePool:
             return
         broken, self._pool = self._pool, self._new()
         self.generation += 1
+        # Python 3.11 leaves the broken pool's other processes running, and one blocked on
+        # sending back a large result (nobody reads the pipe any more) never exits: the
+        # interpreter then hangs at exit joining it. Kill them (3.12 does it itself).
+        stragglers = list((getattr(broken, "_processes", None) or {}).values())
         broken.shutdown(wait=False, cancel_futures=True)
+        for process in stragglers:
+            if process.is_alive():
+                process.kill()
         log.error("the decode pool broke (a process died); rebuilt it (%d so far)", self.generation)
         if self._on_death is not None:
             self._on_death()
