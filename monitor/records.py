@@ -190,7 +190,7 @@ class EvidenceRecord(BaseModel):
     raw_score: float | None = None
     """A visual match's plain cosine; ``score`` is its margin over the cohort."""
     cohort_nearest: Note | None = None
-    """The cohort member the matching view is most like, and its plain cosine to it."""
+    """The cohort member the matching view is most like (``cohort_score``: its plain cosine)."""
     cohort_score: float | None = None
 
 

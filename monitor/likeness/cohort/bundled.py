@@ -22,6 +22,7 @@ import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def bundled_version() -> str:
 def _resvg() -> str:
     try:
         return package_version("resvg-py")
-    except Exception:  # not installed: rendering says so below
+    except PackageNotFoundError:  # rendering says so, naming the package
         return "missing"
 
 

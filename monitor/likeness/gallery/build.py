@@ -22,7 +22,7 @@ import av
 import numpy as np
 
 from monitor.config import DecodeSettings, LikenessSettings
-from monitor.errors import MediaError, NoUsableReferenceError, ReferenceMediaError
+from monitor.errors import CohortError, MediaError, NoUsableReferenceError, ReferenceMediaError
 from monitor.likeness.embedders.base import Embeddings
 from monitor.likeness.features import extract_faces, extract_visual
 from monitor.likeness.footage.fingerprint import Fingerprint
@@ -30,7 +30,7 @@ from monitor.likeness.footage.hashes import FrameHashes, hash_frames
 from monitor.likeness.footage.match import FootageClip, FootageIndex
 from monitor.likeness.gallery.cache import Arrays, EmbeddingCache
 from monitor.likeness.gallery.calibrate import calibrate
-from monitor.likeness.gallery.cohort import embed_cohort
+from monitor.likeness.gallery.cohort import bundled_cohort
 from monitor.likeness.gallery.entities import Entity
 from monitor.likeness.gallery.folder import GalleryFolder, read_folder
 from monitor.likeness.gallery.store import (
@@ -74,16 +74,19 @@ class _Files:
         self.folder, self.models, self.settings, self.decode = folder, models, settings, decode
         self.cache = cache.scoped(models.versions, settings, decode) if cache else None
 
-    def cohort(self, progress: Progress) -> CohortSet:
-        """The bundled cohort and the folder's ``cohort/`` files, embedded whole."""
-        team = [(p.relative_to(self.folder.root).as_posix(), p) for p in self.folder.cohort]
+    def cohort_file(self, path: Path) -> Embeddings:
+        """One of the team's cohort files, whole and in every region, as a query is: a
+        query's best view of a filed look-alike is often a crop of it (its head, say), which
+        must find that crop in the cohort, not only the whole picture."""
 
-        def cached(path: Path, compute: Callable[[], Arrays]) -> Arrays:
-            arrays = self._arrays("cohort-regions", path, compute)
-            progress(path.relative_to(self.folder.root).as_posix())
-            return arrays
+        def compute() -> Arrays:
+            try:
+                frames = _frames(path, self.decode)
+            except MediaError as exc:
+                raise CohortError(f"cohort file {path}: {exc}") from None
+            return {"rows": extract_visual(self.models, frames, self.settings).embeddings}
 
-        return embed_cohort(self.models, self.settings, self.decode, team, cached)
+        return np.asarray(self._arrays("cohort-regions", path, compute)["rows"], np.float32)
 
     def _arrays(self, purpose: str, path: Path, compute: Callable[[], Arrays]) -> Arrays:
         if self.cache is None:
@@ -210,6 +213,19 @@ def _footage(folder: GalleryFolder, files: _Files, progress: Progress) -> Footag
     return index
 
 
+def _cohort(folder: GalleryFolder, files: _Files, progress: Progress) -> CohortSet:
+    """The bundled cohort plus the folder's ``cohort/`` files, each row named by its file."""
+    bundled = bundled_cohort(files.models, files.settings, files.decode)
+    rows, names = [bundled.embeddings], list(bundled.names)
+    for path in folder.cohort:
+        name = path.relative_to(folder.root).as_posix()
+        embedded = files.cohort_file(path)
+        rows.append(embedded)
+        names.extend([name] * len(embedded))
+        progress(name)
+    return CohortSet(np.concatenate(rows).astype(np.float32), names, bundled.bundled)
+
+
 def _dismissed(folder: GalleryFolder) -> FootageIndex:
     """The fingerprints of dismissed clips, one index entry per clip, owned by its entity."""
     index = FootageIndex.empty()
@@ -275,7 +291,7 @@ def build_gallery(
         embeddings, names = _enrol(entity, folder, files, report)
         entities[entity.id] = EntityGallery(entity, embeddings, names, Threshold(0.0, "default"))
     visual = any(entry.signal == "visual" for entry in entities.values())
-    cohort = files.cohort(report) if visual else None
+    cohort = _cohort(folder, files, report) if visual else None
     gallery = Gallery(
         content=_content_hash(folder, models, settings, decode, cohort),
         models=models.versions,

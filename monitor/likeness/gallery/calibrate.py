@@ -114,8 +114,10 @@ def _threshold_for(gallery: Gallery, entry: EntityGallery, target_fpr: float) ->
         return Threshold(entry.entity.threshold, "entities.yaml", len(negatives), highest)
     if not len(negatives):
         return Threshold(floor, "default", 0, None)
-    without = _cut(negative_scores(gallery, entry, dismissed=False), floor, target_fpr)
-    value = min(_cut(negatives, floor, target_fpr), without + DISMISSAL_MAX_RAISE)
+    value = _cut(negatives, floor, target_fpr)
+    if any(negative_owner(name) == entry.entity.id for name in gallery.negative_files):
+        without = _cut(negative_scores(gallery, entry, dismissed=False), floor, target_fpr)
+        value = min(value, without + DISMISSAL_MAX_RAISE)
     return Threshold(round(min(value, 0.999), 4), "calibrated", len(negatives), highest)
 
 
