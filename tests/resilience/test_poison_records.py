@@ -19,6 +19,7 @@ from typing import Protocol
 import httpx
 import pytest
 
+from monitor.alerts.notifier import ParkedAlert
 from monitor.pipeline.broker import EmbeddedBroker
 from monitor.pipeline.harness import Topics, Worker, free_port, produce
 from monitor.records import (
@@ -28,8 +29,10 @@ from monitor.records import (
     AlertEntity,
     ClipRef,
     ClipScored,
+    ClipSeen,
     DeadLetter,
     Review,
+    ScoredEntity,
     decode,
     encode,
     utcnow,
@@ -245,6 +248,95 @@ def test_a_batch_with_3_mb_of_junk_and_a_700_kb_title_scores_every_valid_clip(
             "the long title re-observed and its cached verdict sent",
         )
         assert worker.alive() and len(letters_of(topics, "clips.discovered")) == 1
+    finally:
+        if worker.alive():
+            worker.stop()
+
+
+# --- decide and notify --------------------------------------------------------------------
+
+
+def zoneless(record: bytes, field: str) -> bytes:
+    """``record`` with the zone taken off its ``field`` time: valid but for that."""
+    fields = json.loads(record)
+    fields[field] = fields[field][:19]  # 2026-12-01T10:00:00, no offset
+    return json.dumps(fields).encode()
+
+
+def a_verdict(n: int) -> ClipScored:
+    seen = ClipSeen(platform="demo", clip_id=f"verdict-{n}", url=f"https://x.test/v{n}", views=n)
+    flagged = ScoredEntity(
+        entity_id="big-buck-bunny",
+        name="Big Buck Bunny",
+        kind="character",
+        score=0.9,
+        threshold=0.5,
+        flagged=True,
+    )
+    return ClipScored(clip=ClipRef.of(seen), observation=seen, entities=[flagged])
+
+
+def test_junk_and_zoneless_records_on_the_decide_and_notify_topics_are_dead_lettered(
+    broker: EmbeddedBroker, topics: Topics, tmp_path: Path
+) -> None:
+    worker = Worker(worker_env(broker, tmp_path), tmp_path / "worker.log", roles="decide,notify")
+    worker.start()
+    try:
+        parked = ParkedAlert(
+            alert=an_alert(90),
+            sink="webhook",
+            attempts=1,
+            first_failed_at=utcnow(),
+            next_attempt_at=utcnow(),
+        )
+        bad = {
+            "clips.scored": zoneless(encode(a_verdict(0)), "scored_at"),
+            "alerts": zoneless(encode(an_alert(91)), "first_seen"),
+            "alerts.retry": zoneless(parked.encode(), "next_attempt_at"),
+        }
+        for topic, record in bad.items():
+            asyncio.run(produce(broker.bootstrap, topic, (b"junk", JUNK), (b"bad", record)))
+        verdicts = [a_verdict(n) for n in range(1, 4)]  # after the bad ones, on every partition
+        asyncio.run(
+            produce(
+                broker.bootstrap,
+                "clips.scored",
+                *((v.clip.key.encode(), encode(v)) for v in verdicts),
+            )
+        )
+
+        def printed() -> int:
+            return worker.log.read_text(errors="replace").count("ALERT Big Buck Bunny")
+
+        topics.wait_for(
+            lambda: printed() >= len(verdicts) or not worker.alive(),
+            120,
+            "an alert decided and notified for every valid verdict",
+        )
+        topics.wait_for(
+            lambda: all(len(letters_of(topics, t)) >= 2 for t in bad) or not worker.alive(),
+            60,
+            "both bad records of each topic on deadletter",
+        )
+        assert worker.alive(), log_tail(worker)
+        for topic, record in bad.items():
+            letters = letters_of(topics, topic)
+            assert len(letters) == 2, (topic, letters)
+            [junk] = [letter for letter in letters if letter.truncated]
+            [zoneless_letter] = [letter for letter in letters if not letter.truncated]
+            assert_junk_letter(junk)
+            assert zoneless_letter.raw == record
+            assert "timezone" in zoneless_letter.reason
+        # Sent 3 valid verdicts: 3 alerts out and printed by notify; 6 bad records, 6 letters.
+        alerted = {
+            decode(Alert, value).key
+            for value in topics.of("alerts")
+            if value not in (JUNK, bad["alerts"])
+        }
+        assert {k for k in alerted if ":verdict-" in k} == {
+            f"demo:verdict-{n}:big-buck-bunny" for n in range(1, 4)
+        }
+        assert printed() == len(verdicts)
     finally:
         if worker.alive():
             worker.stop()
