@@ -181,8 +181,18 @@ class Gallery:
             tensors = load_file(str(tensors_path))
         except (OSError, ValueError) as exc:
             raise GalleryNotBuiltError(f"{built}: unreadable built gallery: {exc}") from None
-        if index.get("format") != FORMAT:
-            raise GalleryNotBuiltError(f"{built}: gallery format {index.get('format')} unsupported")
+        if not isinstance(index, dict) or index.get("format") != FORMAT:
+            found = index.get("format") if isinstance(index, dict) else None
+            raise GalleryNotBuiltError(f"{built}: gallery format {found} unsupported")
+        try:
+            return cls._from(built, index, tensors)
+        except (KeyError, TypeError, ValueError) as exc:  # a hand-edited or damaged index
+            raise GalleryNotBuiltError(
+                f"{built}: malformed {INDEX_FILE} ({type(exc).__name__}: {exc}): rebuild it"
+            ) from None
+
+    @classmethod
+    def _from(cls, built: Path, index: dict[str, Any], tensors: dict[str, np.ndarray]) -> Gallery:
         entities: dict[str, EntityGallery] = {}
         for raw in index["entities"]:
             entity = Entity.model_validate(raw["entity"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +137,13 @@ def test_a_failed_save_leaves_the_previous_build_intact(tmp_path: Path) -> None:
 def test_loading_a_folder_that_was_never_built_says_so(tmp_path: Path) -> None:
     with pytest.raises(GalleryNotBuiltError, match="gallery build"):
         Gallery.load(tmp_path)
+
+
+def test_a_damaged_index_is_refused_as_not_built_and_names_what_is_wrong(tmp_path: Path) -> None:
+    calibrate(gallery(unit([0, 1, 0, 0]), [0]), 0.01).save(tmp_path / "built")
+    index_path = tmp_path / "built" / "gallery.json"
+    index = json.loads(index_path.read_text())
+    del index["content"]
+    index_path.write_text(json.dumps(index))
+    with pytest.raises(GalleryNotBuiltError, match=r"malformed gallery\.json.*content.*rebuild"):
+        Gallery.load(tmp_path / "built")
