@@ -81,11 +81,15 @@ class LikenessSettings(_Section):
         description="share of a clip's frames that must match one "
         "reference clip, in temporal order, for a known-footage match",
     )
-    footage_fps: float = Field(
-        default=4.0, gt=0.0, description="reference footage frames hashed per second"
+    footage_max_seconds: float = Field(
+        default=4 * 3600.0, gt=0.0, description="reference footage hashed up to this long"
     )
-    footage_max_frames: int = Field(default=1200, gt=0)
-    footage_timeout_s: float = Field(default=300.0, gt=0)
+    footage_max_frames: int = Field(
+        default=500_000, gt=0, description="reference footage frames hashed, at most"
+    )
+    footage_timeout_s: float = Field(
+        default=4 * 3600.0, gt=0, description="time one reference file may take to hash"
+    )
     caption_margin: float = Field(
         default=0.05,
         ge=0.0,

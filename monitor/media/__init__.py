@@ -6,7 +6,7 @@ already know which they hold. All of them raise only ``monitor.errors.MediaError
 
 from __future__ import annotations
 
-from monitor.media.decode import decode_clip
+from monitor.media.decode import decode_clip, decode_every_frame
 from monitor.media.frames import Frame, RGBImage
 from monitor.media.images import IMAGE_FORMATS, load_image, load_media
 from monitor.media.limits import DEFAULT_LIMITS, DecodeLimits
@@ -18,6 +18,7 @@ __all__ = [
     "Frame",
     "RGBImage",
     "decode_clip",
+    "decode_every_frame",
     "load_image",
     "load_media",
 ]

@@ -13,6 +13,7 @@ else, and every FFmpeg error, surfaces as one of the ``MediaError`` types.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from monitor.errors import (
 from monitor.media.frames import Frame, RGBImage
 from monitor.media.limits import DEFAULT_LIMITS, Deadline, DecodeLimits, check_file, fit_within
 
-__all__ = ["decode_clip"]
+__all__ = ["decode_clip", "decode_every_frame"]
 
 # Demuxer names as FFmpeg matches them against "format_whitelist" (any one name of a
 # demuxer such as "mov,mp4,m4a,3gp,3g2,mj2" is enough). Raw elementary streams (h263,
@@ -89,6 +90,30 @@ def decode_clip(
         stream = _video_stream(container, path)
         sampler = _Sampler(container, stream, path, limits, deadline)
         return sampler.sample(even_frames)
+    except av.error.FFmpegError as exc:
+        raise UnreadableMediaError(
+            f"the video cannot be decoded ({_reason(exc)})", source=path
+        ) from exc
+    finally:
+        container.close()
+
+
+def decode_every_frame(path: str | Path, limits: DecodeLimits = DEFAULT_LIMITS) -> Iterator[Frame]:
+    """Every frame of a clip in decode order, one at a time, for reference footage.
+
+    Reference footage is hashed frame by frame (a moving camera changes the picture more in
+    one frame period than a perceptual hash tolerates), and a film's frames cannot all be in
+    memory at once, so they stream. ``limits.max_frames`` and ``max_duration_s`` end the
+    stream early (not an error); the errors are those of ``decode_clip``, raised when met.
+    """
+    path = Path(path)
+    check_file(path, limits)
+    deadline = Deadline(limits.timeout_s, path)
+    container = _open(path)
+    try:
+        stream = _video_stream(container, path)
+        sampler = _Sampler(container, stream, path, limits, deadline)
+        yield from sampler.every_frame()
     except av.error.FFmpegError as exc:
         raise UnreadableMediaError(
             f"the video cannot be decoded ({_reason(exc)})", source=path
@@ -197,6 +222,20 @@ class _Sampler:
             Frame(image=self._to_rgb(c.frame), time=c.time, index=i, keyframe=c.keyframe)
             for i, c in enumerate(chosen)
         ]
+
+    def every_frame(self) -> Iterator[Frame]:
+        count = 0
+        for packet in itertools.chain(self._packets(), [None]):  # None drains the decoder
+            for frame in self._decode(packet):
+                at = self._frame_time(frame)
+                if count >= self._limits.max_frames or at > self._limits.max_duration_s:
+                    return
+                self._position = at
+                image = self._to_rgb(frame)
+                yield Frame(image=image, time=at, index=count, keyframe=frame.key_frame)
+                count += 1
+        if not count:
+            self.sample(0)  # raises: why the stream gave nothing
 
     # --- pass 1: keyframes ----------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import numpy.typing as npt
 from av.video.stream import VideoStream
@@ -180,7 +181,11 @@ def transform_frames(
     host: Iterable[RGB] | None = None,
     pip_scale: float = 0.4,
     reframe_9x16: bool = False,
+    letterbox_9x16: bool = False,
+    fill_9x16: float = 0.0,
     caption: str | None = None,
+    caption_opacity: float = 1.0,
+    hue: float = 0.0,
     speed: float = 1.0,
 ) -> Iterator[RGB]:
     """``frames`` altered the way uploaders alter a clip, in this order.
@@ -192,13 +197,18 @@ def transform_frames(
     ``scale``, ``brightness`` (added, as a fraction of full scale, -1..1), ``host`` (the
     picture pasted, ``pip_scale`` of the host's width, into the bottom-right corner of the
     host's frames; the output stops when either runs out), ``reframe_9x16`` (a 9:16 portrait
-    canvas as wide as the picture, the bars filled with a blurred copy), ``caption`` (a white
-    bar of text across the bottom).
+    canvas as wide as the picture, the bars filled with a blurred copy), ``letterbox_9x16``
+    (the same canvas with black bars), ``fill_9x16`` (crop-to-fill: the picture scaled until
+    its height is this fraction of a 9:16 canvas's, cut to the canvas's width, over a blurred
+    copy of itself; 1.0 shows only the middle 9:16 band), ``hue`` (degrees around the colour
+    wheel), ``caption`` (a white bar of text across the bottom, ``caption_opacity`` opaque).
     """
     if not 0.0 <= crop < 1.0:
         raise ValueError("crop is a fraction in [0, 1)")
     if speed <= 0:
         raise ValueError("speed must be positive")
+    if not 0.0 <= fill_9x16 <= 1.0 or not 0.0 < caption_opacity <= 1.0:
+        raise ValueError("fill_9x16 is in [0, 1] and caption_opacity in (0, 1]")
     hosts = iter(host) if host is not None else None
     for image in _retimed(frames, speed) if speed != 1.0 else frames:
         picture = _crop(image, crop)
@@ -210,6 +220,8 @@ def transform_frames(
             picture = np.clip(picture.astype(np.int16) + round(brightness * 255), 0, 255).astype(
                 np.uint8
             )
+        if hue:
+            picture = _hue_shifted(picture, hue)
         if hosts is not None:
             backdrop = next(hosts, None)
             if backdrop is None:
@@ -217,8 +229,12 @@ def transform_frames(
             picture = _picture_in_picture(picture, backdrop, pip_scale)
         if reframe_9x16:
             picture = _reframe_9x16(picture)
+        if letterbox_9x16:
+            picture = _reframe_9x16(picture, blurred=False)
+        if fill_9x16:
+            picture = _fill_9x16(picture, fill_9x16)
         if caption:
-            picture = _caption_bar(picture, caption)
+            picture = _caption_bar(picture, caption, caption_opacity)
         yield picture
 
 
@@ -233,7 +249,11 @@ def transform_clip(
     pip_into: Path | None = None,
     pip_scale: float = 0.4,
     reframe_9x16: bool = False,
+    letterbox_9x16: bool = False,
+    fill_9x16: float = 0.0,
     caption: str | None = None,
+    caption_opacity: float = 1.0,
+    hue: float = 0.0,
     speed: float = 1.0,
     max_seconds: float | None = None,
     crf: int = 23,
@@ -254,7 +274,11 @@ def transform_clip(
         host=host,
         pip_scale=pip_scale,
         reframe_9x16=reframe_9x16,
+        letterbox_9x16=letterbox_9x16,
+        fill_9x16=fill_9x16,
         caption=caption,
+        caption_opacity=caption_opacity,
+        hue=hue,
         speed=speed,
     )
     return write_clip(frames, dst, frame_rate(src), crf=crf, bitrate=bitrate, codec=codec)
@@ -363,13 +387,17 @@ def _picture_in_picture(inset: RGB, host: RGB, scale: float) -> RGB:
     return out
 
 
-def _reframe_9x16(image: RGB) -> RGB:
+def _blurred(image: RGB, width: int, height: int) -> RGB:
+    """``image`` stretched over ``width`` x ``height`` and blurred, as phone apps fill bars:
+    blurring a small copy and enlarging it is as good as a wide Gaussian blur and far faster."""
+    tiny = Image.fromarray(np.ascontiguousarray(image)).resize((9, 16), Image.Resampling.BOX)
+    return np.asarray(tiny.resize((width, height), Image.Resampling.BICUBIC)).copy()
+
+
+def _reframe_9x16(image: RGB, *, blurred: bool = True) -> RGB:
     h, w = image.shape[:2]
     canvas_h = round(w * 16 / 9) // 2 * 2
-    # A blurred, stretched copy behind the picture, as phone apps fill the bars: blurring a
-    # small copy and enlarging it is as good as a wide Gaussian blur and far faster.
-    tiny = Image.fromarray(np.ascontiguousarray(image)).resize((9, 16), Image.Resampling.BOX)
-    background = np.asarray(tiny.resize((w, canvas_h), Image.Resampling.BICUBIC)).copy()
+    background = _blurred(image, w, canvas_h) if blurred else np.zeros((canvas_h, w, 3), np.uint8)
     top = (canvas_h - h) // 2
     if top >= 0:
         background[top : top + h] = image
@@ -377,12 +405,39 @@ def _reframe_9x16(image: RGB) -> RGB:
     return image[-top : -top + canvas_h]  # already taller than 9:16: crop to it
 
 
-def _caption_bar(image: RGB, text: str) -> RGB:
+def _fill_9x16(image: RGB, fill: float) -> RGB:
+    """A 9:16 canvas as tall as ``image``: the picture scaled to ``fill`` of its height, its
+    middle kept, over a blurred copy of itself."""
+    h, w = image.shape[:2]
+    canvas_w = round(h * 9 / 16) // 2 * 2
+    canvas = _blurred(image, canvas_w, h)
+    scaled_h = max(2, round(h * fill))
+    scaled_w = max(2, round(w * scaled_h / h))
+    picture = resize(image, size=(scaled_w, scaled_h))
+    left = (scaled_w - canvas_w) // 2
+    top = (h - scaled_h) // 2
+    if left >= 0:
+        canvas[top : top + scaled_h] = picture[:, left : left + canvas_w]
+    else:
+        canvas[top : top + scaled_h, -left : -left + scaled_w] = picture
+    return canvas
+
+
+def _hue_shifted(image: RGB, degrees: float) -> RGB:
+    hsv = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2HSV_FULL)
+    hsv[..., 0] = ((hsv[..., 0].astype(np.int32) + round(degrees * 256 / 360)) % 256).astype(
+        np.uint8
+    )
+    return np.asarray(cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB_FULL), np.uint8)
+
+
+def _caption_bar(image: RGB, text: str, opacity: float = 1.0) -> RGB:
     h, w = image.shape[:2]
     bar = max(12, h // 8)
     picture = Image.fromarray(np.ascontiguousarray(image))
-    draw = ImageDraw.Draw(picture)
-    draw.rectangle((0, h - bar, w, h), fill=(255, 255, 255))
+    layer = Image.new("RGBA", picture.size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    draw.rectangle((0, h - bar, w, h), fill=(255, 255, 255, round(255 * opacity)))
     font = ImageFont.load_default(size=max(8, bar * 6 // 10))
-    draw.text((w // 2, h - bar // 2), text, fill=(0, 0, 0), font=font, anchor="mm")
-    return np.asarray(picture)
+    draw.text((w // 2, h - bar // 2), text, fill=(0, 0, 0, 255), font=font, anchor="mm")
+    return np.asarray(Image.alpha_composite(picture.convert("RGBA"), layer).convert("RGB"))

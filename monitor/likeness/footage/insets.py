@@ -33,7 +33,7 @@ import numpy.typing as npt
 from monitor.likeness.embedders.base import Box
 from monitor.media.frames import RGBImage
 
-__all__ = ["MAX_INSETS", "CaptionBands", "find_caption_bands", "find_insets"]
+__all__ = ["MAX_INSETS", "CaptionBands", "find_caption_bands", "find_insets", "find_picture_band"]
 
 MAX_INSETS = 2
 _EDGE = 40.0  # Sobel magnitude of a hard edge between two pictures
@@ -51,6 +51,9 @@ _BAND_TOLERANCE = 24  # per channel, from the band's colour, after compression
 _BAND_ROW = 0.55  # share of a row in the band's colour for the row to be part of the band
 _BAND_HEIGHT = (0.04, 0.35)  # of the frame
 _BAND_TEXT = 0.97  # a band whose every row is more solid than this carries no text
+_PORTRAIT = 1.2  # height over width from which a frame is a portrait canvas
+_STEP = 10  # grey levels between neighbouring rows that make a step in the picture
+_PICTURE_EDGE = 0.5  # share of a row's columns stepping, both sides, averaged over frames
 
 
 def find_insets(images: Sequence[RGBImage], *, most: int = MAX_INSETS) -> list[Box]:
@@ -273,3 +276,33 @@ def _band(image: RGBImage) -> tuple[int, tuple[int, int, int]]:
         return 0, plain
     r, g, b = (int(c) for c in colour)
     return size, (r, g, b)
+
+
+def find_picture_band(frames: Sequence[RGBImage]) -> tuple[int, int] | None:
+    """Rows ``top..bottom`` of a landscape picture centred in portrait frames, or None.
+
+    Apps reframe a wide clip for a phone screen by centring it on a 9:16 canvas, over black
+    bars or a blurred copy of itself; the picture's aspect (16:9, 2.39:1, ...) is the
+    clip's, so it is found rather than assumed: the pair of rows, equally far above and below
+    the middle, where most columns step in brightness in most frames.
+    """
+    height, width = frames[0].shape[:2]
+    if height < _PORTRAIT * width:
+        return None
+    steps = np.zeros(height, np.float64)  # steps[y]: share of columns stepping between y-1, y
+    count = 0
+    for frame in frames:
+        if frame.shape != frames[0].shape:
+            continue
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.int16)
+        steps[1:] += (np.abs(np.diff(grey, axis=0)) > _STEP).mean(axis=1)
+        count += 1
+    steps /= max(count, 1)
+    near = np.maximum(steps, np.maximum(np.roll(steps, 1), np.roll(steps, -1)))
+    middle = height // 2
+    reach = np.arange(round(0.1 * height), round(0.45 * height))
+    both = np.minimum(near[middle - reach], near[middle + reach])
+    best = int(np.argmax(both))
+    if both[best] < _PICTURE_EDGE:
+        return None
+    return int(middle - reach[best]), int(middle + reach[best])

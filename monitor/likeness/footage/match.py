@@ -13,6 +13,7 @@ gated only when ``footage_reference_share`` is set, because most re-uploads are 
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -158,33 +159,26 @@ class FootageIndex:
         distances: npt.NDArray[np.int32],
     ) -> list[FootageMatch]:
         usable_frames = len(set(hashes.frames[hashes.usable].tolist()))
+        owners = self.clip[rows]
         out = []
-        for number in sorted(set(self.clip[rows].tolist())):
-            mine = self.clip[rows] == number
+        for number in np.unique(owners).tolist():
+            mine = owners == number
             # Best (smallest distance) pair per (query frame, reference frame).
-            best: dict[tuple[int, int], tuple[int, str]] = {}
+            best: dict[tuple[int, int], tuple[int, str, int]] = {}
             for row, ref_row, distance in zip(
                 local[mine].tolist(), rows[mine].tolist(), distances[mine].tolist(), strict=True
             ):
                 key = (int(hashes.frames[row]), int(self.frame[ref_row]))
                 if key not in best or distance < best[key][0]:
-                    best[key] = (distance, hashes.views[row])
-            chain = _longest_forward_chain(sorted(best))
+                    best[key] = (distance, hashes.views[row], ref_row)
+            chain = _longest_forward_chain(list(best))
             if len(chain) < min(2, usable_frames):
                 continue
             clip = self.clips[number]
-            ref_time = {
-                int(f): float(t)
-                for f, t in zip(
-                    self.frame[self.clip == number].tolist(),
-                    self.time[self.clip == number].tolist(),
-                    strict=True,
-                )
-            }
-            pairs = [(frames[q].time, ref_time[r]) for q, r in chain]
+            pairs = [(frames[q].time, float(self.time[best[q, r][2]])) for q, r in chain]
             period = clip.duration / max(clip.frames, 1)
             covered = pairs[-1][1] - pairs[0][1] + period
-            distance, view = min(best[pair] for pair in chain)
+            distance, view, _ = min(best[pair] for pair in chain)
             out.append(
                 FootageMatch(
                     entity_id=clip.entity_id,
@@ -206,20 +200,27 @@ def query_hashes(clips: Sequence[Sequence[Frame]]) -> list[FrameHashes]:
 
 def _longest_forward_chain(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """The longest run of (query frame, reference frame) pairs with the query frame strictly
-    and the reference frame weakly increasing (a still shot may map two frames onto one)."""
-    if not pairs:
-        return []
-    length = [1] * len(pairs)
-    before = [-1] * len(pairs)
-    for i, (q, r) in enumerate(pairs):
-        for j in range(i):
-            if pairs[j][0] < q and pairs[j][1] <= r and length[j] + 1 > length[i]:
-                length[i], before[i] = length[j] + 1, j
-    end = max(range(len(pairs)), key=lambda i: (length[i], -i))
-    chain = []
-    while end != -1:
-        chain.append(pairs[end])
-        end = before[end]
+    and the reference frame weakly increasing (a still shot, or a slowed-down copy, maps two
+    query frames onto one kept reference hash), in O(n log n): patience sorting on the
+    reference frame, with each query frame's pairs taken latest reference first so that no
+    two of them can both join a run."""
+    ordered = sorted(set(pairs), key=lambda p: (p[0], -p[1]))
+    tails: list[int] = []  # tails[k]: reference frame ending the best run of length k + 1
+    ends: list[int] = []  # ends[k]: index in ordered of that pair
+    before = [-1] * len(ordered)
+    for i, (_, r) in enumerate(ordered):
+        k = bisect.bisect_right(tails, r)
+        if k == len(tails):
+            tails.append(r)
+            ends.append(i)
+        else:
+            tails[k], ends[k] = r, i
+        before[i] = ends[k - 1] if k else -1
+    chain: list[tuple[int, int]] = []
+    at = ends[-1] if ends else -1
+    while at != -1:
+        chain.append(ordered[at])
+        at = before[at]
     return chain[::-1]
 
 

@@ -4,7 +4,7 @@ Actors enrol by face: the largest face of each reference picture (a reference ph
 actor; anyone beside them is not). Characters enrol by the whole picture and its mirror image,
 since re-uploads are often flipped to dodge matching. Negatives go through exactly the path a
 query takes (every face, every region), so calibration sees what scoring will see. An entity's
-own footage (``footage/<entity_id>/``) is hashed with PDQ at a few frames a second into one
+own footage (``footage/<entity_id>/``) is hashed with PDQ at every frame that moved into one
 index, for re-uploads of the work itself; the fingerprints of clips dismissed by reviewers go into
 another, for clips that must not flag an entity again.
 """
@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import av
 import numpy as np
 
 from monitor.config import DecodeSettings, LikenessSettings
@@ -26,7 +24,7 @@ from monitor.errors import CohortError, MediaError, NoUsableReferenceError, Refe
 from monitor.likeness.embedders.base import Embeddings
 from monitor.likeness.features import extract_faces, extract_visual
 from monitor.likeness.footage.fingerprint import Fingerprint
-from monitor.likeness.footage.hashes import FrameHashes, hash_frames
+from monitor.likeness.footage.hashes import REFERENCE_HASHING, FrameHashes, ReferenceHasher
 from monitor.likeness.footage.match import FootageClip, FootageIndex
 from monitor.likeness.gallery.cache import Arrays, EmbeddingCache
 from monitor.likeness.gallery.calibrate import calibrate
@@ -41,7 +39,7 @@ from monitor.likeness.gallery.store import (
     Threshold,
 )
 from monitor.likeness.models import Models
-from monitor.media import load_media
+from monitor.media import decode_every_frame, load_media
 from monitor.media.frames import Frame
 
 __all__ = ["Progress", "build_gallery"]
@@ -126,26 +124,37 @@ class _Files:
         arrays = self._arrays("negative", path, compute)
         return {signal: np.asarray(arrays[signal], np.float32) for signal in ("face", "visual")}
 
-    def footage(self, path: Path) -> tuple[FrameHashes, list[float]]:
+    def footage(self, path: Path) -> tuple[FrameHashes, list[float], FootageClip]:
+        """The kept hashes of every frame, their frames' times, and the footage's length and
+        frame count (in a ``FootageClip`` without owner or name)."""
+
         def compute() -> Arrays:
-            frames = _footage_frames(path, self.settings, self.decode)
-            hashes = hash_frames(frames, "reference")
+            hasher = ReferenceHasher()
+            end = 0.0
+            for frame in _footage_frames(path, self.settings, self.decode):
+                hasher.add(frame)
+                end = frame.time
+            hashes, times = hasher.result()
+            period = end / max(hasher.seen - 1, 1)
             return {
                 "hashes": hashes.hashes,
                 "quality": hashes.quality,
                 "frames": hashes.frames,
                 "views": np.asarray(hashes.views, np.str_),
-                "times": np.asarray([f.time for f in frames], np.float64),
+                "times": np.asarray(times, np.float64),
+                "duration": np.asarray([end + period, hasher.seen], np.float64),
             }
 
-        arrays = self._arrays("footage", path, compute)
+        arrays = self._arrays(f"footage:{REFERENCE_HASHING}", path, compute)
         hashes = FrameHashes(
             hashes=np.asarray(arrays["hashes"], np.uint8),
             quality=np.asarray(arrays["quality"], np.uint8),
             frames=np.asarray(arrays["frames"], np.int32),
             views=tuple(str(view) for view in arrays["views"].tolist()),
         )
-        return hashes, [float(t) for t in arrays["times"].tolist()]
+        duration, seen = (float(x) for x in arrays["duration"].tolist())
+        times = [float(t) for t in arrays["times"].tolist()]
+        return hashes, times, FootageClip("", "", round(duration, 3), int(seen))
 
 
 def _enrol(
@@ -196,18 +205,16 @@ def _negatives(folder: GalleryFolder, files: _Files, progress: Progress) -> dict
 
 
 def _footage(folder: GalleryFolder, files: _Files, progress: Progress) -> FootageIndex:
-    """Hash each reference clip at ``footage_fps`` (bounded) into one index."""
+    """Hash every frame of each reference clip (bounded) into one index."""
     index = FootageIndex.empty()
     for entity_id, paths in folder.footage.items():
         for path in paths:
             name = path.relative_to(folder.root).as_posix()
             try:
-                hashes, times = files.footage(path)
+                hashes, times, length = files.footage(path)
             except MediaError as exc:
                 raise ReferenceMediaError(f"entity {entity_id!r}: footage {path}: {exc}") from None
-            fps = files.settings.footage_fps
-            duration = times[-1] + 1.0 / fps if times else 0.0
-            clip = FootageClip(entity_id, name, round(duration, 3), len(times))
+            clip = replace(length, entity_id=entity_id, reference=name)
             index.add_hashes(clip, times, hashes)
             progress(name)
     return index
@@ -239,17 +246,27 @@ def _dismissed(folder: GalleryFolder) -> FootageIndex:
     return index
 
 
-def _footage_frames(path: Path, settings: LikenessSettings, decode: DecodeSettings) -> list[Frame]:
+_FOOTAGE_MAX_BYTES = 1 << 40
+"""A film's file is the team's own and may be tens of GB: its length is what is bounded."""
+_STILLS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".avif"})
+
+
+def _footage_frames(
+    path: Path, settings: LikenessSettings, decode: DecodeSettings
+) -> Iterator[Frame]:
+    """Every frame, streamed; a team's own footage may be a whole film, so its size is not
+    bounded like an upload's, its length and decoding time are (``footage_*`` settings)."""
     limits = replace(
-        decode.limits, max_frames=settings.footage_max_frames, timeout_s=settings.footage_timeout_s
+        decode.limits,
+        max_bytes=_FOOTAGE_MAX_BYTES,
+        max_frames=settings.footage_max_frames,
+        max_duration_s=settings.footage_max_seconds,
+        timeout_s=settings.footage_timeout_s,
     )
-    try:
-        with av.open(str(path)) as container:
-            seconds = float(container.duration or 0) / av.time_base
-    except (av.error.FFmpegError, OSError, ValueError):
-        seconds = 0.0  # load_media below says what is wrong with the file
-    wanted = max(2, min(settings.footage_max_frames, math.ceil(seconds * settings.footage_fps)))
-    return load_media(path, limits, even_frames=wanted)
+    if path.suffix.lower() in _STILLS:
+        yield from load_media(path, limits)
+    else:
+        yield from decode_every_frame(path, limits)
 
 
 def _content_hash(
@@ -263,6 +280,7 @@ def _content_hash(
     digest.update(f"cohort={cohort.bundled if cohort else None}".encode())
     digest.update(json.dumps(models.versions, sort_keys=True).encode())
     digest.update(settings.model_dump_json(exclude={"device", "batch_size"}).encode())
+    digest.update(REFERENCE_HASHING.encode())
     digest.update(decode.model_dump_json().encode())
     return digest.hexdigest()
 
