@@ -75,7 +75,7 @@ class LikenessSettings(_Section):
     batch_size: int = Field(default=32, gt=0)
     target_fpr: float = Field(default=0.01, gt=0.0, lt=1.0)
     footage_match_share: float = Field(
-        default=0.5,
+        default=0.3,
         gt=0.0,
         le=1.0,
         description="share of a clip's frames that must match one "

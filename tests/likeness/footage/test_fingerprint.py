@@ -38,7 +38,11 @@ def test_a_fingerprint_is_saved_as_json_and_read_back_exactly(
     assert again.about == {"clip": "t:1", "url": "http://127.0.0.1/1"}
     assert again.times == pytest.approx(kept.times, abs=1e-3)
     assert np.array_equal(again.hashes.hashes, kept.hashes.hashes)
-    assert again.hashes.views == kept.hashes.views and set(kept.hashes.views) == {"full", "crop90", "band9:16"}
+    assert again.hashes.views == kept.hashes.views and set(kept.hashes.views) == {
+        "full",
+        "crop90",
+        "band9:16",
+    }
     assert np.array_equal(again.hashes.frames, kept.hashes.frames)
 
 

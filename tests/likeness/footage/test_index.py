@@ -1,0 +1,57 @@
+"""Small galleries are searched exactly; past ``FLAT_LIMIT`` an inverted file answers, never
+with a pair further apart than the radius, and finds nearly every true match."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from monitor.likeness.footage.hashes import HASH_BYTES, MATCH_DISTANCE
+from monitor.likeness.footage.index import FLAT_LIMIT, HashIndex
+
+
+def walks(count: int, seed: int = 0) -> np.ndarray:
+    """Shots of 48 hashes, each 9 to 40 bits from the one before, as dense footage keeps."""
+    rng = np.random.default_rng(seed)
+    shots = -(-count // 48)
+    flips = rng.random((shots, 48, 256)) < rng.integers(9, 41, (shots, 48, 1)) / 256
+    flips[:, 0] = rng.random((shots, 256)) < 0.5
+    bits = np.bitwise_xor.accumulate(flips.astype(np.uint8), axis=1).reshape(-1, 256)[:count]
+    return np.packbits(bits, axis=1)
+
+
+def nudged(stored: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1)
+    sources = rng.integers(0, len(stored), count)
+    flip = np.argsort(rng.random((count, 256)), axis=1) < rng.integers(0, 32, (count, 1))
+    bits = np.unpackbits(stored[sources], axis=1) ^ flip.astype(np.uint8)
+    return np.packbits(bits, axis=1), sources
+
+
+def pairs(index: HashIndex, queries: np.ndarray) -> set[tuple[int, int]]:
+    found = index.search(queries)
+    assert (found.distances <= MATCH_DISTANCE).all()
+    return set(zip(found.queries.tolist(), found.rows.tolist(), strict=True))
+
+
+def test_a_gallery_under_the_limit_is_searched_exactly() -> None:
+    stored = walks(5_000)
+    assert HashIndex(stored).exact and FLAT_LIMIT >= 1_000_000
+
+
+def test_an_inverted_file_finds_nearly_every_true_match_and_nothing_false() -> None:
+    stored = walks(100_000)
+    queries, sources = nudged(stored, 400)
+    exact = pairs(HashIndex(stored), queries)
+    inverted = HashIndex(stored, flat_limit=10_000)
+    assert not inverted.exact and len(inverted) == len(stored)
+    approximate = pairs(inverted, queries)
+    assert approximate <= exact
+    assert all((i, int(s)) in exact for i, s in enumerate(sources))
+    found = np.mean([(i, int(s)) in approximate for i, s in enumerate(sources)])
+    assert found >= 0.9
+
+
+def test_an_empty_index_and_an_empty_batch_find_nothing() -> None:
+    empty = HashIndex(np.zeros((0, HASH_BYTES), np.uint8))
+    assert empty.search(walks(3)).rows.size == 0
+    assert HashIndex(walks(10)).search(np.zeros((0, HASH_BYTES), np.uint8)).rows.size == 0
