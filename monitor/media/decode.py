@@ -13,6 +13,7 @@ else, and every FFmpeg error, surfaces as one of the ``MediaError`` types.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from collections.abc import Iterator
@@ -82,20 +83,8 @@ def decode_clip(
     """
     if even_frames < 0:
         raise ValueError("even_frames must not be negative")
-    path = Path(path)
-    check_file(path, limits)
-    deadline = Deadline(limits.timeout_s, path)
-    container = _open(path)
-    try:
-        stream = _video_stream(container, path)
-        sampler = _Sampler(container, stream, path, limits, deadline)
+    with _sampler(Path(path), limits) as sampler:
         return sampler.sample(even_frames)
-    except av.error.FFmpegError as exc:
-        raise UnreadableMediaError(
-            f"the video cannot be decoded ({_reason(exc)})", source=path
-        ) from exc
-    finally:
-        container.close()
 
 
 def decode_every_frame(path: str | Path, limits: DecodeLimits = DEFAULT_LIMITS) -> Iterator[Frame]:
@@ -106,14 +95,18 @@ def decode_every_frame(path: str | Path, limits: DecodeLimits = DEFAULT_LIMITS) 
     memory at once, so they stream. ``limits.max_frames`` and ``max_duration_s`` end the
     stream early (not an error); the errors are those of ``decode_clip``, raised when met.
     """
-    path = Path(path)
+    with _sampler(Path(path), limits) as sampler:
+        yield from sampler.every_frame()
+
+
+@contextlib.contextmanager
+def _sampler(path: Path, limits: DecodeLimits) -> Iterator[_Sampler]:
+    """The clip's video stream, opened under ``limits``; FFmpeg's errors as ``MediaError``."""
     check_file(path, limits)
     deadline = Deadline(limits.timeout_s, path)
     container = _open(path)
     try:
-        stream = _video_stream(container, path)
-        sampler = _Sampler(container, stream, path, limits, deadline)
-        yield from sampler.every_frame()
+        yield _Sampler(container, _video_stream(container, path), path, limits, deadline)
     except av.error.FFmpegError as exc:
         raise UnreadableMediaError(
             f"the video cannot be decoded ({_reason(exc)})", source=path
