@@ -5,7 +5,7 @@
 References (one index, as a gallery holding several entities' footage): bikes.mp4 (a moving
 handheld camera), a Sintel and a Tears of Steel clip of ../shared/eval-media, and a montage
 cutting between two other Blender clips every half second. Each is hashed as ``gallery
-build`` hashes footage (every frame, ``ReferenceHasher``); build time and hashes kept per hour
+build`` hashes footage (every frame, ``hash_reference``); build time and hashes kept per hour
 are printed per reference. Every transform below is applied to every reference, the copy is
 decoded as the scorer decodes clips, and it is found when its best match is its own
 reference. False matches: a copy matched to another reference, and any match at all for the
@@ -30,8 +30,8 @@ import numpy as np
 from monitor.config import DecodeSettings, LikenessSettings
 from monitor.likeness.footage.hashes import (
     FrameHashes,
-    ReferenceHasher,
-    hash_frames,
+    HashedFootage,
+    hash_query,
     hash_reference,
 )
 from monitor.likeness.footage.index import HashIndex
@@ -109,7 +109,7 @@ class Tally:
 
     def hash(self, frames: list[Frame]) -> FrameHashes:
         started = time.perf_counter()
-        hashed = hash_frames(frames, "query")
+        hashed = hash_query(frames)
         self.seconds += time.perf_counter() - started
         self.frames += len(frames)
         self.hashes += len(hashed)
@@ -128,27 +128,30 @@ def nearest_per_frame(hashed: FrameHashes, stored: np.ndarray) -> list[int]:
     return list(best.values())
 
 
+def hash_footage(name: str, path: Path, note: str = "") -> HashedFootage:
+    """``path`` hashed as ``gallery build`` hashes footage, with a line of its figures."""
+    started = time.perf_counter()
+    hashed = hash_reference(decode_every_frame(path, REFERENCE_LIMITS))
+    took = time.perf_counter() - started
+    seconds, kept = hashed.duration, len(hashed.hashes)
+    print(
+        f"{name:24s} {seconds:7.1f} {hashed.frames:7d} {kept:12d} "
+        f"{kept * 3600 / seconds:9.0f} {took:8.2f} {took * 3600 / seconds:7.0f}{note}"
+    )
+    return hashed
+
+
 def build_index(refs: dict[str, Path]) -> tuple[FootageIndex, dict[str, np.ndarray]]:
     index = FootageIndex.empty()
     stored: dict[str, np.ndarray] = {}
     print("reference                 seconds  frames  hashes kept  per hour   build s  s/hour")
     for name, path in refs.items():
-        started = time.perf_counter()
-        hasher = ReferenceHasher()
-        end = 0.0
-        for frame in decode_every_frame(path, REFERENCE_LIMITS):
-            hasher.add(frame)
-            end = frame.time
-        hashes, times = hasher.result()
-        frames = hasher.seen
-        took = time.perf_counter() - started
-        seconds = end + end / max(frames - 1, 1)
-        index.add_hashes(FootageClip(name, name, round(seconds, 3), frames), times, hashes)
-        stored[name] = hashes.hashes
-        print(
-            f"{name:24s} {seconds:7.1f} {frames:7d} {len(hashes):12d} "
-            f"{len(hashes) * 3600 / seconds:9.0f} {took:8.2f} {took * 3600 / seconds:7.0f}"
-        )
+        hashed = hash_footage(name, path)
+        clip = FootageClip(name, name, round(hashed.duration, 3), hashed.frames)
+        index.add_hashes(clip, hashed.times, hashed.hashes)
+        stored[name] = hashed.hashes.hashes
+    # Slow animation, for its cost only: Big Buck Bunny serves below as an unrelated clip.
+    hash_footage("Big Buck Bunny (slow)", sample("bigbuckbunny.mp4"), "   (not indexed)")
     return index, stored
 
 
@@ -162,7 +165,6 @@ def main(argv: list[str] | None = None) -> None:
         work = Path(work_dir)
         refs = references(work)
         index, stored = build_index(refs)
-        _slow_footage_figure()
         print(f"\nmatch rule: query share >= {args.share}, at most 31 bits (PDQ's radius)")
         print(f"{'transform':28s} found  wrong  mean share  shares")
         found_all = copies_all = wrong_all = 0
@@ -220,21 +222,6 @@ def main(argv: list[str] | None = None) -> None:
         f"per query frame ({tally.frames} frames); index: {len(index)} hashes"
     )
     _lookup_figure(index)
-
-
-def _slow_footage_figure() -> None:
-    """What animation with long, slow shots costs (Big Buck Bunny: kept out of the index,
-    where it serves as an unrelated clip)."""
-    started = time.perf_counter()
-    frames = list(decode_every_frame(sample("bigbuckbunny.mp4"), REFERENCE_LIMITS))
-    hashes, _ = hash_reference(frames)
-    took = time.perf_counter() - started
-    seconds = frames[-1].time + frames[-1].time / max(len(frames) - 1, 1)
-    print(
-        f"{'Big Buck Bunny (slow)':24s} {seconds:7.1f} {len(frames):7d} {len(hashes):12d} "
-        f"{len(hashes) * 3600 / seconds:9.0f} {took:8.2f} {took * 3600 / seconds:7.0f}"
-        "   (not indexed)"
-    )
 
 
 def _lookup_figure(index: FootageIndex) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from monitor.media.decode import decode_clip, decode_every_frame
 from monitor.media.frames import Frame, RGBImage
-from monitor.media.images import IMAGE_FORMATS, load_image, load_media
+from monitor.media.images import IMAGE_FORMATS, load_every_frame, load_image, load_media
 from monitor.media.limits import DEFAULT_LIMITS, DecodeLimits
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "RGBImage",
     "decode_clip",
     "decode_every_frame",
+    "load_every_frame",
     "load_image",
     "load_media",
 ]

@@ -203,13 +203,7 @@ class _Sampler:
         if even_frames:
             candidates += self._even_frames(even_frames, candidates)
         if not candidates:
-            if self._failed_packets:
-                raise UnreadableMediaError(
-                    f"the video stream cannot be decoded ({self._failed_packets} reads "
-                    f"failed, the first with: {self._first_failure})",
-                    source=self._path,
-                )
-            raise EmptyMediaError("the video stream yields no frame", source=self._path)
+            raise self._nothing_decoded()
         chosen = _spread(_dedupe(candidates, self._period / 2), self._limits.max_frames)
         return [
             Frame(image=self._to_rgb(c.frame), time=c.time, index=i, keyframe=c.keyframe)
@@ -228,7 +222,17 @@ class _Sampler:
                 yield Frame(image=image, time=at, index=count, keyframe=frame.key_frame)
                 count += 1
         if not count:
-            self.sample(0)  # raises: why the stream gave nothing
+            raise self._nothing_decoded()
+
+    def _nothing_decoded(self) -> UnreadableMediaError | EmptyMediaError:
+        """Why the stream gave no frame: reads that failed, or nothing in it."""
+        if self._failed_packets:
+            return UnreadableMediaError(
+                f"the video stream cannot be decoded ({self._failed_packets} reads "
+                f"failed, the first with: {self._first_failure})",
+                source=self._path,
+            )
+        return EmptyMediaError("the video stream yields no frame", source=self._path)
 
     # --- pass 1: keyframes ----------------------------------------------------------------
 

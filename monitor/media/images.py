@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import functools
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from monitor.errors import MediaTooLargeError, UnreadableMediaError
-from monitor.media.decode import decode_clip
+from monitor.media.decode import decode_clip, decode_every_frame
 from monitor.media.frames import Frame, RGBImage
 from monitor.media.limits import DEFAULT_LIMITS, Deadline, DecodeLimits, check_file, fit_within
 
-__all__ = ["IMAGE_FORMATS", "load_image", "load_media"]
+__all__ = ["IMAGE_FORMATS", "load_every_frame", "load_image", "load_media"]
 
 # Formats Pillow may open. Its other plugins recognise odd or legacy files (TGA, MPEG
 # headers, ...), some from very few bytes, which for an upload is more risk than use.
@@ -76,6 +77,23 @@ def load_media(
     image = _open(path, limits)
     if image is None:
         return decode_clip(path, limits, even_frames=even_frames)
+    return _image_frames(image, path, limits)
+
+
+def load_every_frame(path: str | Path, limits: DecodeLimits = DEFAULT_LIMITS) -> Iterator[Frame]:
+    """Every frame of any media, told apart by content, for reference footage: a picture's
+    (an animation's, up to ``limits.max_frames``), or a clip's, streamed by
+    ``decode_every_frame`` with its errors."""
+    path = Path(path)
+    check_file(path, limits)
+    image = _open(path, limits)
+    if image is None:
+        yield from decode_every_frame(path, limits)
+    else:
+        yield from _image_frames(image, path, limits)
+
+
+def _image_frames(image: Image.Image, path: Path, limits: DecodeLimits) -> list[Frame]:
     with image:
         if image.format in _ANIMATED_FORMATS and getattr(image, "n_frames", 1) > 1:
             return _animation(image, path, limits)

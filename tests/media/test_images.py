@@ -19,7 +19,7 @@ from monitor.errors import (
     NoVideoStreamError,
     UnreadableMediaError,
 )
-from monitor.media import DecodeLimits, load_image, load_media
+from monitor.media import DecodeLimits, load_every_frame, load_image, load_media
 from tests.media.clips import audio_only, pattern_frames, text_file, write_clip
 
 PackageFile = Callable[[str], Path]
@@ -317,3 +317,20 @@ def test_a_phone_mpo_with_two_pictures_is_one_photo(tmp_path: Path) -> None:
     frames = load_media(path)
 
     assert len(frames) == 1 and is_red(frames[0].image[2, 2])
+
+
+def test_every_frame_of_any_media_is_told_apart_by_content_not_name(
+    package_file: PackageFile, tmp_path: Path
+) -> None:
+    photo = tmp_path / "film.mp4"
+    photo.write_bytes(package_file("t1.jpg").read_bytes())
+    film = tmp_path / "still.jpg"
+    film.write_bytes(package_file("bikes.mp4").read_bytes())
+    pictures = [Image.new("RGB", (64, 48), (i * 20, 0, 0)) for i in range(12)]
+    animation = tmp_path / "loop.gif"
+    pictures[0].save(animation, save_all=True, append_images=pictures[1:], duration=50, loop=0)
+    every = DecodeLimits(max_frames=1000)
+
+    assert len(list(load_every_frame(photo, every))) == 1
+    assert len(list(load_every_frame(film, every))) == 250
+    assert len(list(load_every_frame(animation, every))) == 12

@@ -8,7 +8,7 @@ it shows.
 from __future__ import annotations
 
 from monitor.likeness.footage.fingerprint import FINGERPRINT_SUFFIX, Fingerprint, fingerprint
-from monitor.likeness.footage.hashes import FrameHashes, hash_frames
+from monitor.likeness.footage.hashes import FrameHashes, hash_query, hash_reference
 from monitor.likeness.footage.index import HashIndex, HashMatches
 from monitor.likeness.footage.match import (
     FootageClip,
@@ -29,6 +29,7 @@ __all__ = [
     "HashMatches",
     "TimeRange",
     "fingerprint",
-    "hash_frames",
+    "hash_query",
+    "hash_reference",
     "query_hashes",
 ]

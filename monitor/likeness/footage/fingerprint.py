@@ -7,8 +7,8 @@ dismissal files it in the gallery folder (``negatives/dismissed/<entity_id>/``),
 build turns it into an index of clips that must not flag that entity again.
 
 The file is JSON a person can read: what the clip was, then each hash with its frame time.
-It is hashed like reference footage (whole frame and centre crop), so a query matches it with
-the same views and the same rule as known footage.
+It is hashed like reference footage (``hash_reference``: the same views, a hash kept where it
+moved), so a query matches it with the same views and the same rule as known footage.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from monitor.errors import GalleryFormatError
-from monitor.likeness.footage.hashes import HASH_BYTES, FrameHashes, hash_frames
+from monitor.likeness.footage.hashes import HASH_BYTES, FrameHashes, hash_reference
+from monitor.likeness.footage.match import FootageClip
 from monitor.media.frames import Frame
 
 __all__ = ["FINGERPRINT_SUFFIX", "Fingerprint", "fingerprint"]
@@ -42,6 +43,11 @@ class Fingerprint:
     @property
     def duration(self) -> float:
         return self.times[-1] - self.times[0] if self.times else 0.0
+
+    def footage_clip(self, entity_id: str, reference: str) -> FootageClip:
+        """This clip as an entry of a ``FootageIndex`` owned by ``entity_id``."""
+        period = self.duration / max(len(self.times) - 1, 1)
+        return FootageClip(entity_id, reference, round(self.duration + period, 3), len(self.times))
 
     def with_about(self, **about: str) -> Fingerprint:
         return Fingerprint(self.hashes, self.times, {**self.about, **about})
@@ -106,5 +112,6 @@ class Fingerprint:
 
 
 def fingerprint(frames: Sequence[Frame]) -> Fingerprint:
-    """The fingerprint of a decoded clip (about 5 ms a frame on one core)."""
-    return Fingerprint(hash_frames(frames, "reference"), tuple(frame.time for frame in frames))
+    """The fingerprint of a decoded clip (about 8 ms a frame on one core)."""
+    hashed = hash_reference(frames)
+    return Fingerprint(hashed.hashes, tuple(hashed.times))

@@ -5,7 +5,7 @@ pasted small into another video (MODELS.md: PDQ misses a 10 % crop at distance 6
 moving camera between two sampled frames (bikes.mp4 changes by 30 bits from one frame to the
 next, median, and by 106 at the 90th percentile). So the two sides differ:
 
-- reference footage is hashed at *every* frame (``ReferenceHasher``), each view's hash kept
+- reference footage is hashed at *every* frame (``hash_reference``), each view's hash kept
   only where it moved more than ``KEEP_BITS`` from the last one kept of that view: a still
   shot costs one hash, a moving one what it must. The views are the whole frame, its centre
   90 % (a cropped re-upload is the centre of the original), and for a landscape frame its
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import cv2
 import numpy as np
@@ -47,8 +46,8 @@ __all__ = [
     "MIN_QUALITY",
     "REFERENCE_HASHING",
     "FrameHashes",
-    "ReferenceHasher",
-    "hash_frames",
+    "HashedFootage",
+    "hash_query",
     "hash_reference",
 ]
 
@@ -69,8 +68,6 @@ REFERENCE_HASHING = f"pdq/every-frame/keep{KEEP_BITS}/full,crop90,band9:16"
 """Names how reference footage is hashed: a gallery built another way is rebuilt."""
 _MIRROR = 5  # the left-right flip among compute_dihedral's eight hashes
 
-Side = Literal["reference", "query"]
-
 
 @dataclass(frozen=True)
 class FrameHashes:
@@ -89,20 +86,20 @@ class FrameHashes:
         return self.quality >= MIN_QUALITY
 
 
-def hash_frames(frames: Sequence[Frame], side: Side) -> FrameHashes:
-    """Every view of every frame hashed, in frame order."""
+def hash_query(frames: Sequence[Frame]) -> FrameHashes:
+    """Every query view of every frame of a clip hashed, in frame order."""
     rows: list[npt.NDArray[np.uint8]] = []
     quality: list[int] = []
     owners: list[int] = []
     labels: list[str] = []
     images = [_downscaled(frame.image) for frame in frames]
     # An inset stays put for the whole clip: looked for once, across all its frames.
-    insets = find_insets(images) if side == "query" else []
-    picture = find_picture_band(images) if side == "query" else None
+    insets = find_insets(images)
+    picture = find_picture_band(images)
     for position, image in enumerate(images):
         same = image.shape == images[0].shape
         boxes = insets if same else []
-        for label, view, mirrored in _views(image, side, boxes, picture if same else None):
+        for label, view, mirrored in _views(image, boxes, picture if same else None):
             if mirrored:
                 hashes, qualities = pdqhash.compute_dihedral(view)
                 pairs = [
@@ -125,13 +122,21 @@ def hash_frames(frames: Sequence[Frame], side: Side) -> FrameHashes:
     )
 
 
-class ReferenceHasher:
-    """Reference footage hashed frame by frame as it streams, each view's hash kept only
-    where it moved more than ``KEEP_BITS`` since the last one kept of that view.
+@dataclass(frozen=True)
+class HashedFootage:
+    """Kept hashes of a piece of footage: row ``i`` of ``hashes`` is of the frame at
+    ``times[hashes.frames[i]]`` (only frames with a kept hash have a time); ``duration`` and
+    ``frames`` are the footage's own, kept hashes or not."""
 
-    ``result()`` gives the kept hashes and the times of the frames they belong to (row ``i``
-    is of the frame at ``times[hashes.frames[i]]``); only frames with a kept hash have a time.
-    """
+    hashes: FrameHashes
+    times: list[float]
+    duration: float
+    frames: int
+
+
+class _ReferenceHasher:
+    """Reference footage hashed frame by frame as it streams, each view's hash kept only
+    where it moved more than ``KEEP_BITS`` since the last one kept of that view."""
 
     def __init__(self, keep_bits: int = KEEP_BITS) -> None:
         self._keep_bits = keep_bits
@@ -141,11 +146,12 @@ class ReferenceHasher:
         self._frames: list[int] = []
         self._views: list[str] = []
         self._times: list[float] = []
-        self.seen = 0
-        """Frames offered, kept or not."""
+        self._seen = 0
+        self._end = 0.0
 
     def add(self, frame: Frame) -> None:
-        self.seen += 1
+        self._seen += 1
+        self._end = frame.time
         kept = False
         for label, view in _reference_views(_downscaled(frame.image)):
             bits, quality = pdqhash.compute(view)
@@ -164,23 +170,25 @@ class ReferenceHasher:
         if kept:
             self._times.append(frame.time)
 
-    def result(self) -> tuple[FrameHashes, list[float]]:
-        return (
-            FrameHashes(
+    def result(self) -> HashedFootage:
+        """What was kept; the duration is the last frame's time plus one frame period."""
+        return HashedFootage(
+            hashes=FrameHashes(
                 hashes=np.stack(self._rows) if self._rows else np.zeros((0, HASH_BYTES), np.uint8),
                 quality=np.asarray(self._quality, np.uint8),
                 frames=np.asarray(self._frames, np.int32),
                 views=tuple(self._views),
             ),
-            list(self._times),
+            times=list(self._times),
+            duration=self._end + self._end / max(self._seen - 1, 1),
+            frames=self._seen,
         )
 
 
-def hash_reference(
-    frames: Iterable[Frame], keep_bits: int = KEEP_BITS
-) -> tuple[FrameHashes, list[float]]:
-    """``ReferenceHasher`` over ``frames``: the kept hashes and their frames' times."""
-    hasher = ReferenceHasher(keep_bits)
+def hash_reference(frames: Iterable[Frame], keep_bits: int = KEEP_BITS) -> HashedFootage:
+    """``frames`` hashed as they stream, each view's hash kept only where it moved more than
+    ``keep_bits`` since the last one kept of that view."""
+    hasher = _ReferenceHasher(keep_bits)
     for frame in frames:
         hasher.add(frame)
     return hasher.result()
@@ -211,14 +219,9 @@ def _reference_views(image: RGBImage) -> list[tuple[str, RGBImage]]:
 
 
 def _views(
-    image: RGBImage,
-    side: Side,
-    insets: Sequence[Box],
-    picture: tuple[int, int] | None = None,
+    image: RGBImage, insets: Sequence[Box], picture: tuple[int, int] | None
 ) -> list[tuple[str, RGBImage, bool]]:
-    """(label, pixels, whether to hash its mirror image too)."""
-    if side == "reference":
-        return [(label, view, False) for label, view in _reference_views(image)]
+    """A query frame's (label, pixels, whether to hash its mirror image too)."""
     out: list[tuple[str, RGBImage, bool]] = [("full", image, True)]
     band = [v for v in views(image, grids=(), centre=True) if v.label == "band16:9"]
     out += [(v.label, _contiguous(v.image), True) for v in band]

@@ -27,7 +27,7 @@ from monitor.likeness.footage.hashes import HASH_BYTES, MATCH_DISTANCE
 __all__ = ["FLAT_LIMIT", "HashIndex", "HashMatches"]
 
 FLAT_LIMIT = 2_000_000
-"""Stored hashes searched exactly; above this an inverted file is built (trained on load)."""
+"""Stored hashes searched exactly; above this an inverted file is built when loaded."""
 NPROBE = 64
 """Lists searched per query hash."""
 

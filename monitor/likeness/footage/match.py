@@ -21,7 +21,7 @@ from functools import cached_property
 import numpy as np
 import numpy.typing as npt
 
-from monitor.likeness.footage.hashes import HASH_BYTES, FrameHashes, hash_frames
+from monitor.likeness.footage.hashes import HASH_BYTES, FrameHashes, hash_query
 from monitor.likeness.footage.index import HashIndex
 from monitor.media.frames import Frame
 
@@ -83,10 +83,6 @@ class FootageIndex:
             frame=np.zeros(0, np.int32),
             time=np.zeros(0, np.float32),
         )
-
-    def add(self, clip: FootageClip, frames: Sequence[Frame], hashes: FrameHashes) -> None:
-        """Add a reference clip's hashes (only those of a usable quality)."""
-        self.add_hashes(clip, [frame.time for frame in frames], hashes)
 
     def add_hashes(self, clip: FootageClip, times: Sequence[float], hashes: FrameHashes) -> None:
         """Add hashes made earlier; ``times[f]`` is the time of the clip's frame ``f``."""
@@ -195,7 +191,7 @@ class FootageIndex:
 
 def query_hashes(clips: Sequence[Sequence[Frame]]) -> list[FrameHashes]:
     """The query-side hashes of each clip, as ``FootageIndex.match_many`` searches them."""
-    return [hash_frames(frames, "query") for frames in clips]
+    return [hash_query(frames) for frames in clips]
 
 
 def _longest_forward_chain(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:

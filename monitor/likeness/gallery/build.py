@@ -24,7 +24,12 @@ from monitor.errors import CohortError, MediaError, NoUsableReferenceError, Refe
 from monitor.likeness.embedders.base import Embeddings
 from monitor.likeness.features import extract_faces, extract_visual
 from monitor.likeness.footage.fingerprint import Fingerprint
-from monitor.likeness.footage.hashes import REFERENCE_HASHING, FrameHashes, ReferenceHasher
+from monitor.likeness.footage.hashes import (
+    REFERENCE_HASHING,
+    FrameHashes,
+    HashedFootage,
+    hash_reference,
+)
 from monitor.likeness.footage.match import FootageClip, FootageIndex
 from monitor.likeness.gallery.cache import Arrays, EmbeddingCache
 from monitor.likeness.gallery.calibrate import calibrate
@@ -39,7 +44,7 @@ from monitor.likeness.gallery.store import (
     Threshold,
 )
 from monitor.likeness.models import Models
-from monitor.media import decode_every_frame, load_media
+from monitor.media import load_every_frame, load_media
 from monitor.media.frames import Frame
 
 __all__ = ["Progress", "build_gallery"]
@@ -124,37 +129,33 @@ class _Files:
         arrays = self._arrays("negative", path, compute)
         return {signal: np.asarray(arrays[signal], np.float32) for signal in ("face", "visual")}
 
-    def footage(self, path: Path) -> tuple[FrameHashes, list[float], FootageClip]:
-        """The kept hashes of every frame, their frames' times, and the footage's length and
-        frame count (in a ``FootageClip`` without owner or name)."""
+    def footage(self, path: Path) -> HashedFootage:
+        """The kept hashes of every frame of a reference clip."""
 
         def compute() -> Arrays:
-            hasher = ReferenceHasher()
-            end = 0.0
-            for frame in _footage_frames(path, self.settings, self.decode):
-                hasher.add(frame)
-                end = frame.time
-            hashes, times = hasher.result()
-            period = end / max(hasher.seen - 1, 1)
+            hashed = hash_reference(_footage_frames(path, self.settings, self.decode))
             return {
-                "hashes": hashes.hashes,
-                "quality": hashes.quality,
-                "frames": hashes.frames,
-                "views": np.asarray(hashes.views, np.str_),
-                "times": np.asarray(times, np.float64),
-                "duration": np.asarray([end + period, hasher.seen], np.float64),
+                "hashes": hashed.hashes.hashes,
+                "quality": hashed.hashes.quality,
+                "frames": hashed.hashes.frames,
+                "views": np.asarray(hashed.hashes.views, np.str_),
+                "times": np.asarray(hashed.times, np.float64),
+                "length": np.asarray([hashed.duration, hashed.frames], np.float64),
             }
 
-        arrays = self._arrays(f"footage:{REFERENCE_HASHING}", path, compute)
-        hashes = FrameHashes(
-            hashes=np.asarray(arrays["hashes"], np.uint8),
-            quality=np.asarray(arrays["quality"], np.uint8),
-            frames=np.asarray(arrays["frames"], np.int32),
-            views=tuple(str(view) for view in arrays["views"].tolist()),
+        arrays = self._arrays(f"reference-footage:{REFERENCE_HASHING}", path, compute)
+        duration, frames = arrays["length"].tolist()
+        return HashedFootage(
+            hashes=FrameHashes(
+                hashes=np.asarray(arrays["hashes"], np.uint8),
+                quality=np.asarray(arrays["quality"], np.uint8),
+                frames=np.asarray(arrays["frames"], np.int32),
+                views=tuple(str(view) for view in arrays["views"].tolist()),
+            ),
+            times=[float(t) for t in arrays["times"].tolist()],
+            duration=float(duration),
+            frames=int(frames),
         )
-        duration, seen = (float(x) for x in arrays["duration"].tolist())
-        times = [float(t) for t in arrays["times"].tolist()]
-        return hashes, times, FootageClip("", "", round(duration, 3), int(seen))
 
 
 def _enrol(
@@ -211,11 +212,11 @@ def _footage(folder: GalleryFolder, files: _Files, progress: Progress) -> Footag
         for path in paths:
             name = path.relative_to(folder.root).as_posix()
             try:
-                hashes, times, length = files.footage(path)
+                hashed = files.footage(path)
             except MediaError as exc:
                 raise ReferenceMediaError(f"entity {entity_id!r}: footage {path}: {exc}") from None
-            clip = replace(length, entity_id=entity_id, reference=name)
-            index.add_hashes(clip, times, hashes)
+            clip = FootageClip(entity_id, name, round(hashed.duration, 3), hashed.frames)
+            index.add_hashes(clip, hashed.times, hashed.hashes)
             progress(name)
     return index
 
@@ -239,23 +240,19 @@ def _dismissed(folder: GalleryFolder) -> FootageIndex:
     for entity_id, paths in folder.dismissed.items():
         for path in paths:
             kept = Fingerprint.load(path)
-            name = path.relative_to(folder.root).as_posix()
-            period = kept.duration / max(len(kept.times) - 1, 1)
-            clip = FootageClip(entity_id, name, round(kept.duration + period, 3), len(kept.times))
+            clip = kept.footage_clip(entity_id, path.relative_to(folder.root).as_posix())
             index.add_hashes(clip, kept.times, kept.hashes)
     return index
 
 
 _FOOTAGE_MAX_BYTES = 1 << 40
 """A film's file is the team's own and may be tens of GB: its length is what is bounded."""
-_STILLS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".avif"})
 
 
 def _footage_frames(
     path: Path, settings: LikenessSettings, decode: DecodeSettings
 ) -> Iterator[Frame]:
-    """Every frame, streamed; a team's own footage may be a whole film, so its size is not
-    bounded like an upload's, its length and decoding time are (``footage_*`` settings)."""
+    """Every frame, streamed, under the ``footage_*`` bounds instead of an upload's."""
     limits = replace(
         decode.limits,
         max_bytes=_FOOTAGE_MAX_BYTES,
@@ -263,10 +260,7 @@ def _footage_frames(
         max_duration_s=settings.footage_max_seconds,
         timeout_s=settings.footage_timeout_s,
     )
-    if path.suffix.lower() in _STILLS:
-        yield from load_media(path, limits)
-    else:
-        yield from decode_every_frame(path, limits)
+    return load_every_frame(path, limits)
 
 
 def _content_hash(

@@ -15,7 +15,7 @@ import pytest
 from monitor.config import DecodeSettings, LikenessSettings
 from monitor.errors import UnreadableMediaError
 from monitor.likeness.footage import FootageClip, FootageIndex, fingerprint
-from monitor.likeness.footage.hashes import KEEP_BITS, ReferenceHasher, hash_reference
+from monitor.likeness.footage.hashes import KEEP_BITS, hash_reference
 from monitor.likeness.footage.match import _longest_forward_chain
 from monitor.media import DecodeLimits, Frame, decode_clip, decode_every_frame
 from monitor.media.transforms import corrupt_copy, transform_clip
@@ -32,9 +32,11 @@ def scorer_frames(path: Path) -> list[Frame]:
 @pytest.fixture(scope="module")
 def bikes_index(package_file: Callable[[str], Path]) -> FootageIndex:
     """bikes.mp4 (a handheld camera, 10 s) as reference footage, hashed as a build does."""
-    hashes, times = hash_reference(decode_every_frame(package_file("bikes.mp4"), EVERYTHING))
+    hashed = hash_reference(decode_every_frame(package_file("bikes.mp4"), EVERYTHING))
+    assert hashed.frames == 250 and hashed.duration == pytest.approx(10.0)
+    clip = FootageClip("bikes", "footage/bikes/bikes.mp4", hashed.duration, hashed.frames)
     index = FootageIndex.empty()
-    index.add_hashes(FootageClip("bikes", "footage/bikes/bikes.mp4", 10.0, 250), times, hashes)
+    index.add_hashes(clip, hashed.times, hashed.hashes)
     return index
 
 
@@ -60,18 +62,16 @@ def test_a_still_shot_costs_one_hash_a_view_and_a_moving_camera_nearly_one_a_fra
     package_file: Callable[[str], Path],
 ) -> None:
     first = next(decode_every_frame(package_file("bikes.mp4"), EVERYTHING))
-    still = ReferenceHasher()
-    for i in range(50):
-        still.add(Frame(image=first.image, time=i / 25, index=i))
-    hashes, times = still.result()
-    assert sorted(hashes.views) == ["band9:16", "crop90", "full"] and times == [0.0]
+    still = hash_reference(Frame(image=first.image, time=i / 25, index=i) for i in range(50))
+    assert sorted(still.hashes.views) == ["band9:16", "crop90", "full"] and still.times == [0.0]
+    assert still.frames == 50 and still.duration == pytest.approx(2.0)
 
-    moving = ReferenceHasher()
-    for frame in decode_every_frame(package_file("bikes.mp4"), DecodeLimits(max_frames=100)):
-        moving.add(frame)
-    hashes, times = moving.result()
+    moving = hash_reference(
+        decode_every_frame(package_file("bikes.mp4"), DecodeLimits(max_frames=100))
+    )
+    hashes = moving.hashes
     full = np.flatnonzero(np.asarray(hashes.views) == "full")
-    assert moving.seen == 100 and len(full) >= 70
+    assert moving.frames == 100 and len(full) >= 70
     # Every kept hash moved more than KEEP_BITS from the one kept before it.
     steps = np.bitwise_count(hashes.hashes[full[1:]] ^ hashes.hashes[full[:-1]]).sum(axis=1)
     assert steps.min() > KEEP_BITS
@@ -132,9 +132,7 @@ def dismissed_index(frames: list[Frame]) -> FootageIndex:
     """A flagged clip's fingerprint, filed as a dismissal and built like the gallery builds it."""
     kept = fingerprint(frames)
     index = FootageIndex.empty()
-    period = kept.duration / max(len(kept.times) - 1, 1)
-    clip = FootageClip("bikes", "dismissed.pdq.json", kept.duration + period, len(kept.times))
-    index.add_hashes(clip, kept.times, kept.hashes)
+    index.add_hashes(kept.footage_clip("bikes", "dismissed.pdq.json"), kept.times, kept.hashes)
     return index
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from monitor.errors import GalleryFormatError
-from monitor.likeness.footage import Fingerprint, FootageClip, FootageIndex, fingerprint
+from monitor.likeness.footage import Fingerprint, FootageIndex, fingerprint
 from monitor.media import DecodeLimits, decode_clip
 from monitor.media.frames import Frame
 from monitor.media.transforms import transform_clip
@@ -70,9 +70,7 @@ def test_indexed_it_knows_the_clip_and_a_re_encoded_copy_and_nothing_else(
 ) -> None:
     kept = fingerprint(frames(opening))
     index = FootageIndex.empty()
-    index.add_hashes(
-        FootageClip("bunny", "dismissed.pdq.json", 2.5, len(kept.times)), kept.times, kept.hashes
-    )
+    index.add_hashes(kept.footage_clip("bunny", "dismissed.pdq.json"), kept.times, kept.hashes)
     copy = transform_clip(opening, tmp_path / "copy.mp4", crf=38)
     unrelated = frames(package_file("bikes.mp4"))
     found = index.match_many([frames(opening), frames(copy), unrelated], 0.5)

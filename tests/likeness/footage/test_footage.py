@@ -9,15 +9,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from monitor.likeness.footage import FootageClip, FootageIndex, HashIndex, hash_frames
+from monitor.likeness.footage import FootageClip, FootageIndex, HashIndex, hash_reference
 from monitor.likeness.footage.hashes import MATCH_DISTANCE
 from monitor.likeness.footage.insets import find_insets
-from monitor.media import DecodeLimits, decode_clip
+from monitor.media import DecodeLimits, decode_clip, decode_every_frame
 from monitor.media.transforms import transform_clip
 
 MATCH_SHARE = 0.5
 QUERY = DecodeLimits()
-FOOTAGE = DecodeLimits(max_frames=64)
+FOOTAGE = DecodeLimits(max_frames=1000)
 CAPTION = "the best scene ever, watch till the end"
 PIP_BOX = (304, 76, 320, 180)
 """Where ``transform_clip`` pastes the bunny at half the width of bikes.mp4 (640 x 272): 320 x
@@ -39,10 +39,10 @@ def pasted_into_bikes(
 
 @pytest.fixture(scope="module")
 def bunny_index(package_file: Callable[[str], Path]) -> FootageIndex:
-    frames = decode_clip(package_file("bigbuckbunny.mp4"), FOOTAGE, even_frames=22)
+    hashed = hash_reference(decode_every_frame(package_file("bigbuckbunny.mp4"), FOOTAGE))
     index = FootageIndex.empty()
-    clip = FootageClip("bunny", "footage/bunny/bigbuckbunny.mp4", 5.3, len(frames))
-    index.add(clip, frames, hash_frames(frames, "reference"))
+    clip = FootageClip("bunny", "footage/bunny/bigbuckbunny.mp4", hashed.duration, hashed.frames)
+    index.add_hashes(clip, hashed.times, hashed.hashes)
     return index
 
 

@@ -33,9 +33,11 @@ def pairs(index: HashIndex, queries: np.ndarray) -> set[tuple[int, int]]:
     return set(zip(found.queries.tolist(), found.rows.tolist(), strict=True))
 
 
-def test_a_gallery_under_the_limit_is_searched_exactly() -> None:
+def test_a_gallery_up_to_the_limit_is_searched_exactly_and_a_larger_one_is_not() -> None:
     stored = walks(5_000)
-    assert HashIndex(stored).exact and FLAT_LIMIT >= 1_000_000
+    assert HashIndex(stored).exact and len(stored) < FLAT_LIMIT
+    assert HashIndex(stored, flat_limit=len(stored)).exact
+    assert not HashIndex(stored, flat_limit=len(stored) - 1).exact
 
 
 def test_an_inverted_file_finds_nearly_every_true_match_and_nothing_false() -> None:
