@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import ConsumerRecord
@@ -229,10 +229,13 @@ def _decide(pipeline: Pipeline) -> None:
         async for event in stream.events():
             await pipeline.guarded(event, "decide", _decide_one(pipeline, alerts, event.value))
 
+    started = utcnow()  # decide may send (and mark) alerts before the task below runs
+
     async def resend_sent() -> None:
         while True:
             try:
-                await resend_alerts(pipeline.state, alerts, await cluster_id(pipeline.broker))
+                cluster = await cluster_id(pipeline.broker)
+                await resend_alerts(pipeline.state, alerts, cluster, sent_before=started)
                 return
             except (KafkaError, OSError) as exc:
                 log.warning("sent alerts not checked against the broker yet: %s", exc)
@@ -241,16 +244,20 @@ def _decide(pipeline: Pipeline) -> None:
     pipeline.app.task(resend_sent)
 
 
-async def resend_alerts(state: StateStore, alerts: Any, cluster: str) -> int:
+async def resend_alerts(
+    state: StateStore, alerts: Any, cluster: str, *, sent_before: datetime
+) -> int:
     """Send the alerts of the last ``state.resend_window_s`` again if the broker is not the
     one they were sent to (``cluster`` differs: the embedded broker restarted empty, and an
-    alert notify had not taken went with it); returns how many. Consumers drop repeats by key
-    (notify per sink, the review store by alert id), so only the lost ones are acted on."""
+    alert notify had not taken went with it); returns how many. Only those sent before
+    ``sent_before`` (this worker's start) can have gone to another broker: the ones decide
+    sent since went to this one. Consumers drop repeats by key (notify per sink, the review
+    store by alert id), so only the lost ones are acted on."""
     if state.followed_broker() == cluster:
         return 0
     since = utcnow() - timedelta(seconds=state.resend_window_s)
     deliveries = []
-    for raw in state.sent_since(since):
+    for raw in state.sent_since(since, sent_before):
         try:
             alert = decode(Alert, raw)
         except RecordError as exc:  # written by another version: pass it over, do not crash

@@ -125,12 +125,16 @@ class StateStore(SqliteStore):
             cutoff = at - timedelta(seconds=self.resend_window_s)
             db.execute("DELETE FROM sent WHERE sent_at < ?", (cutoff.timestamp(),))
 
-    def sent_since(self, since: datetime) -> list[bytes]:
-        """The records of the alerts sent at ``since`` or later, oldest first; older ones are
-        dropped (a worker that sends nothing for a while still keeps only the window)."""
+    def sent_since(self, since: datetime, until: datetime) -> list[bytes]:
+        """The records of the alerts sent from ``since`` to before ``until``, oldest first;
+        older ones are dropped (a worker that sends nothing for a while still keeps only the
+        window)."""
         with self._tx() as db:
             db.execute("DELETE FROM sent WHERE sent_at < ?", (since.timestamp(),))
-            rows = db.execute("SELECT record FROM sent ORDER BY sent_at, rowid").fetchall()
+            rows = db.execute(
+                "SELECT record FROM sent WHERE sent_at < ? ORDER BY sent_at, rowid",
+                (until.timestamp(),),
+            ).fetchall()
         return [str(row[0]).encode() for row in rows]
 
     # --- spread ---------------------------------------------------------------------------

@@ -41,12 +41,13 @@ async def test_a_new_broker_gets_the_last_window_of_sent_alerts_and_the_same_one
     mark(state, recent, hours_ago=0.5)
     topic = Acknowledged()
 
-    assert await resend_alerts(state, topic, "broker-1") == 1
+    started = utcnow()
+    assert await resend_alerts(state, topic, "broker-1", sent_before=started) == 1
     assert [(k, decode(Alert, v).alert_id) for k, v in topic.sent] == [
         (recent.key.encode(), recent.alert_id)
     ]
-    assert await resend_alerts(state, topic, "broker-1") == 0  # the same broker
-    assert await resend_alerts(state, topic, "broker-2") == 1
+    assert await resend_alerts(state, topic, "broker-1", sent_before=started) == 0  # same broker
+    assert await resend_alerts(state, topic, "broker-2", sent_before=started) == 1
     assert state.alert_sent(old.key), "the key stays marked; only its record is dropped"
     state.close()
 
@@ -61,4 +62,21 @@ def test_records_older_than_the_window_are_dropped_as_new_ones_are_marked(
     with state._lock:
         (kept,) = state._db.execute("SELECT count(*) FROM sent").fetchone()
     assert kept == 1
+    state.close()
+
+
+async def test_alerts_sent_since_the_worker_started_went_to_this_broker_and_are_not_resent(
+    tmp_path: Path,
+) -> None:
+    """Decide runs before the broker check does: a fresh worker (no broker followed yet) must
+    not send again what it has just sent."""
+    state = StateStore(tmp_path / "state.sqlite3", resend_window_s=3600)
+    before_start = make_alert("earlier", "ghostface")
+    mark(state, before_start, hours_ago=0.5)
+    started = utcnow()
+    mark(state, make_alert("since", "ghostface"), hours_ago=0)
+    topic = Acknowledged()
+
+    assert await resend_alerts(state, topic, "broker-1", sent_before=started) == 1
+    assert [decode(Alert, v).alert_id for _, v in topic.sent] == [before_start.alert_id]
     state.close()

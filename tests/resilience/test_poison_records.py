@@ -305,13 +305,14 @@ def test_junk_and_zoneless_records_on_the_decide_and_notify_topics_are_dead_lett
             )
         )
 
-        def printed() -> int:
-            """Distinct alert lines: at-least-once delivery may repeat one after a rebalance."""
-            lines = worker.log.read_text(errors="replace").splitlines()
-            return len({line for line in lines if "ALERT Big Buck Bunny" in line})
+        def printed() -> list[int]:
+            """How often notify printed each verdict's alert (the module's broker also holds
+            alerts an earlier test sent, printed too: they are not counted)."""
+            log = worker.log.read_text(errors="replace")
+            return [log.count(f"{v.clip.url}\n") for v in verdicts]
 
         topics.wait_for(
-            lambda: printed() >= len(verdicts) or not worker.alive(),
+            lambda: min(printed()) >= 1 or not worker.alive(),
             120,
             "an alert decided and notified for every valid verdict",
         )
@@ -338,7 +339,7 @@ def test_junk_and_zoneless_records_on_the_decide_and_notify_topics_are_dead_lett
         assert {k for k in alerted if ":verdict-" in k} == {
             f"demo:verdict-{n}:big-buck-bunny" for n in range(1, 4)
         }
-        assert printed() == len(verdicts)
+        assert printed() == [1, 1, 1], log_tail(worker)
     finally:
         if worker.alive():
             worker.stop()
