@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 from pydantic import ValidationError
 
-from monitor.records import ClipSeen
+from monitor.records import ClipSeen, as_utc
 
-__all__ = ["BAD_ITEM_ERRORS", "valid_clips"]
+__all__ = ["BAD_ITEM_ERRORS", "platform_time", "valid_clips"]
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,28 @@ BAD_ITEM_ERRORS: tuple[type[Exception], ...] = (
 ``ValidationError`` (a ``ValueError``), a date that does not parse, a field of the wrong type
 or missing, a timestamp out of range (``OverflowError``, or ``OSError`` for a far negative one;
 building a record does no I/O, so an ``OSError`` here is the item's)."""
+
+
+def platform_time(text: object) -> datetime | None:
+    """When a platform says something happened, from the text it wrote: ISO 8601 (``Z`` read as
+    UTC, as X and YouTube write it) or RFC 2822 (an RSS ``pubDate``); a time without a zone is
+    taken as UTC (``as_utc``).
+
+    A time that is missing, not text or does not parse is ``None``, not an error: a post date
+    only feeds the spread estimate, so a post with a bad one is still worth scoring, and every
+    platform treats it the same way rather than one dropping the post and another keeping it.
+    """
+    if not isinstance(text, str) or not text.strip():
+        return None
+    text = text.strip()
+    try:
+        return as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        pass
+    try:
+        return as_utc(parsedate_to_datetime(text))
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _why(exc: Exception) -> str:

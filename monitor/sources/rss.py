@@ -16,14 +16,13 @@ from __future__ import annotations
 import hashlib
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 
 from monitor.errors import SourceError
 from monitor.records import ClipSeen, utcnow
 from monitor.sources.crawler import Feed, Page, Platform
 from monitor.sources.http import ApiClient
-from monitor.sources.items import valid_clips
+from monitor.sources.items import platform_time, valid_clips
 from monitor.sources.state import FeedState
 
 __all__ = ["RssPlatform", "parse_entries", "parse_feed"]
@@ -34,20 +33,6 @@ _NS = {
     "media": "http://search.yahoo.com/mrss/",
 }
 _MAX_BYTES = 5 * 1024 * 1024
-
-
-def _when(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    text = text.strip()
-    try:
-        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(text)
-        except (TypeError, ValueError):
-            return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _int(text: str | None) -> int | None:
@@ -119,7 +104,7 @@ def _atom(entry: ET.Element, observed: datetime) -> ClipSeen | None:
         caption=_text(entry.find(".//media:description", _NS))
         or _text(entry.find("atom:summary", _NS)),
         author=_text(entry.find("atom:author/atom:name", _NS)),
-        posted_at=_when(_text(entry.find("atom:published", _NS))),
+        posted_at=platform_time(_text(entry.find("atom:published", _NS))),
         observed_at=observed,
         views=_int(stats.get("views")) if stats is not None else None,
         likes=_int(rating.get("count")) if rating is not None else None,
@@ -140,7 +125,7 @@ def _rss(item: ET.Element, observed: datetime) -> ClipSeen | None:
         caption=_text(item.find("description")),
         author=_text(item.find("author"))
         or _text(item.find("dc:creator", {"dc": "http://purl.org/dc/elements/1.1/"})),
-        posted_at=_when(_text(item.find("pubDate"))),
+        posted_at=platform_time(_text(item.find("pubDate"))),
         observed_at=observed,
     )
 

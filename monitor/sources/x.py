@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.records import ClipSeen, as_utc, utcnow
+from monitor.records import ClipSeen, utcnow
 from monitor.sources.crawler import Feed, Page, Platform
 from monitor.sources.http import (
     ApiClient,
@@ -28,6 +28,7 @@ from monitor.sources.http import (
     parse,
     retry_after_seconds,
 )
+from monitor.sources.items import platform_time
 from monitor.sources.queries import Query
 from monitor.sources.state import FeedState
 
@@ -194,7 +195,6 @@ class XPlatform(Platform):
             chosen = (videos or attached)[0]
             author = users.get(post.get("author_id"))
             metrics = post.get("public_metrics") or {}
-            created = post.get("created_at")
             return ClipSeen(
                 platform=self.name,
                 clip_id=post_id,
@@ -202,9 +202,7 @@ class XPlatform(Platform):
                 media_url=_best_media(chosen),
                 caption=post.get("text"),
                 author=author,
-                posted_at=as_utc(datetime.fromisoformat(created.replace("Z", "+00:00")))
-                if isinstance(created, str)
-                else None,
+                posted_at=platform_time(post.get("created_at")),
                 observed_at=observed,
                 views=_count(chosen.get("public_metrics") or {}, "view_count")
                 or _count(metrics, "impression_count"),

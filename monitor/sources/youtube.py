@@ -23,9 +23,10 @@ from zoneinfo import ZoneInfo
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from monitor.records import ClipSeen, as_utc, utcnow
+from monitor.records import ClipSeen, utcnow
 from monitor.sources.crawler import Feed, Page, Platform, QuotaSpec
 from monitor.sources.http import ApiClient, ResponsePolicy, Verdict, error_reason, parse
+from monitor.sources.items import platform_time
 from monitor.sources.queries import Query
 from monitor.sources.state import FeedState
 
@@ -106,13 +107,6 @@ def _thumbnail(snippet: dict[str, Any]) -> str | None:
         if isinstance(entry, dict) and isinstance(entry.get("url"), str):
             return str(entry["url"])
     return None
-
-
-def _posted(value: Any) -> datetime | None:
-    try:
-        return as_utc(datetime.fromisoformat(str(value).replace("Z", "+00:00"))) if value else None
-    except ValueError:
-        return None
 
 
 def _video_id(item: dict[str, Any]) -> str | None:
@@ -234,7 +228,7 @@ class YouTubePlatform(Platform):
             title=snippet.get("title"),
             caption=snippet.get("description"),
             author=snippet.get("channelTitle"),
-            posted_at=_posted(snippet.get("publishedAt")),
+            posted_at=platform_time(snippet.get("publishedAt")),
             observed_at=utcnow(),
             views=_count(stats.get("viewCount")),
             likes=_count(stats.get("likeCount")),

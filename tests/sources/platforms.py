@@ -39,6 +39,8 @@ class Video:
     comments: int = 0
     shares: int = 0
     posted_at: datetime = field(default_factory=lambda: datetime.now(UTC) - timedelta(hours=2))
+    posted_as: Any = None
+    """What the platform writes for the posting time instead of ``posted_at`` (a malformed one)."""
 
 
 def catalogue(n: int, prefix: str = "v") -> list[Video]:
@@ -222,7 +224,9 @@ class FakeYouTube(FakePlatform):
             "kind": "youtube#video",
             "id": v.id,
             "snippet": {
-                "publishedAt": v.posted_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "publishedAt": v.posted_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+                if v.posted_as is None
+                else v.posted_as,
                 "channelTitle": v.author,
                 "title": v.title,
                 "description": f"about {v.title}",
@@ -342,7 +346,7 @@ class FakeReddit(FakePlatform):
                 "subreddit": "videos",
                 "permalink": f"/r/videos/comments/{v.id}/{v.title.replace(' ', '_')}/",
                 "url": f"https://v.redd.it/{v.id}",
-                "created_utc": v.posted_at.timestamp(),
+                "created_utc": v.posted_at.timestamp() if v.posted_as is None else v.posted_as,
                 "ups": v.likes,
                 "score": v.likes,
                 "num_comments": v.comments,
@@ -447,7 +451,9 @@ class FakeX(FakePlatform):
                     "id": v.id,
                     "text": f"{v.title} #StrangerThings",
                     "author_id": f"u{v.author}",
-                    "created_at": v.posted_at.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                    "created_at": v.posted_at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+                    if v.posted_as is None
+                    else v.posted_as,
                     "attachments": {"media_keys": [f"7_{v.id}"]},
                     "public_metrics": {
                         "retweet_count": v.shares,

@@ -137,3 +137,18 @@ async def test_a_post_that_makes_no_valid_record_is_skipped_and_the_rest_of_its_
     assert sorted(c.clip_id for c in seen) == sorted(p.id for p in posts if len(p.id) < 600)
     assert source.report.skipped == 1 and source.report.errors == []
     assert len([r for r in caplog.records if "listed items skipped" in r.getMessage()]) == 1
+
+
+async def test_a_post_whose_time_does_not_parse_is_kept_without_a_posting_time(
+    tmp_path: Path,
+) -> None:
+    posts = catalogue(3, prefix="1790")
+    posts[1].posted_as = "last Tuesday"
+    fake = FakeX(posts)
+    async with serve(fake) as url:
+        source = crawler(url, tmp_path, Sleeps())
+        seen = {c.clip_id: c for c in await crawl(source)}
+
+    assert sorted(seen) == [p.id for p in posts] and source.report.skipped == 0
+    assert seen[posts[1].id].posted_at is None
+    assert seen[posts[0].id].posted_at is not None

@@ -229,3 +229,18 @@ async def test_a_video_that_makes_no_valid_record_is_skipped_and_the_rest_of_its
     skips = [r for r in caplog.records if "listed items skipped" in r.getMessage()]
     assert len(skips) == 2, "one line per page with bad items"
     assert "v" * 600 not in skips[0].getMessage(), "the reason names the field, not its value"
+
+
+async def test_a_video_whose_time_does_not_parse_is_kept_without_a_posting_time(
+    state: CrawlState,
+) -> None:
+    videos = catalogue(3)
+    videos[1].posted_as = "last Tuesday"
+    fake = FakeYouTube(videos)
+    async with serve(fake) as url:
+        source = crawler(url, state, Sleeps())
+        seen = {c.clip_id: c for c in await crawl(source)}
+
+    assert sorted(seen) == [v.id for v in videos] and source.report.skipped == 0
+    assert seen[videos[1].id].posted_at is None
+    assert seen[videos[0].id].posted_at is not None
