@@ -10,6 +10,9 @@ Reviewers' pages get signed URLs too (a browser sends no bearer token with an ``
 The key is ``notify.evidence_secret`` when set, or else a random one made on first use and
 kept beside the thumbnails (``<shared_dir>/evidence/.url-key``, mode 0600), so every role on
 that volume (score writes, notify links, review and the web server check) uses the same one.
+
+Who may see an image is decided once, in ``may_see_evidence``: the worker's ``/evidence`` route
+and the review page's own app both ask it, so the rule tested is the rule served.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ import hmac
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Protocol
 
-__all__ = ["DEFAULT_TTL_S", "EvidenceUrls", "shared_key"]
+__all__ = ["DEFAULT_TTL_S", "EvidenceUrls", "Reviewers", "may_see_evidence", "shared_key"]
 
 DEFAULT_TTL_S = 7 * 86400.0
 """How long a link works: long enough for the alert's readers, short of forever."""
@@ -90,3 +94,26 @@ class EvidenceUrls:
             return False
         expected = self._signature(alert_id, int(expires))
         return hmac.compare_digest(expected.encode(), signature.encode())
+
+
+class Reviewers(Protocol):
+    """Who a request's ``Authorization`` header names, if anyone: ``monitor.review.access.Access``.
+    A protocol, because alerts sit below review and must not import it."""
+
+    def reviewer(self, authorization: str | None) -> str | None: ...
+
+
+def may_see_evidence(
+    urls: EvidenceUrls,
+    reviewers: Reviewers,
+    alert_id: str,
+    query: Mapping[str, str],
+    authorization: str | None,
+) -> bool:
+    """Whether a request for ``alert_id``'s evidence image is answered: under a URL that
+    ``urls`` signed and that has not expired (what Slack and a page's ``<img>`` fetch, without
+    credentials), or for a reviewer. Anyone can compute an alert id, so any other request is
+    refused, and before the image is looked for: a refusal must not say whether one exists."""
+    if urls.verify(alert_id, query.get("exp"), query.get("sig")):
+        return True
+    return reviewers.reviewer(authorization) is not None

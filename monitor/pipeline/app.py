@@ -23,7 +23,7 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from monitor.alerts.evidence import read_evidence
-from monitor.alerts.evidence_urls import EvidenceUrls
+from monitor.alerts.evidence_urls import EvidenceUrls, may_see_evidence
 from monitor.config import ROLES, Settings
 from monitor.errors import RecordError
 from monitor.pipeline import metrics
@@ -186,12 +186,8 @@ def create_pipeline(
 
     @app.page("/evidence/{alert_id}.jpg")
     async def evidence(web: Any, request: Any, alert_id: str) -> Any:
-        # Only under a signed, unexpired URL (Slack, the review page) or to a reviewer: the
-        # id is predictable, and an answer would say whether a clip was flagged. Checked
-        # before the file is looked for, so a refusal says nothing about it either.
-        query = request.query
-        signed = evidence_urls.verify(alert_id, query.get("exp"), query.get("sig"))
-        if not signed and reviewers.reviewer(request.headers.get("Authorization")) is None:
+        authorization = request.headers.get("Authorization")
+        if not may_see_evidence(evidence_urls, reviewers, alert_id, request.query, authorization):
             return web.error(403, "a signed evidence URL or a reviewer's credentials")
         # The id is checked against the alert-id format before it becomes a path.
         image = read_evidence(settings.pipeline.shared_root, alert_id)

@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from monitor.alerts.evidence import is_alert_id, read_evidence
-from monitor.alerts.evidence_urls import EvidenceUrls
+from monitor.alerts.evidence_urls import EvidenceUrls, may_see_evidence
 from monitor.records import Review
 from monitor.review.access import CSRF_COOKIE, CSRF_FIELD, Access
 from monitor.review.store import STATES, AlertFilter, ReviewedAlert, ReviewStore
@@ -145,11 +145,10 @@ class ReviewPage:
         if state_dir is not None:
 
             async def evidence(request: web.Request) -> web.StreamResponse:
-                alert_id, query = request.match_info["alert_id"], request.query
-                signed = self.evidence.verify(alert_id, query.get("exp"), query.get("sig"))
-                if (
-                    not signed
-                    and self.access.reviewer(request.headers.get("Authorization")) is None
+                alert_id = request.match_info["alert_id"]
+                authorization = request.headers.get("Authorization")
+                if not may_see_evidence(
+                    self.evidence, self.access, alert_id, request.query, authorization
                 ):
                     raise web.HTTPForbidden()
                 image = read_evidence(state_dir, alert_id)

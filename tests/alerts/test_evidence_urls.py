@@ -15,12 +15,13 @@ from pydantic import SecretStr
 
 from monitor.alerts.base import DeliveryContext
 from monitor.alerts.evidence import save_evidence
-from monitor.alerts.evidence_urls import EvidenceUrls, shared_key
+from monitor.alerts.evidence_urls import EvidenceUrls, may_see_evidence, shared_key
 from monitor.alerts.slack import slack_message
 from monitor.config import NotifySettings, PipelineSettings, ReviewSettings, Settings
 from monitor.media import load_media
 from monitor.pipeline.app import create_pipeline
 from monitor.records import Alert, EvidenceRecord
+from monitor.review.access import Access
 from tests.alerts.receiver import make_alert
 
 ALERT = make_alert("c1")
@@ -35,11 +36,14 @@ class Clock:
         return self.now
 
 
+def _query(path: str) -> dict[str, str]:
+    return dict(part.split("=") for part in path.split("?")[1].split("&"))
+
+
 def test_a_signature_holds_for_its_id_until_it_expires() -> None:
     clock = Clock()
     urls = EvidenceUrls(b"k" * 32, ttl_s=3600, clock=clock)
-    path = urls.path(ALERT.alert_id)
-    query = dict(part.split("=") for part in path.split("?")[1].split("&"))
+    query = _query(urls.path(ALERT.alert_id))
     assert urls.verify(ALERT.alert_id, query["exp"], query["sig"])
     other = Alert.id_for("demo:c2", "ghostface")
     assert not urls.verify(other, query["exp"], query["sig"])  # not another alert's
@@ -51,6 +55,29 @@ def test_a_signature_holds_for_its_id_until_it_expires() -> None:
     )
     clock.now += 3601
     assert not urls.verify(ALERT.alert_id, query["exp"], query["sig"])
+
+
+def test_evidence_is_seen_under_a_fresh_signed_url_or_by_a_reviewer_and_by_no_one_else() -> None:
+    # The one rule both the worker's /evidence route and the review page's app follow.
+    clock = Clock()
+    urls = EvidenceUrls(b"k" * 32, ttl_s=3600, clock=clock)
+    reviewers = Access(ReviewSettings(token=SecretStr(TOKEN)))
+    signed = _query(urls.path(ALERT.alert_id))
+    bearer = f"Bearer {TOKEN}"
+
+    def may_see(query: dict[str, str], authorization: str | None = None) -> bool:
+        return may_see_evidence(urls, reviewers, ALERT.alert_id, query, authorization)
+
+    assert may_see(signed), "a valid signature, no credentials: Slack, a page's <img>"
+    assert not may_see({}), "neither a signature nor credentials"
+    assert not may_see({**signed, "sig": signed["sig"][:-1] + "0"}), "a tampered signature"
+    assert not may_see({**signed, "exp": str(int(signed["exp"]) + 1)}), "a stretched expiry"
+    assert not may_see({}, "Bearer not-the-token"), "credentials that name no reviewer"
+    assert may_see({}, bearer), "a reviewer needs no signature"
+
+    clock.now += 3601
+    assert not may_see(signed), "an expired signature"
+    assert may_see(signed, bearer), "a reviewer, even under an expired link"
 
 
 def test_the_shared_key_is_made_once_private_and_kept(tmp_path: Path) -> None:
