@@ -1,11 +1,14 @@
 """Listed items to records one at a time, so that one bad item costs only itself.
 
 A platform's page is written by strangers: one post may carry a 600-character id, a 10 KB
-URL, a date that does not parse. ``ClipSeen`` refuses such an item (``monitor/records.py``),
+URL, a field of the wrong shape. ``ClipSeen`` refuses such an item (``monitor/records.py``),
 and were that refusal to escape the page, the whole page would be lost and its cursor never
 move, so every later pass would fail on the same item. Here each item is built alone: one that
 does not make a valid record is left out and counted, and a page logs one line for all of its
-bad items, saying why without echoing their (possibly huge) values.
+bad items, saying why without echoing their (possibly huge) values. A page on which every
+item is bad is reported as an error instead: that is what a bug in a record builder looks like.
+
+A time that does not parse costs nothing: ``platform_time`` reads it as unknown.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
+from monitor.errors import SourceError
 from monitor.records import ClipSeen, as_utc
 
 __all__ = ["BAD_ITEM_ERRORS", "platform_time", "valid_clips"]
@@ -77,7 +81,11 @@ def valid_clips(
 ) -> tuple[list[ClipSeen], int]:
     """The records ``build`` makes of ``items`` (``None``: an item with nothing to observe, left
     out silently), and how many items were left out because they are malformed; one log line
-    for those."""
+    for those.
+
+    Raises ``SourceError`` when items were listed and every one was left out: the errors caught
+    here include ``TypeError`` and ``LookupError``, which a bug in ``build`` raises for every
+    item alike, and a pass that quietly found nothing would hide it."""
     clips: list[ClipSeen] = []
     skipped, total, first = 0, 0, ""
     for item in items:
@@ -90,6 +98,12 @@ def valid_clips(
             continue
         if clip is not None:
             clips.append(clip)
+    if skipped and skipped == total:
+        # Every item failing is more likely a builder's bug (a KeyError is caught above too)
+        # or a changed API than a page written wholly by bad actors: say so, don't pass quietly.
+        raise SourceError(
+            f"{source}: none of the {total} listed items makes a valid record (first: {first})"
+        )
     if skipped:
         log.warning(
             "%s: %d of %d listed items skipped, they make no valid record (first: %s)",

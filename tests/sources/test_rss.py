@@ -9,6 +9,7 @@ import pytest
 from aiohttp import web
 
 from monitor.errors import SourceError
+from monitor.records import URL_MAX
 from monitor.sources.crawler import Crawler
 from monitor.sources.rss import RssPlatform, parse_feed
 from monitor.sources.state import CrawlState
@@ -148,3 +149,21 @@ async def test_an_entry_that_makes_no_valid_record_is_skipped_and_the_rest_of_th
     assert sorted(c.title or "" for c in seen) == ["one", "two"]
     assert source.report.skipped == 1 and source.report.errors == []
     assert [c.title for c in parse_feed(fake.body.encode(), "test")] == ["one", "two"]
+
+
+async def test_a_feed_whose_every_entry_is_bad_is_a_reported_error_not_an_empty_pass(
+    tmp_path: Path,
+) -> None:
+    long_link = "https://clips.example.com/" + "x" * (URL_MAX + 1)
+    only = f"<item><title>a link over 8,192 characters</title><link>{long_link}</link></item>"
+    fake = FakeFeeds(f'<?xml version="1.0"?><rss version="2.0"><channel>{only}</channel></rss>')
+    async with serve(fake) as url:
+        source = Crawler(
+            RssPlatform([f"{url}/feeds/videos.xml"]),
+            CrawlState(tmp_path / "c.db"),
+            retry=quick_retry(Sleeps()),
+        )
+        with pytest.raises(SourceError, match="none of the 1 listed items makes a valid record"):
+            [clip async for clip in source.poll()]
+
+    assert len(source.report.errors) == 1 and source.report.emitted == 0
