@@ -109,13 +109,18 @@ def _count(value: Any) -> int | None:
     return max(int(value), 0) if isinstance(value, int | float) else None
 
 
-def _created(post: dict[str, Any]) -> float:
-    """When a post was made (Unix seconds); 0 when it does not say, or not as a number, so
-    that one malformed post cannot fail its page."""
+def _created(post: dict[str, Any]) -> float | None:
+    """When a post was made (Unix seconds), or ``None`` when it does not say as a number that is
+    a time. Unknown, not 0: a post read as made in 1970 would look older than the last pass and
+    end a search's paging, and its record would carry a false date."""
+    value = post.get("created_utc")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
     try:
-        return float(post.get("created_utc") or 0)
-    except (TypeError, ValueError):
-        return 0.0
+        datetime.fromtimestamp(value, UTC)
+    except (ValueError, OverflowError, OSError):  # NaN, infinite, beyond the calendar
+        return None
+    return float(value)
 
 
 class RedditPlatform(Platform):
@@ -188,9 +193,10 @@ class RedditPlatform(Platform):
         listing = parse(_Listing, await api.send("GET", url, params=params), "a Reddit listing")
         posts = [child.data for child in listing.data.children if child.kind == "t3"]
         after = listing.data.after
-        if feed.kind == "search" and since is not None and posts:
-            oldest = min(_created(p) for p in posts)
-            if oldest < (since - _OVERLAP).timestamp():
+        if feed.kind == "search" and since is not None:
+            times = [created for post in posts if (created := _created(post)) is not None]
+            oldest = min(times, default=None)
+            if oldest is not None and oldest < (since - _OVERLAP).timestamp():
                 after = None  # sorted by new: the rest was seen in an earlier pass
         return Page(self.clips(posts, self._clip), after or None)
 
@@ -208,7 +214,7 @@ class RedditPlatform(Platform):
         post_id, permalink = post.get("id"), post.get("permalink")
         if not media or not isinstance(post_id, str) or not isinstance(permalink, str):
             return None
-        created = post.get("created_utc")
+        created = _created(post)
         return ClipSeen(
             platform=self.name,
             clip_id=post_id,
@@ -217,9 +223,7 @@ class RedditPlatform(Platform):
             title=post.get("title"),
             caption=post.get("selftext") or None,
             author=post.get("author"),
-            posted_at=datetime.fromtimestamp(created, UTC)
-            if isinstance(created, int | float)
-            else None,
+            posted_at=None if created is None else datetime.fromtimestamp(created, UTC),
             observed_at=utcnow(),
             views=_count(post.get("view_count")),
             likes=_count(post.get("ups", post.get("score"))),

@@ -138,3 +138,22 @@ async def test_a_post_that_makes_no_valid_record_is_skipped_and_the_rest_of_its_
 
     assert sorted(c.clip_id for c in seen) == sorted(p.id for p in posts if len(p.id) < 600)
     assert source.report.skipped == 1 and source.report.errors == []
+
+
+async def test_a_post_without_a_valid_time_neither_ends_a_search_nor_fails_its_page(
+    tmp_path: Path,
+) -> None:
+    fake = FakeReddit(catalogue(5, prefix="r"))
+    async with serve(fake) as url:
+        source = crawler(url, tmp_path, Sleeps())
+        await crawl(source)  # the next pass searches since this one began
+        fresh = catalogue(5, prefix="s")
+        for post in fresh:
+            post.posted_at = datetime.now(UTC)
+        fresh[1].posted_as = "yesterday"  # and every page lists a text post with no time at all
+        fake.posts = fresh + fake.posts  # sorted by new, as asked
+        second = {c.clip_id: c for c in await crawl(source)}
+
+    assert sorted(second) == [p.id for p in fresh], "the page after the bad post was read too"
+    assert second["s001"].posted_at is None and second["s000"].posted_at is not None
+    assert len(fake.to("/search")) == 2 + 2, "then the older posts end the second pass"
