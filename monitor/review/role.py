@@ -8,6 +8,10 @@ each serve a complete page and learn every decision.
 A dismissal also teaches the gallery (``teach.py``): its evidence joins the negatives and the
 gallery is rebuilt on a timer, which the scorers pick up without a restart.
 
+The store is a view of the topics, so a record that parsed must reach it: only a record that
+does not parse is dead-lettered. Any other failure to apply one (SQLite locked or busy, a disk
+error) stops the feed, which reads the record again from its stored position (``_NotApplied``).
+
 Metrics are counted when a decision first reaches this host's store, once per decision
 whichever way it came (the page that made it, or the topic); with several replicas, each
 counts it, so sum them with ``max`` rather than ``sum`` across instances.
@@ -17,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import faust
@@ -27,6 +33,7 @@ from monitor.pipeline import metrics
 from monitor.pipeline.app import Pipeline
 from monitor.pipeline.broker import bootstrap_servers
 from monitor.pipeline.feed import TopicFeed
+from monitor.pipeline.poison import broker_trouble
 from monitor.records import Alert, Review, decode, encode
 from monitor.review.access import Access
 from monitor.review.page import ROUTES, Handler, ReviewPage
@@ -36,6 +43,15 @@ from monitor.review.teach import GalleryTeacher, learn
 __all__ = ["apply_review", "install_review"]
 
 log = logging.getLogger(__name__)
+
+
+class _NotApplied(OSError):
+    """A record that parsed could not be applied to the store on this host: the host's fault,
+    not the record's. An ``OSError``, which the feed treats as it treats the broker being away
+    (``poison.broker_trouble``): it stops and reads the record again from where it stopped,
+    rather than hand a good record to ``reject``, which would dead-letter it and leave it out
+    of the review page for good. A fault that repeats stalls the feed, loudly, and loses
+    nothing."""
 
 
 def apply_review(store: ReviewStore, review: Review) -> Applied:
@@ -53,7 +69,8 @@ def apply_review(store: ReviewStore, review: Review) -> Applied:
     return applied
 
 
-def install_review(pipeline: Pipeline) -> None:
+def install_review(pipeline: Pipeline) -> TopicFeed:
+    """Serve the page and feed its store; the feed is returned for tests to hand it records."""
     settings = pipeline.settings
     store = ReviewStore(settings.pipeline.state_dir / "review.sqlite3")
     reviews = pipeline.topics["reviews"]
@@ -112,23 +129,40 @@ def install_review(pipeline: Pipeline) -> None:
     async def read(record: ConsumerRecord[bytes, bytes]) -> None:
         value = record.value or b""
         if record.topic == "reviews":
-            decide(decode(Review, value))
+            review = decode(Review, value)  # a RecordError goes to reject: dead-lettered
+            with _applying(record):
+                decide(review)
             return
         try:
             alert = decode(Alert, value)
         except RecordError:
             return  # the notifier dead-letters an alert that does not parse
-        if store.add_alert(alert):
-            catch_up(alert)
+        with _applying(record):
+            if store.add_alert(alert):
+                catch_up(alert)
 
     async def reject(record: ConsumerRecord[bytes, bytes], reason: str) -> None:
-        """Whatever the feed could not apply goes to deadletter, whatever its size."""
+        """A record that does not parse (``read`` lets no other failure through) goes to
+        deadletter, whatever its size."""
         await pipeline.dead_letter_record(
             record.value or b"", reason, record.topic, record.partition, record.offset
         )
 
     feed = TopicFeed(bootstrap_servers(pipeline.broker), ("alerts", "reviews"), store, read, reject)
     pipeline.app.task(feed.run_forever)
+    return feed
+
+
+@contextmanager
+def _applying(record: ConsumerRecord[bytes, bytes]) -> Iterator[None]:
+    """Apply a record that parsed: a failure is ``_NotApplied``, never the record's fault."""
+    try:
+        yield
+    except Exception as exc:
+        if broker_trouble(exc):
+            raise  # an OSError already: read again
+        where = f"{record.topic}[{record.partition}]@{record.offset}"
+        raise _NotApplied(f"review store: {where} not applied: {exc!r}") from exc
 
 
 def _view(method: str, handler: Handler) -> type[faust.web.View]:
