@@ -23,7 +23,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
@@ -39,7 +39,7 @@ from monitor.sources.http import (
     RetryPolicy,
     StaleCursorError,
 )
-from monitor.sources.items import valid_clips
+from monitor.sources.items import Item, valid_clips
 from monitor.sources.state import CrawlState, FeedState, Observation
 
 __all__ = [
@@ -57,8 +57,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-Item = TypeVar("Item")
 
 Emit = Callable[[Sequence[ClipSeen]], Awaitable[None]]
 """Sends a batch and returns once it is safely handed on (the broker acknowledged it)."""
@@ -98,7 +96,8 @@ class Platform(ABC):
     """How many clips ``lookup`` takes at once; 0: this platform cannot look clips up."""
     quota: QuotaSpec | None = None
     skipped: int = 0
-    """Listed items left out so far because they make no valid record (``clips``)."""
+    """Listed items left out in this pass because they make no valid record (``clips``); the
+    crawler sets it to 0 as each pass begins and reports it when the pass ends."""
 
     def clips(
         self, items: Iterable[Item], build: Callable[[Item], ClipSeen | None]
@@ -309,7 +308,7 @@ class Crawler(Source):
     async def batches(self) -> AsyncIterator[Batch]:
         """One pass as batches; each is committed when the next one is asked for."""
         self.report = CrawlReport()
-        skipped_before = self.platform.skipped
+        self.platform.skipped = 0
         now = self.clock()
         paused = self.state.paused_until(self.name)
         if paused is not None and paused[0] > now:
@@ -351,7 +350,7 @@ class Crawler(Source):
                 self._pause(exc.resume_at, str(exc))
             finally:
                 self.report.requests = api.requests
-                self.report.skipped = self.platform.skipped - skipped_before
+                self.report.skipped = self.platform.skipped
         if self.report.errors:
             # Other feeds were still read; what was emitted stays emitted and committed.
             raise SourceError(f"{self.name}: {'; '.join(self.report.errors)[:1000]}")

@@ -24,11 +24,12 @@ from pydantic import ValidationError
 from monitor.errors import SourceError
 from monitor.records import ClipSeen, as_utc
 
-__all__ = ["BAD_ITEM_ERRORS", "platform_time", "valid_clips"]
+__all__ = ["BAD_ITEM_ERRORS", "Item", "platform_time", "valid_clips"]
 
 log = logging.getLogger(__name__)
 
 Item = TypeVar("Item")
+"""A listed item as a platform's API gives it, before it is made a record."""
 
 BAD_ITEM_ERRORS: tuple[type[Exception], ...] = (
     ValueError,

@@ -15,17 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import xml.etree.ElementTree as ET
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
 from monitor.errors import SourceError
 from monitor.records import ClipSeen, utcnow
 from monitor.sources.crawler import Feed, Page, Platform
 from monitor.sources.http import ApiClient
-from monitor.sources.items import platform_time, valid_clips
+from monitor.sources.items import platform_time
 from monitor.sources.state import FeedState
 
-__all__ = ["RssPlatform", "parse_entries", "parse_feed"]
+__all__ = ["RssPlatform"]
 
 _NS = {
     "atom": "http://www.w3.org/2005/Atom",
@@ -58,14 +58,13 @@ def _media(entry: ET.Element) -> str | None:
     return thumb.get("url") if thumb is not None else None
 
 
-def parse_feed(body: bytes, source: str) -> list[ClipSeen]:
-    """Every entry of an Atom or RSS 2.0 document as an observation."""
-    return parse_entries(body, source)[0]
+_Build = Callable[[ET.Element, datetime], ClipSeen | None]
+"""Makes one entry's record, given when the feed was read."""
 
 
-def parse_entries(body: bytes, source: str) -> tuple[list[ClipSeen], int]:
-    """Every entry of an Atom or RSS 2.0 document as an observation, and how many entries were
-    left out because they make no valid record (an over-long link, say)."""
+def _entries(body: bytes, source: str) -> tuple[Iterator[ET.Element], _Build]:
+    """The entries of an Atom or RSS 2.0 document, and how an entry of that format becomes a
+    record; each is built alone (``Platform.clips``), so one bad entry costs only itself."""
     if len(body) > _MAX_BYTES:
         raise SourceError(f"{source}: feed larger than {_MAX_BYTES} bytes")
     if b"<!DOCTYPE" in body[:4096].upper() or b"<!ENTITY" in body.upper():
@@ -74,13 +73,10 @@ def parse_entries(body: bytes, source: str) -> tuple[list[ClipSeen], int]:
         root = ET.fromstring(body)
     except ET.ParseError as exc:
         raise SourceError(f"{source}: not an RSS or Atom document ({exc})") from None
-    observed = utcnow()
     if root.tag == f"{{{_NS['atom']}}}feed":
-        entries = root.iterfind("atom:entry", _NS)
-        return valid_clips(source, entries, lambda entry: _atom(entry, observed))
+        return root.iterfind("atom:entry", _NS), _atom
     if root.tag == "rss":
-        items = root.iterfind("channel/item")
-        return valid_clips(source, items, lambda item: _rss(item, observed))
+        return root.iterfind("channel/item"), _rss
     raise SourceError(f"{source}: not an RSS or Atom document (root <{root.tag}>)")
 
 
@@ -155,10 +151,10 @@ class RssPlatform(Platform):
         response = await api.send("GET", str(feed.query), headers=headers)
         if response.status_code == 304:
             return Page([], not_modified=True)
-        clips, skipped = parse_entries(response.content, str(feed.query))
-        self.skipped += skipped
+        entries, build = _entries(response.content, str(feed.query))
+        observed = utcnow()
         return Page(
-            clips,
+            self.clips(entries, lambda entry: build(entry, observed)),
             etag=response.headers.get("ETag"),
             last_modified=response.headers.get("Last-Modified"),
         )

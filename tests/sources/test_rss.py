@@ -11,7 +11,7 @@ from aiohttp import web
 from monitor.errors import SourceError
 from monitor.records import URL_MAX
 from monitor.sources.crawler import Crawler
-from monitor.sources.rss import RssPlatform, parse_feed
+from monitor.sources.rss import RssPlatform
 from monitor.sources.state import CrawlState
 
 from .platforms import FakePlatform, Sleeps, quick_retry, serve
@@ -110,26 +110,44 @@ async def test_a_youtube_channel_feed_yields_its_videos_with_views_then_costs_on
     assert conditional.get("If-Modified-Since") == FakeFeeds.MODIFIED
 
 
-def test_an_rss_feed_names_its_media_in_the_enclosure() -> None:
-    clips = parse_feed(RSS.encode(), "test")
-    assert [c.title for c in clips] == ["one", "two"]
-    assert clips[0].media_url == "https://cdn.example.com/1.mp4"
-    assert clips[0].posted_at is not None and clips[0].posted_at.year == 2024
-    assert clips[1].media_url is None
-    assert clips[0].clip_id != clips[1].clip_id
+def crawler(url: str, tmp_path: Path) -> Crawler:
+    return Crawler(
+        RssPlatform([f"{url}/feeds/videos.xml"]),
+        CrawlState(tmp_path / "c.db"),
+        retry=quick_retry(Sleeps()),
+    )
+
+
+async def test_an_rss_feed_names_its_media_in_the_enclosure(tmp_path: Path) -> None:
+    async with serve(FakeFeeds(RSS)) as url:
+        clips = {c.title: c async for c in crawler(url, tmp_path).poll()}
+
+    one, two = clips["one"], clips["two"]
+    assert one.media_url == "https://cdn.example.com/1.mp4"
+    assert one.posted_at is not None and one.posted_at.year == 2024
+    assert two.media_url is None and two.posted_at is None
+    assert one.clip_id != two.clip_id and len(clips) == 2
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "why"),
     [
-        b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><rss>&lol;</rss>',
-        b"<html><body>not a feed</body></html>",
-        b"<rss><channel><item>",
+        (
+            '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><rss>&lol;</rss>',
+            "feeds with a DOCTYPE are refused",
+        ),
+        ("<html><body>not a feed</body></html>", r"not an RSS or Atom document \(root <html>\)"),
+        ("<rss><channel><item>", "not an RSS or Atom document"),
     ],
 )
-def test_documents_that_are_not_plain_feeds_are_refused(body: bytes) -> None:
-    with pytest.raises(SourceError):
-        parse_feed(body, "test")
+async def test_documents_that_are_not_plain_feeds_are_refused(
+    body: str, why: str, tmp_path: Path
+) -> None:
+    async with serve(FakeFeeds(body)) as url:
+        source = crawler(url, tmp_path)
+        with pytest.raises(SourceError, match=why):
+            [clip async for clip in source.poll()]
+    assert source.report.emitted == 0
 
 
 async def test_an_entry_that_makes_no_valid_record_is_skipped_and_the_rest_of_the_feed_kept(
@@ -139,16 +157,15 @@ async def test_an_entry_that_makes_no_valid_record_is_skipped_and_the_rest_of_th
     bad = f"<item><title>a link over 8,192 characters</title><link>{long_link}</link></item>"
     fake = FakeFeeds(RSS.replace("<item><title>two", f"{bad}\n <item><title>two"))
     async with serve(fake) as url:
-        source = Crawler(
-            RssPlatform([f"{url}/feeds/videos.xml"]),
-            CrawlState(tmp_path / "c.db"),
-            retry=quick_retry(Sleeps()),
-        )
+        source = crawler(url, tmp_path)
         seen = [clip async for clip in source.poll()]
+        first = source.report
+        fake.ETAG = '"v2"'  # changed: the next pass reads the feed again
+        again = [clip async for clip in source.poll()]
 
-    assert sorted(c.title or "" for c in seen) == ["one", "two"]
-    assert source.report.skipped == 1 and source.report.errors == []
-    assert [c.title for c in parse_feed(fake.body.encode(), "test")] == ["one", "two"]
+    assert sorted(c.title or "" for c in seen) == ["one", "two"] and again == []
+    assert first.skipped == 1 and first.errors == []
+    assert source.report.skipped == 1, "each pass counts its own skipped entries"
 
 
 async def test_a_feed_whose_every_entry_is_bad_is_a_reported_error_not_an_empty_pass(
@@ -158,11 +175,7 @@ async def test_a_feed_whose_every_entry_is_bad_is_a_reported_error_not_an_empty_
     only = f"<item><title>a link over 8,192 characters</title><link>{long_link}</link></item>"
     fake = FakeFeeds(f'<?xml version="1.0"?><rss version="2.0"><channel>{only}</channel></rss>')
     async with serve(fake) as url:
-        source = Crawler(
-            RssPlatform([f"{url}/feeds/videos.xml"]),
-            CrawlState(tmp_path / "c.db"),
-            retry=quick_retry(Sleeps()),
-        )
+        source = crawler(url, tmp_path)
         with pytest.raises(SourceError, match="none of the 1 listed items makes a valid record"):
             [clip async for clip in source.poll()]
 
