@@ -18,11 +18,15 @@ from typing import Any
 
 from aiohttp import web
 
+from monitor.records import ClipSeen
+from monitor.sources.crawler import Crawler
+
 __all__ = [
     "Answer",
     "FakePlatform",
     "Video",
     "catalogue",
+    "crawl",
     "serve",
 ]
 
@@ -51,6 +55,11 @@ def catalogue(n: int, prefix: str = "v") -> list[Video]:
         )
         for i in range(n)
     ]
+
+
+async def crawl(source: Crawler) -> list[ClipSeen]:
+    """Everything one pass of ``source`` yields, each page committed as the next is asked for."""
+    return [clip async for clip in source.poll()]
 
 
 def json_answer(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Answer:

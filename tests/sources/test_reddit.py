@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitor.errors import SourceError
-from monitor.records import ClipSeen
+from monitor.records import ID_MAX
 from monitor.sources.crawler import Crawler
 from monitor.sources.queries import Query
 from monitor.sources.reddit import RedditPlatform
@@ -20,6 +20,7 @@ from .platforms import (
     Sleeps,
     Video,
     catalogue,
+    crawl,
     json_answer,
     quick_retry,
     raw_answer,
@@ -34,10 +35,6 @@ def crawler(url: str, tmp_path: Path, sleeps: Sleeps) -> Crawler:
         *FakeReddit.CLIENT, (QUERY,), base_url=url, auth_url=url, subreddits=(), page_size=3
     )
     return Crawler(platform, CrawlState(tmp_path / "c.db"), retry=quick_retry(sleeps), max_pages=20)
-
-
-async def crawl(source: Crawler) -> list[ClipSeen]:
-    return [clip async for clip in source.poll()]
 
 
 async def test_search_pages_follow_after_to_the_end_with_an_app_only_token(tmp_path: Path) -> None:
@@ -130,13 +127,18 @@ async def test_a_post_that_makes_no_valid_record_is_skipped_and_the_rest_of_its_
     tmp_path: Path,
 ) -> None:
     posts = catalogue(6, prefix="r")
-    posts.insert(1, Video(id="r" * 600, title="an id over 512 characters", author="a", views=9))
+    posts.insert(
+        1,
+        Video(
+            id="r" * (ID_MAX + 1), title="an id longer than any record takes", author="a", views=9
+        ),
+    )
     fake = FakeReddit(posts)
     async with serve(fake) as url:
         source = crawler(url, tmp_path, Sleeps())
         seen = await crawl(source)
 
-    assert sorted(c.clip_id for c in seen) == sorted(p.id for p in posts if len(p.id) < 600)
+    assert sorted(c.clip_id for c in seen) == sorted(p.id for p in posts if len(p.id) <= ID_MAX)
     assert source.report.skipped == 1 and source.report.errors == []
 
 

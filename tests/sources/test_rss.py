@@ -14,7 +14,7 @@ from monitor.sources.crawler import Crawler
 from monitor.sources.rss import RssPlatform
 from monitor.sources.state import CrawlState
 
-from .platforms import FakePlatform, Sleeps, quick_retry, serve
+from .platforms import FakePlatform, Sleeps, crawl, quick_retry, serve
 
 YOUTUBE_CHANNEL = """<?xml version="1.0" encoding="UTF-8"?>
 <feed xmlns:yt="http://www.youtube.com/xml/schemas/2015"
@@ -90,8 +90,8 @@ async def test_a_youtube_channel_feed_yields_its_videos_with_views_then_costs_on
         source = Crawler(
             RssPlatform([feed]), CrawlState(tmp_path / "c.db"), retry=quick_retry(Sleeps())
         )
-        first = [clip async for clip in source.poll()]
-        second = [clip async for clip in source.poll()]
+        first = await crawl(source)
+        second = await crawl(source)
 
     assert len(first) == 1
     clip = first[0]
@@ -146,22 +146,22 @@ async def test_documents_that_are_not_plain_feeds_are_refused(
     async with serve(FakeFeeds(body)) as url:
         source = crawler(url, tmp_path)
         with pytest.raises(SourceError, match=why):
-            [clip async for clip in source.poll()]
+            await crawl(source)
     assert source.report.emitted == 0
 
 
 async def test_an_entry_that_makes_no_valid_record_is_skipped_and_the_rest_of_the_feed_kept(
     tmp_path: Path,
 ) -> None:
-    long_link = "https://clips.example.com/" + "x" * 9000
-    bad = f"<item><title>a link over 8,192 characters</title><link>{long_link}</link></item>"
+    long_link = "https://clips.example.com/" + "x" * (URL_MAX + 1)
+    bad = f"<item><title>a link longer than any record takes</title><link>{long_link}</link></item>"
     fake = FakeFeeds(RSS.replace("<item><title>two", f"{bad}\n <item><title>two"))
     async with serve(fake) as url:
         source = crawler(url, tmp_path)
-        seen = [clip async for clip in source.poll()]
+        seen = await crawl(source)
         first = source.report
         fake.ETAG = '"v2"'  # changed: the next pass reads the feed again
-        again = [clip async for clip in source.poll()]
+        again = await crawl(source)
 
     assert sorted(c.title or "" for c in seen) == ["one", "two"] and again == []
     assert first.skipped == 1 and first.errors == []
@@ -172,11 +172,13 @@ async def test_a_feed_whose_every_entry_is_bad_is_a_reported_error_not_an_empty_
     tmp_path: Path,
 ) -> None:
     long_link = "https://clips.example.com/" + "x" * (URL_MAX + 1)
-    only = f"<item><title>a link over 8,192 characters</title><link>{long_link}</link></item>"
+    only = (
+        f"<item><title>a link longer than any record takes</title><link>{long_link}</link></item>"
+    )
     fake = FakeFeeds(f'<?xml version="1.0"?><rss version="2.0"><channel>{only}</channel></rss>')
     async with serve(fake) as url:
         source = crawler(url, tmp_path)
         with pytest.raises(SourceError, match="none of the 1 listed items makes a valid record"):
-            [clip async for clip in source.poll()]
+            await crawl(source)
 
     assert len(source.report.errors) == 1 and source.report.emitted == 0

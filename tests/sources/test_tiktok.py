@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from monitor.errors import SourceError
-from monitor.records import ClipSeen
+from monitor.records import URL_MAX
 from monitor.sources.crawler import Crawler
 from monitor.sources.queries import Query
 from monitor.sources.state import CrawlState
@@ -19,6 +19,7 @@ from .platforms import (
     Sleeps,
     Video,
     catalogue,
+    crawl,
     quick_retry,
     raw_answer,
     serve,
@@ -33,10 +34,6 @@ def crawler(url: str, tmp_path: Path, sleeps: Sleeps, daily: int = 1000) -> Craw
         *FakeTikTok.KEY, (QUERY,), base_url=url, region_codes=(), page_size=4, daily_requests=daily
     )
     return Crawler(platform, CrawlState(tmp_path / "c.db"), retry=quick_retry(sleeps), max_pages=20)
-
-
-async def crawl(source: Crawler) -> list[ClipSeen]:
-    return [clip async for clip in source.poll()]
 
 
 async def test_a_query_follows_cursor_and_search_id_to_the_end(tmp_path: Path) -> None:
@@ -113,9 +110,15 @@ async def test_a_video_that_makes_no_valid_record_is_skipped_and_the_rest_of_its
     tmp_path: Path,
 ) -> None:
     videos = catalogue(7, prefix="7")
-    # A 9,000-character username makes the clip's URL longer than any record takes.
+    # A username over URL_MAX characters makes the clip's URL longer than any record takes.
     videos.insert(
-        1, Video(id="7999", title="a URL over 8,192 characters", author="u" * 9000, views=9)
+        1,
+        Video(
+            id="7999",
+            title="a URL longer than any record takes",
+            author="u" * (URL_MAX + 1),
+            views=9,
+        ),
     )
     fake = FakeTikTok(videos)
     async with serve(fake) as url:

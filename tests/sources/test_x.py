@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from monitor.errors import SourceError
-from monitor.records import ClipSeen
+from monitor.records import ID_MAX
 from monitor.sources.crawler import Crawler
 from monitor.sources.queries import Query
 from monitor.sources.state import CrawlState
@@ -19,6 +19,7 @@ from .platforms import (
     Sleeps,
     Video,
     catalogue,
+    crawl,
     json_answer,
     quick_retry,
     raw_answer,
@@ -31,10 +32,6 @@ QUERY = Query(key="entity:vecna", terms=("Vecna", "Henry Creel"), hashtags=("Str
 def crawler(url: str, tmp_path: Path, sleeps: Sleeps, bearer: str = FakeX.BEARER) -> Crawler:
     platform = XPlatform(bearer, (QUERY,), base_url=url, page_size=10)
     return Crawler(platform, CrawlState(tmp_path / "c.db"), retry=quick_retry(sleeps), max_pages=20)
-
-
-async def crawl(source: Crawler) -> list[ClipSeen]:
-    return [clip async for clip in source.poll()]
 
 
 async def test_recent_search_follows_next_token_and_reads_media_from_includes(
@@ -128,13 +125,18 @@ async def test_a_post_that_makes_no_valid_record_is_skipped_and_the_rest_of_its_
 ) -> None:
     caplog.set_level(logging.WARNING)
     posts = catalogue(12, prefix="1790")
-    posts.insert(3, Video(id="1" * 600, title="an id over 512 characters", author="a", views=9))
+    posts.insert(
+        3,
+        Video(
+            id="1" * (ID_MAX + 1), title="an id longer than any record takes", author="a", views=9
+        ),
+    )
     fake = FakeX(posts)
     async with serve(fake) as url:
         source = crawler(url, tmp_path, Sleeps())
         seen = await crawl(source)
 
-    assert sorted(c.clip_id for c in seen) == sorted(p.id for p in posts if len(p.id) < 600)
+    assert sorted(c.clip_id for c in seen) == sorted(p.id for p in posts if len(p.id) <= ID_MAX)
     assert source.report.skipped == 1 and source.report.errors == []
     assert len([r for r in caplog.records if "listed items skipped" in r.getMessage()]) == 1
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitor.errors import SourceError
-from monitor.records import ClipSeen
+from monitor.records import ID_MAX, ClipSeen
 from monitor.sources.crawler import Crawler
 from monitor.sources.queries import Query
 from monitor.sources.state import CrawlState
@@ -21,6 +21,7 @@ from .platforms import (
     Sleeps,
     Video,
     catalogue,
+    crawl,
     json_answer,
     quick_retry,
     raw_answer,
@@ -49,10 +50,6 @@ def crawler(
         page_size=4,
     )
     return Crawler(platform, state, retry=quick_retry(sleeps), max_pages=20, **options)  # type: ignore[arg-type]
-
-
-async def crawl(source: Crawler) -> list[ClipSeen]:
-    return [clip async for clip in source.poll()]
 
 
 @pytest.fixture
@@ -215,20 +212,27 @@ async def test_a_video_that_makes_no_valid_record_is_skipped_and_the_rest_of_its
 ) -> None:
     caplog.set_level(logging.WARNING)
     found, popular = catalogue(6), catalogue(3, prefix="pop")
-    found.insert(2, Video(id="v" * 600, title="an id over 512 characters", author="a", views=9))
-    popular.insert(1, Video(id="p" * 600, title="and on the chart", author="a", views=9))
+    found.insert(
+        2,
+        Video(
+            id="v" * (ID_MAX + 1), title="an id longer than any record takes", author="a", views=9
+        ),
+    )
+    popular.insert(1, Video(id="p" * (ID_MAX + 1), title="and on the chart", author="a", views=9))
     fake = FakeYouTube(found, popular=popular)
     async with serve(fake) as url:
         source = crawler(url, state, Sleeps(), regions=("US",))
         seen = await crawl(source)
 
-    good = [v.id for v in [*found, *popular] if len(v.id) < 600]
+    good = [v.id for v in [*found, *popular] if len(v.id) <= ID_MAX]
     assert sorted(c.clip_id for c in seen) == sorted(good)
     assert source.report.skipped == 2 and source.report.errors == []
     assert state.feed("youtube", "search:entity:vecna").cursor is None, "every page was read"
     skips = [r for r in caplog.records if "listed items skipped" in r.getMessage()]
     assert len(skips) == 2, "one line per page with bad items"
-    assert "v" * 600 not in skips[0].getMessage(), "the reason names the field, not its value"
+    assert "v" * (ID_MAX + 1) not in skips[0].getMessage(), (
+        "the reason names the field, not its value"
+    )
 
 
 async def test_a_video_whose_time_does_not_parse_is_kept_without_a_posting_time(
