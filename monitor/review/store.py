@@ -6,9 +6,10 @@ replaying the topics. Decisions are a log, never an update in place: an alert's 
 latest decision, so a review that arrives before its alert (two topics, no order between them)
 or twice (at-least-once delivery) still lands on the same state.
 
-Alerts are kept as their JSON records and read back on every page view, so the reader must
-take what older versions wrote: records now refuse a time without a zone, but an alert stored
-before that may carry one, and a zone-less time here was always meant as UTC (``_read_alert``).
+Alerts are kept as their JSON records and read back on every page view. Records now refuse a
+time without a zone, but an alert stored before that may carry one (always meant as UTC): such
+records are rewritten once, in one transaction, when a store without the mark of that rewrite
+(``PRAGMA user_version``) is opened, so that every read is a plain parse (``_zone_old_alerts``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from monitor.records import Alert, Review, as_utc
 from monitor.storage import FeedOffsets
 
 __all__ = ["STATES", "AlertFilter", "Applied", "ReviewStore", "ReviewedAlert", "State"]
+
+_ZONED = 1
+"""``PRAGMA user_version`` of a store whose alert records all carry zoned times."""
 
 State = Literal["new", "confirmed", "dismissed"]
 STATES: tuple[State, ...] = ("new", "confirmed", "dismissed")
@@ -99,7 +103,7 @@ def views_per_hour(alert: Alert) -> float | None:
     """Views per hour between posting and the observation that raised the alert."""
     if alert.views is None or alert.posted_at is None:
         return None
-    posted = alert.posted_at if alert.posted_at.tzinfo else alert.posted_at.replace(tzinfo=UTC)
+    posted = as_utc(alert.posted_at)
     # At least a minute: a clip seen seconds after posting would read as millions an hour.
     hours = max((alert.observed_at - posted).total_seconds(), 60.0) / 3600
     return alert.views / hours
@@ -108,6 +112,24 @@ def views_per_hour(alert: Alert) -> float | None:
 class ReviewStore(FeedOffsets):
     def __init__(self, path: Path) -> None:
         super().__init__(path, _SCHEMA)
+        self._zone_old_alerts()
+
+    def _zone_old_alerts(self) -> None:
+        """Rewrite, once per file, alert records kept before records refused a time without a
+        zone, their zoneless times as UTC (what the monitor always wrote). A record that fails
+        for any other reason is left as it was, for the reader to refuse as ever: opening the
+        store, and so starting the worker, must not fail on one bad row."""
+        with self._lock:
+            if self._db.execute("PRAGMA user_version").fetchone()[0] >= _ZONED:
+                return  # no write lock taken on an ordinary start
+        with self._tx() as db:
+            if db.execute("PRAGMA user_version").fetchone()[0] >= _ZONED:
+                return  # another process did it meanwhile
+            for alert_id, record in db.execute("SELECT alert_id, record FROM alerts").fetchall():
+                zoned = _zoned(record)
+                if zoned is not None:
+                    db.execute("UPDATE alerts SET record=? WHERE alert_id=?", (zoned, alert_id))
+            db.execute(f"PRAGMA user_version = {_ZONED}")  # with the rewrite, or not at all
 
     def add_alert(self, alert: Alert) -> bool:
         """Keep an alert; True the first time (a redelivered alert changes nothing)."""
@@ -147,7 +169,7 @@ class ReviewStore(FeedOffsets):
             row = db.execute(
                 "SELECT record FROM alerts WHERE alert_id=?", (review.alert_id,)
             ).fetchone()
-        alert = None if row is None else _read_alert(row[0])
+        alert = None if row is None else Alert.model_validate_json(row[0])
         waited = None
         if cursor.rowcount == 1 and alert is not None and not earlier and review.decision != "undo":
             waited = max((review.at - alert.alerted_at).total_seconds(), 0.0)
@@ -226,7 +248,7 @@ class ReviewStore(FeedOffsets):
             ).fetchall()
         return [
             ReviewedAlert(
-                alert=_read_alert(record),
+                alert=Alert.model_validate_json(record),
                 state=state,
                 velocity=velocity,
                 reason=reason if state != "new" else None,
@@ -237,26 +259,28 @@ class ReviewStore(FeedOffsets):
         ]
 
 
-def _read_alert(record: str) -> Alert:
-    """A stored alert; a time in it without a zone (an alert kept before records refused
-    those) is read as UTC, which is what the monitor always wrote. Anything else that does not
-    validate still raises."""
+def _zoned(record: str) -> str | None:
+    """``record`` with its zoneless times read as UTC, or None when it needs no rewrite (it
+    validates) or cannot be mended so (it fails for another reason too)."""
     try:
-        return Alert.model_validate_json(record)
+        Alert.model_validate_json(record)
+        return None
     except ValidationError as exc:
         naive = [e["loc"] for e in exc.errors() if e["type"] == "timezone_aware"]
         if len(naive) < exc.error_count():
-            raise
+            return None
     data = json.loads(record)
-    for loc in naive:
-        holder: Any = data
-        for part in loc[:-1]:
-            holder = holder[part]
-        holder[loc[-1]] = as_utc(datetime.fromisoformat(holder[loc[-1]])).isoformat()
-    return Alert.model_validate(data)
+    try:
+        for loc in naive:
+            holder: Any = data
+            for part in loc[:-1]:
+                holder = holder[part]
+            holder[loc[-1]] = as_utc(datetime.fromisoformat(holder[loc[-1]])).isoformat()
+        return Alert.model_validate(data).model_dump_json(by_alias=True)
+    except (ValueError, TypeError):  # a time pydantic reads and fromisoformat does not
+        return None
 
 
 def _stamp(at: datetime) -> str:
     """UTC ISO text of fixed width, so that text order is time order in SQL."""
-    aware = at if at.tzinfo else at.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+    return as_utc(at).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -69,26 +70,19 @@ def make_alert(
 
 def store_as_before(path: Path, alert: Alert) -> None:
     """Keep ``alert`` in the review store at ``path`` as the monitor did before records refused
-    times without a zone: the same row, its record's times written without one."""
-    ReviewStore(path).close()  # the tables
+    times without a zone: its record's times written without one, in a file that carries no
+    mark of the rewrite of such records (``PRAGMA user_version`` 0)."""
+    store = ReviewStore(path)
+    store.add_alert(alert)
+    store.close()
     record = json.loads(alert.model_dump_json(by_alias=True))
     for field in ("first_seen", "observed_at", "posted_at", "alerted_at"):
         record[field] = datetime.fromisoformat(record[field]).replace(tzinfo=None).isoformat()
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         db.execute(
-            "INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                alert.alert_id,
-                alert.entity.id,
-                alert.entity.franchise or "",
-                alert.clip.platform,
-                alert.clip.key,
-                alert.alerted_at.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00"),
-                None,
-                json.dumps(record),
-            ),
+            "UPDATE alerts SET record=? WHERE alert_id=?", (json.dumps(record), alert.alert_id)
         )
-    db.close()
+        db.execute("PRAGMA user_version = 0")
 
 
 class PageServer:

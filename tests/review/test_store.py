@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from prometheus_client import REGISTRY
+from pydantic import ValidationError
 
-from monitor.records import Review
+from monitor.records import Alert, Review
 from monitor.review.role import apply_review
 from monitor.review.store import AlertFilter, ReviewedAlert, ReviewStore
 from tests.review.conftest import NOW, make_alert, store_as_before
@@ -133,10 +138,19 @@ def test_review_metrics_count_each_decision_once_with_share_dismissed_and_time_t
     )
 
 
+def _records(path: Path) -> list[str]:
+    with closing(sqlite3.connect(path)) as db:
+        return [record for (record,) in db.execute("SELECT record FROM alerts")]
+
+
 def test_an_alert_stored_with_times_without_a_zone_reads_them_as_utc(tmp_path: Path) -> None:
     alert = make_alert("old", "ghostface", hours_old=3.0)
     store_as_before(tmp_path / "r.sqlite3", alert)
     store = ReviewStore(tmp_path / "r.sqlite3")
+    # Rewritten in the file when the store opened, so that every read is a plain parse.
+    assert [Alert.model_validate_json(record) for record in _records(tmp_path / "r.sqlite3")] == [
+        alert
+    ]
 
     [row] = store.alerts()
     assert row.alert == alert, "the same times, in UTC"
@@ -149,3 +163,20 @@ def test_an_alert_stored_with_times_without_a_zone_reads_them_as_utc(tmp_path: P
     )
     assert applied.alert == alert and applied.first_decision_after_s == 120.0
     assert store.get(alert.alert_id).state == "confirmed"  # type: ignore[union-attr]
+
+
+def test_a_stored_alert_broken_otherwise_is_left_as_it_was_and_the_store_opens(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "r.sqlite3"
+    store_as_before(path, make_alert("old", "ghostface"))
+    [record] = _records(path)
+    broken = json.dumps({**json.loads(record), "score": "high"})
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE alerts SET record=?", (broken,))
+
+    store = ReviewStore(path)  # opens: one bad row must not keep the worker from starting
+    assert _records(path) == [broken]
+    with pytest.raises(ValidationError):
+        store.alerts()  # refused on reading, as it always was
+    store.close()
