@@ -316,16 +316,18 @@ def _iso(value: Any) -> str | None:
 
 
 _FORMULA_STARTS = ("=", "+", "-", "@")
-_BLANKS = " \t\r\n\v\f"
+_CONTROL_BLANKS = "\t\r\n\v\f"
+"""Tab, line breaks and feeds: blanks a spreadsheet may skip, or act on, at a cell's start."""
+_BLANKS = " " + _CONTROL_BLANKS
 
 
 def _cell(value: Any) -> Any:
-    # A spreadsheet runs a cell that starts with one of these as a formula, and some skip
-    # leading blanks and line breaks first: titles are attacker-controlled, and the CSV is
-    # opened by people. Any such cell, or one that starts with a control character, is
-    # quoted as text.
+    # A spreadsheet runs a cell that starts with one of the formula starts as a formula, and
+    # some skip leading blanks and line breaks first: titles are attacker-controlled, and the
+    # CSV is opened by people. A cell whose first character after any blanks is a formula
+    # start, or whose very first character is a tab, line break or feed, is quoted as text.
     if not isinstance(value, str) or not value:
         return value
-    if value[0] in _BLANKS[1:] or value.lstrip(_BLANKS)[:1] in _FORMULA_STARTS:
+    if value[0] in _CONTROL_BLANKS or value.lstrip(_BLANKS)[:1] in _FORMULA_STARTS:
         return "'" + value
     return value
