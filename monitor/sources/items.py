@@ -6,7 +6,9 @@ and were that refusal to escape the page, the whole page would be lost and its c
 move, so every later pass would fail on the same item. Here each item is built alone: one that
 does not make a valid record is left out and counted, and a page logs one line for all of its
 bad items, saying why without echoing their (possibly huge) values. A page on which every
-item is bad is reported as an error instead: that is what a bug in a record builder looks like.
+item is bad is still skipped, not raised: a one-item page (the last of a search, a lookup of
+one id) would otherwise fail every pass and hold its cursor; it is logged as an error, since
+every item failing alike is also what a bug in a record builder looks like.
 
 A time that does not parse costs nothing: ``platform_time`` reads it as unknown.
 """
@@ -21,7 +23,6 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
-from monitor.errors import SourceError
 from monitor.records import ClipSeen, as_utc
 
 __all__ = ["BAD_ITEM_ERRORS", "Item", "platform_time", "valid_clips"]
@@ -82,11 +83,7 @@ def valid_clips(
 ) -> tuple[list[ClipSeen], int]:
     """The records ``build`` makes of ``items`` (``None``: an item with nothing to observe, left
     out silently), and how many items were left out because they are malformed; one log line
-    for those.
-
-    Raises ``SourceError`` when items were listed and every one was left out: the errors caught
-    here include ``TypeError`` and ``LookupError``, which a bug in ``build`` raises for every
-    item alike, and a pass that quietly found nothing would hide it."""
+    for those, an error when every listed item was left out."""
     clips: list[ClipSeen] = []
     skipped, total, first = 0, 0, ""
     for item in items:
@@ -99,14 +96,9 @@ def valid_clips(
             continue
         if clip is not None:
             clips.append(clip)
-    if skipped and skipped == total:
-        # Every item failing is more likely a builder's bug (a KeyError is caught above too)
-        # or a changed API than a page written wholly by bad actors: say so, don't pass quietly.
-        raise SourceError(
-            f"{source}: none of the {total} listed items makes a valid record (first: {first})"
-        )
     if skipped:
-        log.warning(
+        log.log(
+            logging.ERROR if skipped == total else logging.WARNING,
             "%s: %d of %d listed items skipped, they make no valid record (first: %s)",
             source,
             skipped,

@@ -168,17 +168,18 @@ async def test_an_entry_that_makes_no_valid_record_is_skipped_and_the_rest_of_th
     assert source.report.skipped == 1, "each pass counts its own skipped entries"
 
 
-async def test_a_feed_whose_every_entry_is_bad_is_a_reported_error_not_an_empty_pass(
+async def test_a_feed_whose_only_entry_is_bad_is_skipped_and_the_pass_goes_on(
     tmp_path: Path,
 ) -> None:
     long_link = "https://clips.example.com/" + "x" * (URL_MAX + 1)
-    only = (
-        f"<item><title>a link longer than any record takes</title><link>{long_link}</link></item>"
-    )
+    only = f"<item><title>a link over 8,192 characters</title><link>{long_link}</link></item>"
     fake = FakeFeeds(f'<?xml version="1.0"?><rss version="2.0"><channel>{only}</channel></rss>')
     async with serve(fake) as url:
-        source = crawler(url, tmp_path)
-        with pytest.raises(SourceError, match="none of the 1 listed items makes a valid record"):
-            await crawl(source)
+        source = Crawler(
+            RssPlatform([f"{url}/feeds/videos.xml"]),
+            CrawlState(tmp_path / "c.db"),
+            retry=quick_retry(Sleeps()),
+        )
+        assert [clip async for clip in source.poll()] == []
 
-    assert len(source.report.errors) == 1 and source.report.emitted == 0
+    assert source.report.skipped == 1 and source.report.errors == []
