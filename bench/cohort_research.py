@@ -17,8 +17,8 @@ AS-norm (top-50 cohort statistics of query and reference); a per-entity logistic
 references against the cohort; a hue-saturation histogram intersection as a separate colour
 term; whitening on the cohort; whitening plus a margin over the query's 10 nearest cohort
 members; and the same on mid-level features (blocks 11 and 14, pooled and concatenated).
-Also two ideas of ours that were measured and rejected: cohort members as their own
-calibration negatives, and the visual floor's derivation from a split of the cohort.
+Also two ideas of ours: cohort members as their own calibration negatives (measured and
+rejected), and the visual floor derived from a split of the cohort (kept: 0.10).
 
 Embeddings are cached under ``--cache`` so that a rerun recomputes nothing.
 """
@@ -85,7 +85,7 @@ class Extractor:
             with torch.inference_mode():
                 batch = torch.from_numpy(pixels).permute(0, 3, 1, 2).float()
                 batch = (batch - self.embedder._shift) * self.embedder._scale
-                out["mid"].append(self.embedder._features(batch).numpy())
+                out["mid"].append(F.normalize(self.embedder._features(batch), dim=1).numpy())
                 head = self._module.extract_features(batch).mean(dim=(2, 3))
                 out["head"].append(F.normalize(head, dim=1).numpy())
             out["hist"].append(np.stack([hue_saturation(image) for image in chunk]))

@@ -56,7 +56,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    torch.set_num_threads(torch.get_num_threads())
     weights = cached_path("efficientnet-lite0")
     before, after = (
         HeadEmbedder(weights, device="cpu"),

@@ -23,8 +23,7 @@ import numpy.typing as npt
 from monitor.config import LikenessSettings
 from monitor.errors import GalleryError
 from monitor.likeness.captions import find_alias
-from monitor.likeness.cohort.bundled import bundled_version
-from monitor.likeness.cohort.normalise import CohortNormaliser, CohortScores
+from monitor.likeness.cohort.normalise import CohortNormaliser
 from monitor.likeness.embedders.base import Box, Embeddings
 from monitor.likeness.features import (
     FaceFeatures,
@@ -114,7 +113,7 @@ class _ReferenceBank:
     owners: npt.NDArray[np.int32]
     entries: tuple[EntityGallery, ...]
     raw: npt.NDArray[np.float32]
-    cohort: CohortNormaliser | None = None
+    normaliser: CohortNormaliser | None = None
 
     @classmethod
     def of(cls, gallery: Gallery, signal: str) -> _ReferenceBank:
@@ -133,14 +132,21 @@ class _ReferenceBank:
         normaliser = gallery.cohort.normaliser
         return cls(normaliser.transform(raw), owners, entries, raw, normaliser)
 
-    def similarity(self, queries: Embeddings) -> tuple[Embeddings, Embeddings, CohortScores | None]:
-        """``(scores, plain cosines, cohort)`` of every query row against every reference."""
+    def similarity(
+        self, queries: Embeddings
+    ) -> tuple[Embeddings, Embeddings, _NearestMember | None]:
+        """``(scores, plain cosines, nearest cohort members)`` of every query row against
+        every reference."""
         raw = queries @ self.raw.T
-        if self.cohort is None:
+        if self.normaliser is None:
             return raw, raw, None
-        whitened = self.cohort.transform(queries)
-        against = self.cohort.against_cohort(whitened)
-        return whitened @ self.embeddings.T - against.baseline[:, None], raw, against
+        whitened = self.normaliser.transform(queries)
+        against = self.normaliser.against_cohort(whitened)
+        nearest = _NearestMember(
+            names=tuple(self.normaliser.names[i] for i in against.nearest.tolist()),
+            cosine=self.normaliser.nearest_cosine(queries, against),
+        )
+        return self.normaliser.margins(whitened, self.embeddings, against), raw, nearest
 
 
 class Scorer:
@@ -254,12 +260,12 @@ class Scorer:
         caption: str | None,
     ) -> list[EntityScore]:
         rows = np.flatnonzero(frame_in_clip[features.frames]) if len(features) else np.zeros(0, int)
-        similarity, raw, cohort = bank.similarity(features.embeddings[rows])
+        similarity, raw, nearest = bank.similarity(features.embeddings[rows])
         signal: Signal = "face" if isinstance(features, FaceFeatures) else "visual"
         found = []
         for i, entry in enumerate(bank.entries):
             mine = bank.owners == i
-            matched = _Matched(similarity[:, mine], raw[:, mine], rows, cohort)
+            matched = _Matched(similarity[:, mine], raw[:, mine], rows, nearest)
             found.append(self._entity_score(entry, signal, matched, features, frames, caption))
         return found
 
@@ -306,7 +312,7 @@ class Scorer:
         frames: Sequence[Frame],
     ) -> list[Evidence]:
         """The best-matching face or region of each of the best few frames."""
-        similarity, rows, cohort = matched.scores, matched.rows, matched.cohort
+        similarity, rows, nearest = matched.scores, matched.rows, matched.nearest
         if not similarity.size:
             return []
         row_best = similarity.max(axis=1)
@@ -332,43 +338,44 @@ class Scorer:
                     region=features.labels[row] if isinstance(features, VisualFeatures) else None,
                     reference=entry.references[reference],
                     raw_score=None
-                    if cohort is None
+                    if nearest is None
                     else round(float(matched.raw[local, reference]), 4),
-                    cohort_nearest=None if cohort is None else self._cohort_name(cohort, local),
+                    cohort_nearest=None if nearest is None else nearest.names[local],
                     cohort_score=None
-                    if cohort is None
-                    else round(float(cohort.nearest_similarity[local]), 4),
+                    if nearest is None
+                    else round(float(nearest.cosine[local]), 4),
                 )
             )
         return found
 
-    def _cohort_name(self, cohort: CohortScores, local: int) -> str:
-        assert self.gallery.cohort is not None  # a bank with cohort scores has a cohort
-        return self.gallery.cohort.names[int(cohort.nearest[local])]
+
+@dataclass(frozen=True)
+class _NearestMember:
+    """Per query row: the cohort member it is most like, and its plain cosine to it."""
+
+    names: tuple[str, ...]
+    cosine: npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
 class _Matched:
-    """One entity's scores for a clip's rows (faces or views): normalised, plain, cohort."""
+    """One entity's scores for a clip's rows (faces or views): normalised, plain, and each
+    row's nearest cohort member (None without a cohort)."""
 
     scores: npt.NDArray[np.float32]
     raw: npt.NDArray[np.float32]
     rows: npt.NDArray[np.int64]
-    cohort: CohortScores | None
+    nearest: _NearestMember | None
 
 
 def check_gallery(gallery: Gallery, models: Models) -> None:
-    """Raise ``GalleryError`` unless ``gallery`` was built with these models and this cohort:
-    vectors from other models, or scores against another cohort, do not compare."""
+    """Raise ``GalleryError`` unless ``gallery`` was built with these models: vectors from
+    other models do not compare. (Its cohort travels inside it, with the thresholds
+    calibrated on it, so the cohort installed here does not matter.)"""
     if gallery.models != models.versions:
         raise GalleryError(
             f"gallery {gallery.version} was built with models {gallery.models}, "
             f"but this scorer has {models.versions}: rebuild the gallery"
-        )
-    if gallery.cohort is not None and gallery.cohort.bundled != bundled_version():
-        raise GalleryError(
-            f"gallery {gallery.version} was built with cohort {gallery.cohort.bundled}, "
-            f"but this scorer has {bundled_version()}: rebuild the gallery"
         )
 
 

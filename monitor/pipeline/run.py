@@ -75,7 +75,7 @@ def prepare_demo_gallery(settings: Settings, say: Callable[[str], None]) -> Path
         check_gallery(Gallery.load(built), models)
         return built
     except GalleryError:
-        pass  # not built yet, or with other models or another cohort
+        pass  # not built yet, or with other models
     say(f"building the demo gallery in {catalogue.gallery_dir} ...")
     build_gallery(catalogue.gallery_dir, models, settings.likeness, settings.decode).save(built)
     return built

@@ -44,11 +44,11 @@ _MIN_COHORT = 2 * COHORT_TOP_K
 
 @dataclass(frozen=True)
 class CohortScores:
-    """Per query row: the cohort baseline subtracted from its scores, and its nearest member."""
+    """Per query row: the cohort baseline subtracted from its scores, and its nearest member
+    (nearest in the whitened space the scores live in)."""
 
     baseline: npt.NDArray[np.float32]
     nearest: npt.NDArray[np.int64]
-    nearest_similarity: npt.NDArray[np.float32]
 
 
 class CohortNormaliser:
@@ -69,14 +69,15 @@ class CohortNormaliser:
                 f"a cohort needs at least {max(_MIN_COHORT, top_k + 1)} members, got {len(cohort)}"
             )
         data = np.asarray(cohort, np.float64)
-        self.mean = data.mean(axis=0)
-        _, singular, directions = np.linalg.svd(data - self.mean, full_matrices=False)
+        mean = data.mean(axis=0)
+        _, singular, directions = np.linalg.svd(data - mean, full_matrices=False)
         variance = singular**2 / len(data)
         ridge = shrink * float(variance.mean())
         self.projection = (directions.T / np.sqrt(variance + ridge)).astype(np.float32)
-        self.mean = self.mean.astype(np.float32)
+        self.mean = mean.astype(np.float32)
         self.names = tuple(names)
         self.top_k = top_k
+        self.plain = np.asarray(cohort, np.float32)
         self.cohort = self.transform(cohort)
 
     def transform(self, rows: Embeddings) -> Embeddings:
@@ -91,18 +92,25 @@ class CohortNormaliser:
     def against_cohort(self, whitened: Embeddings) -> CohortScores:
         """Each whitened row's baseline (mean of its ``top_k`` best cohort cosines)."""
         if len(whitened) == 0:
-            empty = np.zeros(0, np.float32)
-            return CohortScores(empty, np.zeros(0, np.int64), empty)
+            return CohortScores(np.zeros(0, np.float32), np.zeros(0, np.int64))
         similarity = whitened @ self.cohort.T
         best = np.partition(similarity, -self.top_k, axis=1)[:, -self.top_k :]
-        nearest = similarity.argmax(axis=1)
         return CohortScores(
-            baseline=best.mean(axis=1).astype(np.float32),
-            nearest=nearest,
-            nearest_similarity=similarity[np.arange(len(similarity)), nearest].astype(np.float32),
+            baseline=best.mean(axis=1).astype(np.float32), nearest=similarity.argmax(axis=1)
         )
 
-    def margins(self, whitened: Embeddings, references: Embeddings) -> npt.NDArray[np.float32]:
-        """``(rows, references)``: whitened cosines minus each row's cohort baseline."""
-        baseline = self.against_cohort(whitened).baseline
-        return (whitened @ references.T - baseline[:, None]).astype(np.float32)
+    def margins(
+        self, whitened: Embeddings, references: Embeddings, against: CohortScores | None = None
+    ) -> npt.NDArray[np.float32]:
+        """``(rows, references)``: whitened cosines minus each row's cohort baseline
+        (``against``, when the caller has it already)."""
+        if against is None:
+            against = self.against_cohort(whitened)
+        return (whitened @ references.T - against.baseline[:, None]).astype(np.float32)
+
+    def nearest_cosine(self, plain: Embeddings, against: CohortScores) -> npt.NDArray[np.float32]:
+        """Each row's plain cosine to its nearest member: beside a plain cosine to a
+        reference, what a reviewer can weigh."""
+        rows = np.asarray(plain, np.float32)
+        cosine: npt.NDArray[np.float32] = np.einsum("ij,ij->i", rows, self.plain[against.nearest])
+        return cosine

@@ -266,7 +266,7 @@ class EfficientNetLite0Embedder(TorchImageEmbedder):
             x = block(x)
             if index in MID_BLOCKS:
                 pooled.append(F.normalize(x.mean(dim=(2, 3)), dim=1))
-        joined: torch.Tensor = torch.cat(pooled, dim=1) / len(MID_BLOCKS) ** 0.5
+        joined: torch.Tensor = torch.cat(pooled, dim=1)  # made unit length by ``embed``
         return joined
 
 

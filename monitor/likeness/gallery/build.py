@@ -223,7 +223,7 @@ def _footage(folder: GalleryFolder, files: _Files, progress: Progress) -> Footag
 
 def _cohort(folder: GalleryFolder, files: _Files, progress: Progress) -> CohortSet:
     """The bundled cohort plus the folder's ``cohort/`` files, each row named by its file."""
-    bundled = bundled_cohort(files.models, files.settings, files.decode)
+    bundled = bundled_cohort(files.models)
     rows, names = [bundled.embeddings], list(bundled.names)
     for path in folder.cohort:
         name = path.relative_to(folder.root).as_posix()

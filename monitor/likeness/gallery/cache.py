@@ -58,12 +58,18 @@ class EmbeddingCache:
         return cls(cache_dir() / "gallery-files")
 
     def scoped(
-        self, models: Mapping[str, str], settings: LikenessSettings, decode: DecodeSettings
+        self,
+        models: Mapping[str, str],
+        settings: LikenessSettings | None = None,
+        decode: DecodeSettings | None = None,
     ) -> EmbeddingCache:
-        """The part of the cache for these models and settings (``device`` aside)."""
+        """The part of the cache for these models and settings (``device`` aside); settings
+        left out are ones the cached arrays do not depend on."""
         digest = hashlib.sha256(json.dumps(dict(models), sort_keys=True).encode())
-        digest.update(settings.model_dump_json(exclude={"device", "batch_size"}).encode())
-        digest.update(decode.model_dump_json().encode())
+        if settings is not None:
+            digest.update(settings.model_dump_json(exclude={"device", "batch_size"}).encode())
+        if decode is not None:
+            digest.update(decode.model_dump_json().encode())
         return EmbeddingCache(self.root / digest.hexdigest()[:24], self.stats)
 
     def get_or_compute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import zipfile
 from pathlib import Path
 
@@ -69,4 +70,5 @@ def test_a_cohort_wheel_with_other_bytes_is_refused_at_fetch(tmp_path: Path) -> 
 
 def test_the_version_names_the_wheel_the_rules_and_the_renderer() -> None:
     version = bundled_version()
-    assert OPENMOJI.sha256[:12] in version and "resvg-0.5.0" in version
+    renderer = importlib.metadata.version("resvg-py")
+    assert OPENMOJI.sha256[:12] in version and f"resvg-{renderer}" in version

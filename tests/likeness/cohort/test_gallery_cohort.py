@@ -8,7 +8,6 @@ the gopher's own drawings; the cohort margin does not.
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import yaml
 from PIL import Image
 
 from monitor.config import DecodeSettings, LikenessSettings
-from monitor.errors import CohortError, GalleryError
+from monitor.errors import CohortError
 from monitor.likeness.gallery.build import build_gallery
 from monitor.likeness.gallery.store import Gallery
 from monitor.likeness.models import Models
@@ -75,8 +74,10 @@ def test_a_look_alike_in_the_cohort_scores_below_the_threshold(
     found = gopher(scorer, eval_media / "cases" / "lookalikes" / name, tmp_path, mirror=True)
     assert not found.flagged and found.score < found.threshold
     best = found.evidence[0]
-    assert best.raw_score is not None and best.raw_score > 0.6  # near the gopher by plain cosine
-    assert best.cohort_nearest == f"cohort/{name}"  # and nearer still to itself in the cohort
+    # A re-post of the filed look-alike: nearer to itself in the cohort than to the gopher.
+    assert best.cohort_nearest == f"cohort/{name}"
+    assert best.raw_score is not None and best.cohort_score is not None
+    assert best.cohort_score > best.raw_score
 
 
 @pytest.mark.parametrize("name", DRAWINGS)
@@ -101,15 +102,6 @@ def test_the_built_gallery_carries_its_cohort(gallery: Gallery, tmp_path: Path) 
     loaded = Gallery.load(tmp_path / "built")
     assert loaded.version == gallery.version and loaded.cohort is not None
     np.testing.assert_array_equal(loaded.cohort.embeddings, gallery.cohort.embeddings)
-
-
-def test_a_gallery_built_with_another_cohort_is_refused_until_rebuilt(
-    gallery: Gallery, models: Models
-) -> None:
-    assert gallery.cohort is not None
-    other = dataclasses.replace(gallery.cohort, bundled="openmoji-0123456789ab+live-2:r0")
-    with pytest.raises(GalleryError, match=r"cohort.*rebuild the gallery"):
-        Scorer(dataclasses.replace(gallery, cohort=other), models, SETTINGS)
 
 
 def test_a_cohort_file_that_does_not_decode_is_refused_by_name(
