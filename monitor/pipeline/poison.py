@@ -11,16 +11,22 @@ from __future__ import annotations
 
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
-__all__ = ["broker_trouble", "describe"]
+__all__ = ["ReadAgain", "broker_trouble", "describe"]
+
+
+class ReadAgain(Exception):
+    """A record that is fine could not be applied on this host now (a locked database, a full
+    disk): read it again later, never dead-letter it. A fault that repeats stalls the read,
+    loudly, and loses nothing."""
 
 
 def broker_trouble(exc: BaseException) -> bool:
-    """Whether ``exc`` is the broker's or the network's doing, not the record's: worth reading
-    the record again later rather than dead-lettering it. A record too large to send is the
-    record's own fault."""
+    """Whether ``exc`` is not the record's doing (the broker's, the network's, or the host's:
+    ``ReadAgain``): worth reading the record again later rather than dead-lettering it. A
+    record too large to send is the record's own fault."""
     if isinstance(exc, MessageSizeTooLargeError):
         return False
-    return isinstance(exc, KafkaError | OSError)
+    return isinstance(exc, KafkaError | OSError | ReadAgain)
 
 
 def describe(role: str, exc: BaseException) -> str:

@@ -10,7 +10,7 @@ gallery is rebuilt on a timer, which the scorers pick up without a restart.
 
 The store is a view of the topics, so a record that parsed must reach it: only a record that
 does not parse is dead-lettered. Any other failure to apply one (SQLite locked or busy, a disk
-error) stops the feed, which reads the record again from its stored position (``_NotApplied``).
+error) stops the feed, which reads the record again from its stored position (``ReadAgain``).
 
 Metrics are counted when a decision first reaches this host's store, once per decision
 whichever way it came (the page that made it, or the topic); with several replicas, each
@@ -33,7 +33,7 @@ from monitor.pipeline import metrics
 from monitor.pipeline.app import Pipeline
 from monitor.pipeline.broker import bootstrap_servers
 from monitor.pipeline.feed import TopicFeed
-from monitor.pipeline.poison import broker_trouble
+from monitor.pipeline.poison import ReadAgain, broker_trouble
 from monitor.records import Alert, Review, decode, encode
 from monitor.review.access import Access
 from monitor.review.page import ROUTES, Handler, ReviewPage
@@ -43,15 +43,6 @@ from monitor.review.teach import GalleryTeacher, learn
 __all__ = ["apply_review", "install_review"]
 
 log = logging.getLogger(__name__)
-
-
-class _NotApplied(OSError):
-    """A record that parsed could not be applied to the store on this host: the host's fault,
-    not the record's. An ``OSError``, which the feed treats as it treats the broker being away
-    (``poison.broker_trouble``): it stops and reads the record again from where it stopped,
-    rather than hand a good record to ``reject``, which would dead-letter it and leave it out
-    of the review page for good. A fault that repeats stalls the feed, loudly, and loses
-    nothing."""
 
 
 def apply_review(store: ReviewStore, review: Review) -> Applied:
@@ -155,14 +146,14 @@ def install_review(pipeline: Pipeline) -> TopicFeed:
 
 @contextmanager
 def _applying(record: ConsumerRecord[bytes, bytes]) -> Iterator[None]:
-    """Apply a record that parsed: a failure is ``_NotApplied``, never the record's fault."""
+    """Apply a record that parsed: a failure is ``ReadAgain``, never the record's fault."""
     try:
         yield
     except Exception as exc:
         if broker_trouble(exc):
-            raise  # an OSError already: read again
+            raise  # read again already
         where = f"{record.topic}[{record.partition}]@{record.offset}"
-        raise _NotApplied(f"review store: {where} not applied: {exc!r}") from exc
+        raise ReadAgain(f"review store: {where} not applied: {exc!r}") from exc
 
 
 def _view(method: str, handler: Handler) -> type[faust.web.View]:

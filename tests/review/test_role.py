@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from monitor.config import PipelineSettings, ReviewSettings, Settings
 from monitor.pipeline.app import TOPICS, Pipeline, create_pipeline
 from monitor.pipeline.feed import TopicFeed
-from monitor.pipeline.poison import broker_trouble
+from monitor.pipeline.poison import ReadAgain, broker_trouble
 from monitor.records import Review, encode
 from monitor.review.role import install_review
 from monitor.review.store import ReviewStore
@@ -108,7 +108,7 @@ async def test_an_alert_the_store_cannot_take_now_is_read_again_not_dead_lettere
         raise sqlite3.OperationalError("database is locked")
 
     monkeypatch.setattr(ReviewStore, "add_alert", locked)
-    with pytest.raises(OSError) as stopped:
+    with pytest.raises(ReadAgain) as stopped:
         await fed.hand("alerts", encode(alert))
     assert broker_trouble(stopped.value), "the feed stops and reads the record again"
     assert fed.dead_letters == []
@@ -130,7 +130,7 @@ async def test_a_decision_the_store_cannot_take_now_is_read_again_not_dead_lette
         raise sqlite3.OperationalError("database is locked")
 
     monkeypatch.setattr(ReviewStore, "apply", busy)
-    with pytest.raises(OSError):
+    with pytest.raises(ReadAgain):
         await fed.hand("reviews", encode(review))
     assert fed.dead_letters == []
 
