@@ -46,6 +46,8 @@ __all__ = [
     "DeadLetter",
     "EvidenceRecord",
     "Failure",
+    "Ident",
+    "Note",
     "Review",
     "ScoredEntity",
     "as_utc",

@@ -32,10 +32,9 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Annotated
 
 import httpx
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from monitor.alerts.base import DeliveryContext, FloodSummary, Sink, SummaryClip
 from monitor.alerts.evidence_urls import EvidenceUrls
@@ -46,7 +45,7 @@ from monitor.alerts.webhook import WebhookSink
 from monitor.config import NotifySettings
 from monitor.errors import PermanentDeliveryError, RecordError, RetryableDeliveryError
 from monitor.pipeline import metrics
-from monitor.records import ID_MAX, NOTE_MAX, SCHEMA_VERSION, Alert, truncated
+from monitor.records import SCHEMA_VERSION, Alert, Ident, Note
 
 __all__ = ["Notifier", "ParkedAlert", "build_sinks"]
 
@@ -56,10 +55,6 @@ TOP_CLIPS = 5
 
 Park = Callable[["ParkedAlert"], Awaitable[None]]
 Reject = Callable[[Alert, str], Awaitable[None]]
-
-
-def _note(text: str) -> str:
-    return truncated(text, NOTE_MAX)
 
 
 class ParkedAlert(BaseModel):
@@ -75,12 +70,12 @@ class ParkedAlert(BaseModel):
 
     schema_version: int = Field(default=SCHEMA_VERSION, alias="schema")
     alert: Alert
-    sink: str = Field(min_length=1, max_length=ID_MAX)
+    sink: Ident = Field(min_length=1)
     attempts: int = Field(ge=0)
     first_failed_at: AwareDatetime
     next_attempt_at: AwareDatetime
-    last_error: Annotated[str, AfterValidator(_note)] = ""
-    park_id: str = Field(default_factory=lambda: uuid.uuid4().hex, max_length=ID_MAX)
+    last_error: Note = ""
+    park_id: Ident = Field(default_factory=lambda: uuid.uuid4().hex)
     """Names this parking: the outbox keeps the latest, and an older copy is not acted on."""
 
     @property

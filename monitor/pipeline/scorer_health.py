@@ -36,13 +36,11 @@ class ScorerHealth:
         self.window_s = window_s
         self._clock = clock
         self.failures_in_a_row = 0
-        self.scored = 0
         self._deaths: deque[float] = deque()
         self._last_success: float | None = None
 
     def succeeded(self) -> None:
         self.failures_in_a_row = 0
-        self.scored += 1
         self._last_success = self._clock()
 
     def failed(self, reason: str) -> None:

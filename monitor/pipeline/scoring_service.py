@@ -11,7 +11,7 @@ is all the decide role needs for spread.
 The work is in two steps, ``prepare`` (cache, fetch, decode: per clip, as slow as its server)
 and ``score_prepared`` (one forward pass for the clips that are ready), so that the worker
 (``score_flow.py``) scores each clip as soon as its media are in, and a slow server holds only
-its own clip; ``score_batch`` does both for a whole batch, as the benchmark wants.
+its own clip; ``score_batch`` does both for a batch in hand (the tests' way in).
 """
 
 from __future__ import annotations
