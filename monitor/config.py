@@ -160,12 +160,13 @@ class PipelineSettings(_Section):
 
 
 class NotifySettings(_Section):
-    """Where alerts go besides the console, and how hard the notifier tries.
+    """Where alerts go (the console, Slack, a webhook), and how hard the notifier tries.
 
     URLs and secrets are ``SecretStr``: a Slack webhook URL grants posting to a channel, so
     none of them is ever printed, logged or put in a metric or an error message.
     """
 
+    console: bool = Field(default=True, description="print each alert on standard output")
     slack_webhook_url: SecretStr | None = None
     webhook_url: SecretStr | None = None
     webhook_secret: SecretStr | None = Field(

@@ -37,6 +37,7 @@ import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from monitor.alerts.base import DeliveryContext, FloodSummary, Sink, SummaryClip
+from monitor.alerts.console import ConsoleSink
 from monitor.alerts.evidence_urls import EvidenceUrls
 from monitor.alerts.http import SecretFilter
 from monitor.alerts.slack import SlackSink
@@ -102,7 +103,7 @@ class ParkedAlert(BaseModel):
 
 def build_sinks(settings: NotifySettings, client: httpx.AsyncClient) -> list[Sink]:
     """The sinks the settings configure, in delivery order."""
-    sinks: list[Sink] = []
+    sinks: list[Sink] = [ConsoleSink()] if settings.console else []
     if settings.slack_webhook_url is not None:
         sinks.append(SlackSink(client, settings.slack_webhook_url))
     if settings.webhook_url is not None and settings.webhook_secret is not None:

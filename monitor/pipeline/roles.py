@@ -367,15 +367,7 @@ def _notify(pipeline: Pipeline) -> None:
             await pipeline.guarded(event, "notify", notify_one(event.value))
 
     async def notify_one(raw: bytes | None) -> None:
-        alert = decode(Alert, raw)
-        views = "?" if alert.views is None else f"{alert.views:,}"
-        print(
-            f"ALERT {alert.entity.name} ({alert.entity.kind}, {alert.entity.franchise or '-'}) "
-            f"score {alert.score:.3f} >= {alert.threshold:.3f}  {alert.clip.platform}  "
-            f"views {views}  {alert.clip.url}",
-            flush=True,
-        )
-        await notifier.handle(alert)
+        await notifier.handle(decode(Alert, raw))
 
     @pipeline.app.agent(pipeline.topics["alerts.retry"], name="notify_retry")
     async def notify_retry(stream: Any) -> None:

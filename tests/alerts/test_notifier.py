@@ -42,6 +42,7 @@ class Harness:
 
     def settings(self, **overrides: object) -> NotifySettings:
         values: dict[str, object] = {
+            "console": False,  # the console sink has its own tests (test_console.py)
             "slack_webhook_url": SecretStr(self.receiver.url + SLACK_PATH),
             "retry_backoff_s": 0.01,
             "retry_backoff_max_s": 0.05,
