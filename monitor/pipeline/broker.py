@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any, Self
@@ -113,10 +113,12 @@ class EmbeddedBroker:
         storage_engine: str = "memory://tansu/",
         cluster_id: str | None = None,
         port: int | None = None,
+        avoid_ports: Collection[int] = (),
         startup_timeout: float = 15.0,
         stop_timeout: float = 5.0,
     ) -> None:
         self._binary = binary
+        self._avoid_ports = frozenset(avoid_ports)
         self._storage_engine = storage_engine
         self._cluster_id = cluster_id
         self._fixed_port = port
@@ -164,7 +166,7 @@ class EmbeddedBroker:
             )
             attempts = 1 if self._fixed_port is not None else _PORT_ATTEMPTS
             for attempt in range(1, attempts + 1):
-                port = self._fixed_port or _free_port()
+                port = self._fixed_port or _free_port(self._avoid_ports)
                 process, log_file = self._spawn(binary, port, cluster)
                 try:
                     ready = _wait_until_answering(process, port, self._startup_timeout)
@@ -294,10 +296,15 @@ def _parent_death_hook() -> Callable[[], None] | None:
     return hook
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((_LOOPBACK, 0))
-        return int(sock.getsockname()[1])
+def _free_port(avoid: Collection[int] = ()) -> int:
+    """A port free now and not in ``avoid``: the ports this host's worker will bind (its web
+    port is free while the worker restarts, and the kernel may offer it to the broker)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((_LOOPBACK, 0))
+            port = int(sock.getsockname()[1])
+        if port not in avoid:
+            return port
 
 
 def _wait_until_answering(process: subprocess.Popen[bytes], port: int, timeout: float) -> bool:
@@ -382,15 +389,18 @@ def bootstrap_servers(url: str) -> str:
     return ",".join(servers)
 
 
-def resolve_broker(url: str) -> tuple[str, EmbeddedBroker | None]:
+def resolve_broker(
+    url: str, avoid_ports: Collection[int] = ()
+) -> tuple[str, EmbeddedBroker | None]:
     """The Faust broker URL for a configured ``broker_url``, and the broker started for it.
 
-    ``embedded`` starts a Tansu child and returns it, for the caller to stop; a ``kafka://``
-    URL is returned as given (Faust accepts both ``,`` and ``;`` between servers) with ``None``.
+    ``embedded`` starts a Tansu child, on a port not in ``avoid_ports``, and returns it, for
+    the caller to stop; a ``kafka://`` URL is returned as given (Faust accepts both ``,`` and
+    ``;`` between servers) with ``None``.
     """
     text = url.strip()
     if text.lower() == EMBEDDED:
-        broker = EmbeddedBroker()
+        broker = EmbeddedBroker(avoid_ports=avoid_ports)
         broker.start()
         return broker.url, broker
     if not text.lower().startswith(_SCHEME):

@@ -141,7 +141,9 @@ def up(
 
     roles = list(roles)
     with contextlib.ExitStack() as stack:
-        broker_url, broker = resolve_broker(settings.pipeline.broker_url)
+        broker_url, broker = resolve_broker(
+            settings.pipeline.broker_url, avoid_ports=(settings.pipeline.web_port,)
+        )
         if broker is not None:
             stack.callback(broker.stop)
             say(f"embedded broker at {broker_url}")
