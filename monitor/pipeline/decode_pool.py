@@ -90,8 +90,15 @@ class DecodePool:
         raise DecoderCrashError("the decode process died decoding this media (twice, alone)")
 
     async def _run(self, path: Path, limits: DecodeLimits, even_frames: int) -> list[Frame]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, _load, path, limits, even_frames)
+        try:
+            future = self._pool.submit(_load, path, limits, even_frames)
+        except OSError as exc:
+            # Python 3.11: a pool breaking while this submits (its new process pickling a
+            # pipe the dying pool has closed) raises "handle is closed", not BrokenProcessPool.
+            raise BrokenProcessPool(
+                f"the decode pool broke as a decode was submitted: {exc}"
+            ) from exc
+        return await asyncio.wrap_future(future)
 
     def _rebuild(self, generation: int) -> None:
         """Replace the pool that broke, once, however many decodes saw it break."""
