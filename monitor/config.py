@@ -12,6 +12,7 @@ re-raises a ``ConfigError`` that names only where and what, with no chained trac
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -50,6 +51,17 @@ class DecodeSettings(_Section):
     max_frames: int = Field(default=16, gt=0)
     even_frames: int = Field(default=8, ge=0)
     timeout_s: float = Field(default=30.0, gt=0)
+    fingerprint_max_frames: int = Field(
+        default=3000,
+        gt=0,
+        description="frames of a flagged clip hashed for its fingerprint (every frame, from the "
+        "start: 3000 is 100 s at 30 fps, about 25 s of one core)",
+    )
+
+    @property
+    def fingerprint_limits(self) -> DecodeLimits:
+        """An upload's bounds, but every frame up to ``fingerprint_max_frames``."""
+        return replace(self.limits, max_frames=self.fingerprint_max_frames)
 
     @property
     def limits(self) -> DecodeLimits:

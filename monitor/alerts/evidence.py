@@ -21,7 +21,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from monitor.likeness.footage.fingerprint import FINGERPRINT_SUFFIX, fingerprint
+from monitor.likeness.footage.fingerprint import FINGERPRINT_SUFFIX, Fingerprint, fingerprint
 from monitor.media.frames import Frame, RGBImage
 from monitor.records import Alert, ClipScored, EvidenceRecord
 
@@ -112,15 +112,21 @@ def save_evidence(
     return path
 
 
-def save_clip_evidence(shared_dir: Path, record: ClipScored, frames: Sequence[Frame]) -> None:
-    """For each entity a scored clip flags: its thumbnail and the clip's fingerprint.
+def save_clip_evidence(
+    shared_dir: Path,
+    record: ClipScored,
+    frames: Sequence[Frame],
+    clip_fingerprint: Fingerprint | None = None,
+) -> None:
+    """For each entity a scored clip flags: its thumbnail and the clip's fingerprint
+    (``clip_fingerprint``, of every frame; else made from the sampled ``frames``).
 
     A file that cannot be written is logged and skipped: a message without its picture still
     goes out.
     """
     if not record.flagged:
         return
-    kept = fingerprint(frames).with_about(
+    kept = (clip_fingerprint or fingerprint(frames)).with_about(
         clip=record.clip.key, url=record.clip.url, gallery_version=record.gallery_version or ""
     )
     for entity in record.flagged:

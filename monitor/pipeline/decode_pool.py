@@ -8,6 +8,9 @@ the new pool (no other decode runs meanwhile). A clip that kills the pool while 
 one at fault: it fails with ``DecoderCrashError`` (reason ``decoder_crashed``, a verdict that
 is cached like any other, so it is not retried at every observation). The innocent ones that
 shared the pool with it are decoded normally on their second try.
+
+The pool also hashes every frame of a flagged clip for its fingerprint (``fingerprint``): that
+decodes the clip once more, in full, and a codec that crashes on it must not take the worker.
 """
 
 from __future__ import annotations
@@ -20,14 +23,19 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 from monitor.errors import DecoderCrashError
+from monitor.likeness.footage import Fingerprint, fingerprint_file
 from monitor.media import DecodeLimits, load_media
 from monitor.media.frames import Frame
 
 __all__ = ["DecodePool"]
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _ignore_interrupts() -> None:
@@ -67,12 +75,22 @@ class DecodePool:
 
     async def decode(self, path: Path, limits: DecodeLimits, even_frames: int) -> list[Frame]:
         """The frames of ``path``; ``DecoderCrashError`` when decoding it kills the process."""
+        return await self._guarded(path, _load, path, limits, even_frames)
+
+    async def fingerprint(self, path: Path, limits: DecodeLimits) -> Fingerprint:
+        """The fingerprint of every frame of ``path`` (``fingerprint_file``), with the errors
+        of ``decode``."""
+        return await self._guarded(path, fingerprint_file, path, limits)
+
+    async def _guarded(
+        self, path: Path, work: Callable[P, R], *args: P.args, **kwargs: P.kwargs
+    ) -> R:
         async with self._solo:
             self._running += 1
             self._drained.clear()
         generation = self.generation
         try:
-            return await self._run(path, limits, even_frames)
+            return await self._run(work, *args, **kwargs)
         except BrokenProcessPool:
             self._rebuild(generation)
         finally:
@@ -84,14 +102,14 @@ class DecodePool:
             await self._drained.wait()
             generation = self.generation
             try:
-                return await self._run(path, limits, even_frames)
+                return await self._run(work, *args, **kwargs)
             except BrokenProcessPool:
                 self._rebuild(generation)
         raise DecoderCrashError("the decode process died decoding this media (twice, alone)")
 
-    async def _run(self, path: Path, limits: DecodeLimits, even_frames: int) -> list[Frame]:
+    async def _run(self, work: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            future = self._pool.submit(_load, path, limits, even_frames)
+            future = self._pool.submit(work, *args, **kwargs)
         except OSError as exc:
             # Python 3.11: a pool breaking while this submits (its new process pickling a
             # pipe the dying pool has closed) raises "handle is closed", not BrokenProcessPool.

@@ -30,6 +30,7 @@ import httpx
 from monitor.alerts.evidence import save_clip_evidence
 from monitor.config import Settings
 from monitor.errors import MediaError, MonitorError
+from monitor.likeness.footage import Fingerprint
 from monitor.likeness.gallery.store import Gallery
 from monitor.likeness.scoring import ClipScore, Scorer
 from monitor.media.fetch import fetch_media
@@ -75,12 +76,18 @@ class Prepared:
     cached: bool = False
     gate: asyncio.Semaphore | None = None
     """The slot its frames hold until they are scored (``prepare``'s ``frames_gate``)."""
+    media: Path | None = None
+    """The fetched file, kept until scored: a flagged clip's fingerprint reads every frame."""
 
     def release(self) -> None:
-        """Give back the frames' slot (once scored): another clip may be decoded."""
+        """Give back the frames' slot and delete the fetched file (once scored): another clip
+        may be decoded."""
         if self.gate is not None:
             self.gate.release()
             self.gate = None
+        if self.media is not None:
+            self.media.unlink(missing_ok=True)
+            self.media = None
 
 
 def to_record(seen: ClipSeen, result: ClipScore) -> ClipScored:
@@ -214,7 +221,11 @@ class ScoringService:
         scored together."""
         self.reload_gallery_if_changed()
         prepared = await asyncio.gather(*(self.prepare(seen) for seen in batch))
-        return await self.score_prepared(prepared)
+        try:
+            return await self.score_prepared(prepared)
+        finally:
+            for each in prepared:
+                each.release()
 
     async def prepare(
         self, seen: ClipSeen, *, frames_gate: asyncio.Semaphore | None = None
@@ -234,8 +245,9 @@ class ScoringService:
             update = {"observation": seen, "rescored": False}
             return Prepared(seen, record.model_copy(update=update), cached=True)
         loaded = await self._fetch_and_decode(seen, frames_gate)
-        if isinstance(loaded, list):
-            return Prepared(seen, None, loaded, started, gate=frames_gate)
+        if isinstance(loaded, tuple):
+            frames, media = loaded
+            return Prepared(seen, None, frames, started, gate=frames_gate, media=media)
         record = _failed(seen, self.scorer, loaded.reason, loaded.message)
         self._remember(record)
         self.health.failed(loaded.reason)
@@ -250,25 +262,26 @@ class ScoringService:
         out: dict[int, ClipScored] = {
             i: p.record for i, p in enumerate(prepared) if p.record is not None
         }
-        ready = [(i, p.seen, p.frames) for i, p in enumerate(prepared) if p.frames is not None]
+        ready = [(i, p, p.frames) for i, p in enumerate(prepared) if p.frames is not None]
         if ready:
             metrics.BATCH_SIZE.labels(self.device).observe(len(ready))
             try:
                 results = await asyncio.get_running_loop().run_in_executor(
                     self._inference,
                     self.scorer.score_many,
-                    [(frames, seen.text or None) for _, seen, frames in ready],
+                    [(frames, p.seen.text or None) for _, p, frames in ready],
                 )
             except Exception as exc:  # a model failure must not take the partition down
                 log.exception("scoring failed for a batch of %d clips", len(ready))
                 results = None
-                for i, seen, _ in ready:
-                    out[i] = _failed(seen, self.scorer, "scoring_error", repr(exc))
+                for i, p, _ in ready:
+                    out[i] = _failed(p.seen, self.scorer, "scoring_error", repr(exc))
                     self.health.failed("scoring_error")
-                    metrics.CLIPS_SCORED.labels(seen.platform, "failed").inc()
-            for (i, seen, frames), result in zip(ready, results or [], strict=False):
+                    metrics.CLIPS_SCORED.labels(p.seen.platform, "failed").inc()
+            for (i, p, frames), result in zip(ready, results or [], strict=False):
+                seen = p.seen
                 record = to_record(seen, result)
-                await self._save_evidence(record, frames)  # before the verdict is cached
+                await self._save_evidence(record, frames, p.media)  # before the verdict is cached
                 self.state.save_score(
                     seen.key, record.gallery_version or "", record.models, encode(record).decode()
                 )
@@ -282,13 +295,29 @@ class ScoringService:
             metrics.SCORING_SECONDS.labels(self.device).observe(elapsed / len(fresh))
         return [out[i] for i in range(len(prepared))]
 
-    async def _save_evidence(self, record: ClipScored, frames: list[Frame]) -> None:
+    async def _save_evidence(
+        self, record: ClipScored, frames: list[Frame], media: Path | None
+    ) -> None:
         """Per flagged entity, a thumbnail for the alert's message (served at /evidence/) and
-        the clip's fingerprint, for the review loop should the alert be dismissed."""
-        if record.flagged:
-            await asyncio.get_running_loop().run_in_executor(
-                None, save_clip_evidence, self.settings.pipeline.shared_root, record, frames
-            )
+        the clip's fingerprint, for the review loop should the alert be dismissed.
+
+        The fingerprint hashes every frame of the clip (in the decode pool); if that fails,
+        the sampled frames' hashes stand in, and the failure is logged."""
+        if not record.flagged:
+            return
+        kept: Fingerprint | None = None
+        if media is not None:
+            try:
+                kept = await self.decoders.fingerprint(
+                    media, self.settings.decode.fingerprint_limits
+                )
+            except Exception as exc:  # the alert goes out whatever its fingerprint
+                log.warning(
+                    "fingerprint of %s from its sampled frames only: %s", record.clip.key, exc
+                )
+        await asyncio.get_running_loop().run_in_executor(
+            None, save_clip_evidence, self.settings.pipeline.shared_root, record, frames, kept
+        )
 
     def _remember(self, record: ClipScored) -> None:
         if record.failure is None or record.failure.reason not in TRANSIENT_FAILURES:
@@ -301,7 +330,8 @@ class ScoringService:
 
     async def _fetch_and_decode(
         self, seen: ClipSeen, gate: asyncio.Semaphore | None = None
-    ) -> list[Frame] | Failure:
+    ) -> tuple[list[Frame], Path] | Failure:
+        """The frames and the fetched file (the caller deletes it), or why there are none."""
         try:
             async with self._fetch_slots:
                 media_url = await self._resolver.resolve(seen)
@@ -321,15 +351,17 @@ class ScoringService:
                 if gate is not None:
                     await gate.acquire()
                 try:
-                    return await self.decoders.decode(
+                    frames = await self.decoders.decode(
                         path, self._limits, self.settings.decode.even_frames
                     )
                 except BaseException:
                     if gate is not None:
                         gate.release()  # no frames hold it
                     raise
-            finally:
+            except BaseException:
                 path.unlink(missing_ok=True)
+                raise
+            return frames, path
         except MediaError as exc:
             return Failure(reason=exc.reason, message=str(exc))
         except Exception as exc:  # whatever else: report, don't crash

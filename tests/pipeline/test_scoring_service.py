@@ -14,7 +14,9 @@ import yaml
 from aiohttp import web
 from PIL import Image
 
+from monitor.alerts.evidence import fingerprint_path
 from monitor.config import DecodeSettings, LikenessSettings, PipelineSettings, Settings
+from monitor.likeness.footage import Fingerprint
 from monitor.likeness.gallery.build import build_gallery
 from monitor.likeness.gallery.store import Gallery, Threshold
 from monitor.likeness.models import Models
@@ -22,7 +24,7 @@ from monitor.likeness.scoring import Scorer
 from monitor.media import decode_clip
 from monitor.pipeline.scoring_service import ScoringService
 from monitor.pipeline.state import StateStore
-from monitor.records import ClipSeen
+from monitor.records import Alert, ClipSeen
 
 DECODE = DecodeSettings(max_frames=4, even_frames=4)
 
@@ -118,6 +120,34 @@ async def test_a_clip_listed_without_its_video_is_scored_from_what_the_resolver_
         scored, unresolved = await service.score_batch([listed, elsewhere])
         assert scored.failure is None and scored.frames == DECODE.even_frames and scored.flagged
         assert unresolved.failure is not None and unresolved.failure.reason == "no_media_url"
+    finally:
+        await service.close()
+        state.close()
+
+
+async def test_a_flagged_clip_is_fingerprinted_from_every_frame_and_its_file_then_deleted(
+    built: Path, models: Models, media_server: str, tmp_path: Path
+) -> None:
+    """The sampled frames are enough to score a clip, not to know its copies again: the
+    fingerprint kept for the review loop hashes every frame of the fetched file (bounded by
+    ``decode.fingerprint_max_frames``), and the file goes once the clip is scored."""
+    settings = service_settings(built, tmp_path, shared_dir=tmp_path / "shared")
+    settings = settings.model_copy(
+        update={"decode": DECODE.model_copy(update={"fingerprint_max_frames": 40})}
+    )
+    state = StateStore(tmp_path / "state" / "state.sqlite3")
+    service = ScoringService(
+        Scorer(Gallery.load(built), models, settings.likeness), state, settings
+    )
+    seen = ClipSeen(platform="t", clip_id="1", url="u", media_url=f"{media_server}/bunny.mp4")
+    try:
+        [scored] = await service.score_batch([seen])
+        assert scored.flagged and scored.frames == DECODE.even_frames
+        alert_id = Alert.id_for(scored.clip.key, "bunny")
+        kept = Fingerprint.load(fingerprint_path(settings.pipeline.shared_root, alert_id))
+        assert DECODE.even_frames < len(kept.times) <= 40
+        assert kept.about["alert_id"] == alert_id
+        assert not list(Path(service._workdir.name).iterdir()), "the fetched file is deleted"
     finally:
         await service.close()
         state.close()

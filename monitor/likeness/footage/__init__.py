@@ -7,7 +7,12 @@ it shows.
 
 from __future__ import annotations
 
-from monitor.likeness.footage.fingerprint import FINGERPRINT_SUFFIX, Fingerprint, fingerprint
+from monitor.likeness.footage.fingerprint import (
+    FINGERPRINT_SUFFIX,
+    Fingerprint,
+    fingerprint,
+    fingerprint_file,
+)
 from monitor.likeness.footage.hashes import FrameHashes, hash_query, hash_reference
 from monitor.likeness.footage.index import HashIndex, HashMatches
 from monitor.likeness.footage.match import (
@@ -29,6 +34,7 @@ __all__ = [
     "HashMatches",
     "TimeRange",
     "fingerprint",
+    "fingerprint_file",
     "hash_query",
     "hash_reference",
     "query_hashes",

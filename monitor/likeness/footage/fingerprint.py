@@ -8,13 +8,17 @@ build turns it into an index of clips that must not flag that entity again.
 
 The file is JSON a person can read: what the clip was, then each hash with its frame time.
 It is hashed like reference footage (``hash_reference``: the same views, a hash kept where it
-moved), so a query matches it with the same views and the same rule as known footage.
+moved), so a query matches it with the same views and the same rule as known footage. Like
+reference footage it is made from every frame of the clip (``fingerprint_file``): a copy's frames
+are sampled at other times than the flagged clip's were, and on a moving camera the nearest of a
+few sampled frames is further from them than a copy's own re-encode. ``fingerprint`` (the
+sampled frames only) is what is left when the clip's file cannot be read a second time.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +28,10 @@ import numpy as np
 from monitor.errors import GalleryFormatError
 from monitor.likeness.footage.hashes import HASH_BYTES, FrameHashes, hash_reference
 from monitor.likeness.footage.match import FootageClip
+from monitor.media import DecodeLimits, load_every_frame
 from monitor.media.frames import Frame
 
-__all__ = ["FINGERPRINT_SUFFIX", "Fingerprint", "fingerprint"]
+__all__ = ["FINGERPRINT_SUFFIX", "Fingerprint", "fingerprint", "fingerprint_file"]
 
 FINGERPRINT_SUFFIX = ".pdq.json"
 _FORMAT = "likeness-monitor/fingerprint-1"
@@ -111,7 +116,13 @@ class Fingerprint:
             raise GalleryFormatError(f"{path}: not a clip fingerprint: {exc}") from None
 
 
-def fingerprint(frames: Sequence[Frame]) -> Fingerprint:
-    """The fingerprint of a decoded clip (about 8 ms a frame on one core)."""
+def fingerprint(frames: Iterable[Frame]) -> Fingerprint:
+    """The fingerprint of these frames (about 8 ms a frame on one core)."""
     hashed = hash_reference(frames)
     return Fingerprint(hashed.hashes, tuple(hashed.times))
+
+
+def fingerprint_file(path: Path, limits: DecodeLimits) -> Fingerprint:
+    """The fingerprint of every frame of the media at ``path``, up to ``limits.max_frames``
+    (the errors are ``load_every_frame``'s)."""
+    return fingerprint(load_every_frame(path, limits))

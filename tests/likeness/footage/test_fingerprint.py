@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from monitor.config import Settings
 from monitor.errors import GalleryFormatError
-from monitor.likeness.footage import Fingerprint, FootageIndex, fingerprint
+from monitor.likeness.footage import Fingerprint, FootageIndex, fingerprint, fingerprint_file
 from monitor.media import DecodeLimits, decode_clip
 from monitor.media.frames import Frame
 from monitor.media.transforms import transform_clip
@@ -79,3 +80,37 @@ def test_indexed_it_knows_the_clip_and_a_re_encoded_copy_and_nothing_else(
         ["dismissed.pdq.json"],
         [],
     ]
+
+
+@pytest.fixture(scope="module")
+def handheld(package_file: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A moving camera: consecutive frames differ by more than a re-encode moves one."""
+    out = tmp_path_factory.mktemp("fingerprint") / "bikes.mp4"
+    return transform_clip(package_file("bikes.mp4"), out, max_seconds=4.0)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"speed": 0.8}, id="slowed to 0.8x"),
+        pytest.param({"fill_9x16": 1.0}, id="9:16 crop-to-fill"),
+        pytest.param({"speed": 1.25, "bitrate": 300_000}, id="1.25x at 300 kb/s"),
+    ],
+)
+def test_the_fingerprint_of_every_frame_knows_copies_of_a_fast_moving_clip(
+    handheld: Path, change: dict[str, float], tmp_path: Path
+) -> None:
+    """The scorer fingerprints a flagged clip from its file, every frame (``fingerprint_file``):
+    a copy's sampled frames fall between the flagged clip's sampled frames, and on a moving
+    camera those are further apart than any copy is from its original frame."""
+    kept = fingerprint_file(handheld, DecodeLimits(max_frames=3000))
+    index = FootageIndex.empty()
+    index.add_hashes(kept.footage_clip("bikes", "dismissed.pdq.json"), kept.times, kept.hashes)
+    copy = transform_clip(handheld, tmp_path / "copy.mp4", **change)  # type: ignore[arg-type]
+    [matches] = index.match_many([frames(copy)], Settings().likeness.footage_match_share)
+    assert [m.reference for m in matches] == ["dismissed.pdq.json"]
+
+
+def test_a_fingerprint_of_every_frame_is_bounded_by_its_frame_limit(handheld: Path) -> None:
+    kept = fingerprint_file(handheld, DecodeLimits(max_frames=10))
+    assert 0 < len(kept.times) <= 10
