@@ -52,9 +52,10 @@ from monitor.likeness.embedders.visual import (
     TorchImageEmbedder,
 )
 from monitor.likeness.regions import views
-from monitor.likeness.weights import BUNDLED_WEIGHTS, ensure
+from monitor.likeness.weights import BUNDLED_WEIGHTS
 from monitor.media.frames import RGBImage
 from monitor.media.samples import sample
+from monitor.pinned import ensure
 
 __all__ = ["main"]
 

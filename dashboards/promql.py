@@ -56,7 +56,7 @@ def exported_metric_names(app_id: str | None = None) -> frozenset[str]:
     from faust.sensors.prometheus import setup_prometheus_sensors
 
     from monitor.config import PipelineSettings
-    from monitor.pipeline import metrics
+    from monitor import metrics
 
     faust_registry = CollectorRegistry(auto_describe=True)
     app = faust.App(app_id or PipelineSettings().app_id, broker="kafka://127.0.0.1:9")

@@ -12,14 +12,14 @@ re-raises a ``ConfigError`` that names only where and what, with no chained trac
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from monitor.errors import ConfigError
-from monitor.media.limits import DecodeLimits
+from monitor.likeness.settings import LikenessSettings
+from monitor.media.settings import DecodeSettings
 
 __all__ = [
     "DecodeSettings",
@@ -40,74 +40,6 @@ class _Section(BaseModel):
     """A group of settings whose validation errors never quote what they were given."""
 
     model_config = ConfigDict(hide_input_in_errors=True)
-
-
-class DecodeSettings(_Section):
-    """Bounds on what one clip may cost to decode."""
-
-    max_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
-    max_duration_s: float = Field(default=600.0, gt=0)
-    max_pixels: int = Field(default=1920 * 1080, gt=0)
-    max_frames: int = Field(default=16, gt=0)
-    even_frames: int = Field(default=8, ge=0)
-    timeout_s: float = Field(default=30.0, gt=0)
-    fingerprint_max_frames: int = Field(
-        default=3000,
-        gt=0,
-        description="frames of a flagged clip hashed for its fingerprint (every frame, from the "
-        "start: 3000 is 100 s at 30 fps, about 25 s of one core)",
-    )
-
-    @property
-    def fingerprint_limits(self) -> DecodeLimits:
-        """An upload's bounds, but every frame up to ``fingerprint_max_frames``."""
-        return replace(self.limits, max_frames=self.fingerprint_max_frames)
-
-    @property
-    def limits(self) -> DecodeLimits:
-        return DecodeLimits(
-            max_bytes=self.max_bytes,
-            max_duration_s=self.max_duration_s,
-            max_pixels=self.max_pixels,
-            max_frames=self.max_frames,
-            timeout_s=self.timeout_s,
-        )
-
-
-class LikenessSettings(_Section):
-    """Which models score, on which device, and how frames are cut into regions."""
-
-    device: str | None = None
-    visual_embedder: str = "efficientnet-lite0"
-    visual_weights: Path | None = None
-    face_score_threshold: float = Field(default=0.8, ge=0.0, le=1.0)
-    min_face_px: int = Field(default=24, ge=8)
-    region_grids: tuple[int, ...] = (2, 3)
-    region_centre: bool = True
-    batch_size: int = Field(default=32, gt=0)
-    target_fpr: float = Field(default=0.01, gt=0.0, lt=1.0)
-    footage_match_share: float = Field(
-        default=0.3,
-        gt=0.0,
-        le=1.0,
-        description="share of a clip's frames that must match one "
-        "reference clip, in temporal order, for a known-footage match",
-    )
-    footage_max_seconds: float = Field(
-        default=4 * 3600.0, gt=0.0, description="reference footage hashed up to this long"
-    )
-    footage_max_frames: int = Field(
-        default=500_000, gt=0, description="reference footage frames hashed, at most"
-    )
-    footage_timeout_s: float = Field(
-        default=4 * 3600.0, gt=0, description="time one reference file may take to hash"
-    )
-    caption_margin: float = Field(
-        default=0.05,
-        ge=0.0,
-        description="how far below its threshold a score may be and still flag when the "
-        "caption names the entity; the caption never flags alone",
-    )
 
 
 class PipelineSettings(_Section):

@@ -14,8 +14,9 @@ import pytest
 
 from monitor.config import LikenessSettings
 from monitor.likeness.models import Models, prepare_weights
-from monitor.likeness.weights import BUNDLED_WEIGHTS, ensure
+from monitor.likeness.weights import BUNDLED_WEIGHTS
 from monitor.media.samples import sample
+from monitor.pinned import ensure
 
 EVAL_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "eval-media"
 

@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from monitor import metrics
 from monitor.alerts.base import DeliveryContext, FloodSummary, Sink, SummaryClip
 from monitor.alerts.console import ConsoleSink
 from monitor.alerts.evidence_urls import EvidenceUrls
@@ -45,7 +46,6 @@ from monitor.alerts.store import DeliveryStore
 from monitor.alerts.webhook import WebhookSink
 from monitor.config import NotifySettings
 from monitor.errors import PermanentDeliveryError, RecordError, RetryableDeliveryError
-from monitor.pipeline import metrics
 from monitor.records import SCHEMA_VERSION, Alert, Ident, Note
 
 __all__ = ["Notifier", "ParkedAlert", "build_sinks"]

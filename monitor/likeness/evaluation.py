@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from monitor.config import DecodeSettings
 from monitor.errors import GalleryFormatError, MediaError
 from monitor.likeness.gallery.store import Gallery
 from monitor.likeness.scoring import ClipScore, Scorer
 from monitor.media import load_media
 from monitor.media.frames import Frame
+from monitor.media.settings import DecodeSettings
 
 __all__ = ["Case", "EntityMetrics", "EvalReport", "evaluate", "load_cases", "summarise"]
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from monitor.config import LikenessSettings
 from monitor.likeness.embedders.base import Box, DetectedFace, Embeddings
 from monitor.likeness.models import Models
 from monitor.likeness.regions import views
+from monitor.likeness.settings import LikenessSettings
 from monitor.media.frames import Frame, RGBImage
 
 __all__ = ["FaceFeatures", "VisualFeatures", "extract_faces", "extract_visual"]

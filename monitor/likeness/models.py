@@ -9,14 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.config import LikenessSettings
 from monitor.likeness.embedders.base import (
     FaceDetector,
     FaceEmbedder,
     ImageEmbedder,
     default_device,
 )
-from monitor.likeness.weights import BUNDLED_WEIGHTS, cache_dir, cached_path, ensure
+from monitor.likeness.settings import LikenessSettings
+from monitor.likeness.weights import BUNDLED_WEIGHTS, cached_path
+from monitor.pinned import cache_dir, ensure
 
 __all__ = ["Models", "prepare_weights"]
 
@@ -33,7 +34,7 @@ def prepare_weights(root: Path | None = None, extra_dirs: tuple[Path, ...] = ())
     """Fetch and verify every bundled weight and the cohort's pictures, then convert FaceNet
     once: ``models fetch``."""
     from monitor.likeness.cohort.bundled import COHORT_WEIGHTS
-    from monitor.likeness.weights import LocalFile
+    from monitor.pinned import LocalFile
 
     extra = [LocalFile(folder) for folder in extra_dirs]
     paths = [

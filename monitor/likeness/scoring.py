@@ -20,7 +20,6 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from monitor.config import LikenessSettings
 from monitor.errors import GalleryError
 from monitor.likeness.captions import find_alias
 from monitor.likeness.cohort.normalise import CohortNormaliser
@@ -34,6 +33,7 @@ from monitor.likeness.features import (
 from monitor.likeness.footage.match import FootageMatch, query_hashes
 from monitor.likeness.gallery.store import EntityGallery, Gallery
 from monitor.likeness.models import Models
+from monitor.likeness.settings import LikenessSettings
 from monitor.media.frames import Frame
 
 __all__ = ["ClipScore", "EntityScore", "Evidence", "Scorer", "Signal", "check_gallery"]

@@ -22,11 +22,11 @@ import faust
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from monitor import metrics
 from monitor.alerts.evidence import read_evidence
 from monitor.alerts.evidence_urls import EvidenceUrls, may_see_evidence
 from monitor.config import ROLES, Settings
 from monitor.errors import RecordError
-from monitor.pipeline import metrics
 from monitor.pipeline.poison import broker_trouble, describe
 from monitor.pipeline.state import StateStore
 from monitor.records import DeadLetter, encode

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
 
+from monitor import metrics
 from monitor.errors import MonitorError, RecordError
-from monitor.pipeline import metrics
 from monitor.pipeline.app import Pipeline
 from monitor.pipeline.broker import bootstrap_servers, cluster_id
 from monitor.pipeline.feed import TopicFeed

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import httpx
 
+from monitor import metrics
 from monitor.alerts.evidence import save_clip_evidence
 from monitor.config import Settings
 from monitor.errors import MediaError, MonitorError
@@ -37,7 +38,6 @@ from monitor.media.fetch import fetch_media
 from monitor.media.frames import Frame
 from monitor.media.resolve import CommandResolver, ListedMedia, MediaResolver
 from monitor.media.safety import AddressGuard, guarded_client
-from monitor.pipeline import metrics
 from monitor.pipeline.decode_pool import DecodePool
 from monitor.pipeline.scorer_health import ScorerHealth
 from monitor.pipeline.state import StateStore

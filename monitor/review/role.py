@@ -28,8 +28,8 @@ from typing import Any
 import faust
 from aiokafka import ConsumerRecord
 
+from monitor import metrics
 from monitor.errors import RecordError
-from monitor.pipeline import metrics
 from monitor.pipeline.app import Pipeline
 from monitor.pipeline.broker import bootstrap_servers
 from monitor.pipeline.feed import TopicFeed

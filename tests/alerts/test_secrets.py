@@ -10,10 +10,10 @@ import pytest
 from prometheus_client import generate_latest
 from pydantic import SecretStr
 
+from monitor import metrics
 from monitor.alerts.notifier import Notifier, ParkedAlert, build_sinks
 from monitor.alerts.store import DeliveryStore
 from monitor.config import NotifySettings
-from monitor.pipeline import metrics
 from monitor.records import Alert
 from tests.alerts.receiver import Receiver, make_alert
 

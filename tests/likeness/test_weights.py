@@ -12,14 +12,8 @@ from pathlib import Path
 import pytest
 
 from monitor.errors import WeightsError, WeightUnavailableError
-from monitor.likeness.weights import (
-    LocalFile,
-    UrlSource,
-    WeightFile,
-    WheelMember,
-    cached_path,
-    ensure,
-)
+from monitor.likeness.weights import cached_path
+from monitor.pinned import LocalFile, UrlSource, WeightFile, WheelMember, ensure
 
 PAYLOAD = b"pretend these are 128 floats of a face model\n" * 100
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from monitor.pipeline import metrics
+from monitor import metrics
 from monitor.pipeline.roles import crawl_pass
 from monitor.sources.state import CrawlState
 from tests.sources.platforms import FakeYouTube, Sleeps, Video, catalogue, serve

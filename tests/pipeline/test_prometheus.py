@@ -25,8 +25,8 @@ import pytest
 import yaml
 from prometheus_client import start_http_server
 
+from monitor import metrics
 from monitor.config import Settings
-from monitor.pipeline import metrics
 from monitor.pipeline.app import Pipeline
 from monitor.pipeline.harness import free_port
 from monitor.pipeline.roles import _decide_one

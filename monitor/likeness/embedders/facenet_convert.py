@@ -22,7 +22,6 @@ The output file records the sha256 of its source, so a cache can tell which .h5 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -35,6 +34,7 @@ import torch
 from monitor.errors import WeightsError
 from monitor.likeness.embedders.base import default_device
 from monitor.likeness.embedders.inception_resnet_v1 import InceptionResnetV1
+from monitor.pinned import sha256_of
 
 __all__ = [
     "FORMAT",
@@ -42,7 +42,6 @@ __all__ = [
     "ensure_converted",
     "keras_layer_map",
     "load_facenet",
-    "sha256_file",
 ]
 
 FORMAT = "likeness-monitor/facenet-inception-resnet-v1/1"
@@ -219,14 +218,6 @@ def _checked_state_dict(
     return full
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def convert_keras_facenet(h5_path: Path, out_path: Path) -> None:
     """Convert a Keras FaceNet .h5 into a safetensors file for ``InceptionResnetV1``.
 
@@ -244,7 +235,7 @@ def convert_keras_facenet(h5_path: Path, out_path: Path) -> None:
         "format": FORMAT,
         "embedding_dim": str(embedding_dim),
         "source_name": h5_path.name,
-        "source_sha256": sha256_file(h5_path),
+        "source_sha256": sha256_of(h5_path),
     }
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", dir=out_path.parent)
@@ -261,7 +252,7 @@ def convert_keras_facenet(h5_path: Path, out_path: Path) -> None:
 def ensure_converted(h5_path: Path, cache_dir: Path) -> Path:
     """``<cache_dir>/facenet-<first 16 hex of the .h5 sha256>.safetensors``, converted if absent."""
     h5_path = Path(h5_path)
-    out = Path(cache_dir) / f"facenet-{sha256_file(h5_path)[:16]}.safetensors"
+    out = Path(cache_dir) / f"facenet-{sha256_of(h5_path)[:16]}.safetensors"
     if not out.exists():
         convert_keras_facenet(h5_path, out)
     return out

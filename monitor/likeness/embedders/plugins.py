@@ -30,7 +30,7 @@ from monitor.likeness.embedders.visual import (
     TorchImageEmbedder,
     pool_features,
 )
-from monitor.likeness.weights import sha256_of
+from monitor.pinned import sha256_of
 
 __all__ = [
     "ExportedProgramEmbedder",

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from monitor.config import DecodeSettings, LikenessSettings
 from monitor.errors import CohortError, MediaError, NoUsableReferenceError, ReferenceMediaError
 from monitor.likeness.embedders.base import Embeddings
 from monitor.likeness.features import extract_faces, extract_visual
@@ -44,8 +43,10 @@ from monitor.likeness.gallery.store import (
     Threshold,
 )
 from monitor.likeness.models import Models
+from monitor.likeness.settings import LikenessSettings
 from monitor.media import load_every_frame, load_media
 from monitor.media.frames import Frame
+from monitor.media.settings import DecodeSettings
 
 __all__ = ["Progress", "build_gallery"]
 

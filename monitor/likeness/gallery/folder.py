@@ -27,7 +27,7 @@ from pathlib import Path
 from monitor.errors import GalleryFormatError, NoUsableReferenceError
 from monitor.likeness.footage.fingerprint import FINGERPRINT_SUFFIX
 from monitor.likeness.gallery.entities import Entity, load_entities
-from monitor.likeness.weights import sha256_of
+from monitor.pinned import sha256_of
 
 __all__ = ["DISMISSED", "GalleryFolder", "negative_owner", "read_folder"]
 

@@ -17,7 +17,7 @@ from monitor.likeness.cohort.bundled import (
     bundled_version,
     render_openmoji,
 )
-from monitor.likeness.weights import LocalFile, ensure
+from monitor.pinned import LocalFile, ensure
 
 GOOD_SVG = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 72 72">'

@@ -18,9 +18,9 @@ from monitor.likeness.embedders.facenet_convert import (
     convert_keras_facenet,
     ensure_converted,
     load_facenet,
-    sha256_file,
 )
 from monitor.likeness.embedders.inception_resnet_v1 import InceptionResnetV1
+from monitor.pinned import sha256_of
 
 pytestmark = pytest.mark.slow
 
@@ -64,7 +64,7 @@ def test_every_torch_tensor_is_filled_and_the_source_hash_recorded(
         names = set(f.keys())
         metadata = f.metadata()
     assert names == set(InceptionResnetV1().state_dict())
-    assert metadata["source_sha256"] == sha256_file(h5)
+    assert metadata["source_sha256"] == sha256_of(h5)
     assert metadata["format"] == FORMAT
 
 
@@ -105,7 +105,7 @@ def test_a_file_that_is_not_hdf5_is_refused(tmp_path: Path) -> None:
 def test_ensure_converted_names_the_file_by_source_hash_and_converts_once(
     converted: Path, h5: Path
 ) -> None:
-    assert converted.name == f"facenet-{sha256_file(h5)[:16]}.safetensors"
+    assert converted.name == f"facenet-{sha256_of(h5)[:16]}.safetensors"
     before = converted.stat().st_mtime_ns
     assert ensure_converted(h5, converted.parent) == converted
     assert converted.stat().st_mtime_ns == before
