@@ -1,7 +1,9 @@
 from __future__ import annotations
 
-import importlib.util
+import json
+import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -203,24 +205,92 @@ def test_a_folder_without_hubconf_is_not_a_hub_repository(tmp_path: Path) -> Non
 # --- open_clip ---------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(importlib.util.find_spec("open_clip") is not None, reason="open_clip present")
-def test_open_clip_without_the_library_says_what_to_install(tmp_path: Path) -> None:
+# A real open_clip architecture (its VisionTransformer), small enough to build in milliseconds;
+# registered under a name of this test's own and built with random weights (pretrained=None), so
+# nothing is downloaded. Its image tower takes 64x64 pictures and gives 16 values.
+TINY_CLIP = "likeness-test-tiny-vit"
+TINY_CLIP_CONFIG = {
+    "embed_dim": 16,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
+    "text_cfg": {"context_length": 16, "vocab_size": 1000, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+@pytest.fixture
+def tiny_clip(tmp_path: Path) -> Callable[[int], tuple[torch.nn.Module, Path]]:
+    """``tiny_clip(seed)``: the image tower of a tiny open_clip model and the file of its weights.
+
+    open_clip is in the dev extra: without it these tests fail rather than skip."""
+    import open_clip
+
+    config = tmp_path / f"{TINY_CLIP}.json"
+    config.write_text(json.dumps(TINY_CLIP_CONFIG))
+    open_clip.add_model_config(config)
+
+    def build(seed: int) -> tuple[torch.nn.Module, Path]:
+        torch.manual_seed(seed)
+        model = open_clip.create_model(TINY_CLIP, pretrained=None)
+        weights = tmp_path / f"tiny-{seed}.bin"
+        torch.save(model.state_dict(), weights)
+        return model.visual.eval(), weights
+
+    return build
+
+
+def _clip_expected(visual: torch.nn.Module, images: list[RGBImage]) -> np.ndarray:
+    """The tower on stretched 64x64 pictures normalised with CLIP's (OpenAI's) mean and std,
+    written out here rather than read from the model, then L2-normalised."""
+    pixels = torch.from_numpy(prepare_batch(images, 64, "stretch")).permute(0, 3, 1, 2)
+    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
+    std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+    with torch.inference_mode():
+        out = visual((pixels.float() / 255 - mean) / std)
+        return torch.nn.functional.normalize(out, dim=1).numpy()
+
+
+def test_open_clip_without_the_library_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "open_clip", None)  # as if not installed: find_spec is None
     weights = tmp_path / "vit.bin"
     weights.write_bytes(b"")
     with pytest.raises(EmbedderConfigError, match="pip install open_clip_torch"):
         build_image_embedder(f"open_clip:ViT-B-32:{weights}", device="cpu")
 
 
-def test_an_open_clip_model_embeds_from_a_local_weights_file(tmp_path: Path) -> None:
-    open_clip = pytest.importorskip("open_clip")
-    torch.manual_seed(0)
-    model = open_clip.create_model("RN50", pretrained=None)
-    weights = tmp_path / "rn50.bin"
-    torch.save(model.state_dict(), weights)
-    embedder = build_image_embedder(f"open_clip:RN50:{weights}", device="cpu")
+def test_an_open_clip_model_embeds_with_the_weights_of_its_local_file(
+    tiny_clip: Callable[[int], tuple[torch.nn.Module, Path]],
+) -> None:
+    visual, weights = tiny_clip(0)
+    embedder = build_image_embedder(f"open_clip:{TINY_CLIP}:{weights}", device="cpu")
     rows = embedder.embed(_pictures())
-    assert embedder.dim == 1024 and rows.shape == (2, 1024)
+    assert embedder.dim == 16 and rows.shape == (2, 16) and rows.dtype == np.float32
+    assert np.allclose(rows, _clip_expected(visual, _pictures()), atol=1e-5)
     assert np.allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-5)
+
+
+def test_another_open_clip_weights_file_is_another_embedder(
+    tiny_clip: Callable[[int], tuple[torch.nn.Module, Path]],
+) -> None:
+    (_, first), (other_visual, other) = tiny_clip(0), tiny_clip(1)
+    one = build_image_embedder(f"open_clip:{TINY_CLIP}:{first}", device="cpu")
+    two = build_image_embedder(f"open_clip:{TINY_CLIP}:{other}", device="cpu")
+    assert one.name != two.name, "a gallery built with one file is never scored with the other"
+    assert one.name.startswith(f"open_clip:{TINY_CLIP}:")
+    assert not np.allclose(one.embed(_pictures()), two.embed(_pictures()), atol=1e-3)
+    assert np.allclose(two.embed(_pictures()), _clip_expected(other_visual, _pictures()), atol=1e-5)
+
+
+def test_open_clip_weights_that_do_not_fit_the_model_are_refused(
+    tiny_clip: Callable[[int], tuple[torch.nn.Module, Path]], tmp_path: Path
+) -> None:
+    tiny_clip(0)  # registers the model name
+    wrong = tmp_path / "wrong.bin"
+    torch.save(torch.nn.Linear(2, 2).state_dict(), wrong)
+    with pytest.raises(EmbedderConfigError, match="could not build"):
+        build_image_embedder(f"open_clip:{TINY_CLIP}:{wrong}", device="cpu")
+    with pytest.raises(EmbedderConfigError, match="could not build"):
+        build_image_embedder(f"open_clip:no-such-model:{wrong}", device="cpu")
 
 
 # --- specs -------------------------------------------------------------------------------------
