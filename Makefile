@@ -51,7 +51,7 @@ eval: models
 	$(CLI) eval --gallery $(DEVSET)/gallery --cases $(DEVSET)/cases.json
 
 bench: models
-	$(BIN)/python -m monitor.bench
+	$(BIN)/python -m bench.scoring
 
 # The monitor on its embedded defaults: broker, bundled models, demo platform and gallery.
 run: models

@@ -317,7 +317,7 @@ def crawl(
     import asyncio
     import logging
 
-    from monitor.sources.command import crawl_command
+    from monitor.pipeline.crawl_command import crawl_command
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -4,9 +4,9 @@ deduplicates and summarises floods, so every sink gets the same guarantees."""
 from __future__ import annotations
 
 from monitor.alerts.base import DeliveryContext, FloodSummary, Sink, SummaryClip
+from monitor.alerts.deliveries import DeliveryStore
 from monitor.alerts.notifier import Notifier, ParkedAlert, build_sinks
 from monitor.alerts.slack import SlackSink, slack_message, slack_summary
-from monitor.alerts.store import DeliveryStore
 from monitor.alerts.webhook import WebhookSink, sign, verify_signature
 
 __all__ = [

@@ -39,10 +39,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from monitor import metrics
 from monitor.alerts.base import DeliveryContext, FloodSummary, Sink, SummaryClip
 from monitor.alerts.console import ConsoleSink
+from monitor.alerts.deliveries import DeliveryStore
 from monitor.alerts.evidence_urls import EvidenceUrls
-from monitor.alerts.http import SecretFilter
+from monitor.alerts.secrets import SecretFilter
 from monitor.alerts.slack import SlackSink
-from monitor.alerts.store import DeliveryStore
 from monitor.alerts.webhook import WebhookSink
 from monitor.config import NotifySettings
 from monitor.errors import PermanentDeliveryError, RecordError, RetryableDeliveryError

@@ -34,7 +34,7 @@ from slack_sdk.models.blocks import (
 )
 
 from monitor.alerts.base import DeliveryContext, FloodSummary, Sink
-from monitor.alerts.http import post, url_secrets
+from monitor.alerts.secrets import post, url_secrets
 from monitor.errors import PermanentDeliveryError
 from monitor.records import Alert
 

@@ -26,7 +26,7 @@ import httpx
 from pydantic import SecretStr
 
 from monitor.alerts.base import DeliveryContext, FloodSummary, Sink
-from monitor.alerts.http import post, url_secrets
+from monitor.alerts.secrets import post, url_secrets
 from monitor.records import Alert, encode
 
 __all__ = ["SIGNATURE_HEADER", "TIMESTAMP_HEADER", "WebhookSink", "sign", "verify_signature"]

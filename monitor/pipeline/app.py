@@ -28,12 +28,12 @@ from monitor.alerts.evidence_urls import EvidenceUrls, may_see_evidence
 from monitor.config import ROLES, Settings
 from monitor.errors import RecordError
 from monitor.pipeline.poison import broker_trouble, describe
-from monitor.pipeline.state import StateStore
+from monitor.pipeline.worker_state import StateStore
 from monitor.records import DeadLetter, encode
 from monitor.review.access import Access
 from monitor.sources.base import Source
 
-__all__ = ["TOPICS", "Pipeline", "create_pipeline"]
+__all__ = ["TOPICS", "Pipeline", "bare_pipeline"]
 
 log = logging.getLogger(__name__)
 
@@ -132,12 +132,11 @@ def _app(settings: Settings, broker: str) -> faust.App:
     )
 
 
-def create_pipeline(
+def bare_pipeline(
     settings: Settings, broker: str, *, roles: Iterable[str] = ROLES, sources: Sequence[Source] = ()
 ) -> Pipeline:
-    """Build the app with the given roles installed; ``broker`` is a ``kafka://`` URL."""
-    from monitor.pipeline.roles import install_roles
-
+    """The app, its topics and its own pages (health, evidence), before any role is installed
+    (``roles.create_pipeline`` installs them); ``broker`` is a ``kafka://`` URL."""
     wanted = frozenset(roles)
     unknown = wanted - set(ROLES)
     if unknown:
@@ -197,5 +196,4 @@ def create_pipeline(
             image, content_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
         )
 
-    install_roles(pipeline)
     return pipeline

@@ -15,7 +15,7 @@
   event is acknowledged only after that. An agent on ``alerts.retry`` delivers parked alerts
   when due, and a timer sends the flood-control summaries.
 - review: keeps alerts and reviewers' decisions (``reviews`` topic) in a store on this host
-  and serves the review page, ``/review`` (``monitor.review.role``).
+  and serves the review page, ``/review`` (``monitor.pipeline.review_role``).
 
 A record that does not parse, or that a role fails on for any other reason of its own (not
 the broker's), goes to ``deadletter`` and its partition moves on (``Pipeline.guarded``).
@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -34,12 +34,14 @@ from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
 
 from monitor import metrics
+from monitor.config import ROLES, Settings
 from monitor.errors import MonitorError, RecordError
-from monitor.pipeline.app import Pipeline
+from monitor.pipeline.app import Pipeline, bare_pipeline
 from monitor.pipeline.broker import bootstrap_servers, cluster_id
 from monitor.pipeline.feed import TopicFeed
 from monitor.pipeline.poison import describe
-from monitor.pipeline.state import StateStore
+from monitor.pipeline.review_role import install_review
+from monitor.pipeline.worker_state import StateStore
 from monitor.records import (
     Alert,
     AlertEntity,
@@ -51,15 +53,24 @@ from monitor.records import (
     utcnow,
 )
 from monitor.sources.base import Source
+from monitor.sources.crawl_state import CrawlState
 from monitor.sources.crawler import Crawler
-from monitor.sources.state import CrawlState
 
 if TYPE_CHECKING:
     from monitor.pipeline.scoring_service import ScoringService
 
-__all__ = ["crawl_pass", "follow_alerts", "install_roles", "resend_alerts"]
+__all__ = ["crawl_pass", "create_pipeline", "follow_alerts", "install_roles", "resend_alerts"]
 
 log = logging.getLogger(__name__)
+
+
+def create_pipeline(
+    settings: Settings, broker: str, *, roles: Iterable[str] = ROLES, sources: Sequence[Source] = ()
+) -> Pipeline:
+    """The app with the given roles installed; ``broker`` is a ``kafka://`` URL."""
+    pipeline = bare_pipeline(settings, broker, roles=roles, sources=sources)
+    install_roles(pipeline)
+    return pipeline
 
 
 def install_roles(pipeline: Pipeline) -> None:
@@ -75,7 +86,6 @@ def install_roles(pipeline: Pipeline) -> None:
 
 
 def _review(pipeline: Pipeline) -> None:
-    from monitor.review.role import install_review
 
     install_review(pipeline)
 
@@ -335,8 +345,8 @@ def _views_per_hour(seen: ClipSeen) -> float | None:
 def _notify(pipeline: Pipeline) -> None:
     import httpx
 
+    from monitor.alerts.deliveries import DeliveryStore
     from monitor.alerts.notifier import Notifier, ParkedAlert, build_sinks
-    from monitor.alerts.store import DeliveryStore
 
     settings = pipeline.settings.notify
     retry_topic, deadletter = pipeline.topics["alerts.retry"], pipeline.topics["deadletter"]

@@ -20,8 +20,9 @@ from pydantic import SecretStr
 
 from monitor.config import ROLES, Settings
 from monitor.errors import GalleryError
-from monitor.pipeline.app import TOPICS, create_pipeline
+from monitor.pipeline.app import TOPICS
 from monitor.pipeline.broker import ensure_topics, resolve_broker
+from monitor.pipeline.roles import create_pipeline
 from monitor.sources.base import Source
 
 __all__ = ["demo_platform_in_thread", "prepare_demo_gallery", "up"]
@@ -83,8 +84,8 @@ def prepare_demo_gallery(settings: Settings, say: Callable[[str], None]) -> Path
 
 def _configured_crawlers(settings: Settings, stack: contextlib.ExitStack) -> list[Source]:
     """A crawler per platform with credentials; none (and the demo) when none has any."""
+    from monitor.sources.crawl_state import CrawlState
     from monitor.sources.registry import build_crawlers
-    from monitor.sources.state import CrawlState
 
     state = CrawlState(settings.pipeline.state_dir / "crawl.sqlite3")
     crawlers = build_crawlers(settings, state, flagged=state.flagged_clips)

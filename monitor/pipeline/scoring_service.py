@@ -40,7 +40,7 @@ from monitor.media.resolve import CommandResolver, ListedMedia, MediaResolver
 from monitor.media.safety import AddressGuard, guarded_client
 from monitor.pipeline.decode_pool import DecodePool
 from monitor.pipeline.scorer_health import ScorerHealth
-from monitor.pipeline.state import StateStore
+from monitor.pipeline.worker_state import StateStore
 from monitor.records import (
     ClipRef,
     ClipScored,

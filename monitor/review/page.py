@@ -1,7 +1,7 @@
 """The review page's handlers, plain aiohttp: the Faust worker mounts them, tests serve them alone.
 
 Faust's web server is aiohttp underneath and hands its views the aiohttp request, so the same
-handlers run in a worker (``monitor.review.role``) and in a bare ``aiohttp`` app built by
+handlers run in a worker (``monitor.pipeline.review_role``) and in a bare ``aiohttp`` app built by
 ``ReviewPage.application`` (no broker needed to drive the page in a browser).
 
 A decision is published (on the ``reviews`` topic, in a worker) and applied to the local store
@@ -27,7 +27,7 @@ from monitor.alerts.evidence import is_alert_id, read_evidence
 from monitor.alerts.evidence_urls import EvidenceUrls, may_see_evidence
 from monitor.records import Review
 from monitor.review.access import CSRF_COOKIE, CSRF_FIELD, Access
-from monitor.review.store import STATES, AlertFilter, ReviewedAlert, ReviewStore
+from monitor.review.decisions import STATES, AlertFilter, ReviewedAlert, ReviewStore
 from monitor.review.templates import environment
 
 __all__ = ["ROUTES", "Handler", "Publish", "ReviewPage"]

@@ -29,8 +29,7 @@ import httpx
 
 from monitor.errors import SourceError
 from monitor.records import ClipSeen, utcnow
-from monitor.sources.base import Source
-from monitor.sources.http import (
+from monitor.sources.api_client import (
     ApiClient,
     BearerToken,
     QuotaExhaustedError,
@@ -39,8 +38,9 @@ from monitor.sources.http import (
     RetryPolicy,
     StaleCursorError,
 )
+from monitor.sources.base import Source
+from monitor.sources.crawl_state import CrawlState, FeedState, Observation
 from monitor.sources.items import Item, valid_clips
-from monitor.sources.state import CrawlState, FeedState, Observation
 
 __all__ = [
     "Batch",

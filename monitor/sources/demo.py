@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from monitor.errors import SourceError
 from monitor.records import ClipSeen, as_utc, utcnow
+from monitor.sources.api_client import parse
 from monitor.sources.base import Source
-from monitor.sources.http import parse
 
 __all__ = ["DemoPlatformSource"]
 

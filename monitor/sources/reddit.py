@@ -20,8 +20,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from monitor.records import ClipSeen, utcnow
-from monitor.sources.crawler import Feed, Page, Platform
-from monitor.sources.http import (
+from monitor.sources.api_client import (
     ApiClient,
     BearerToken,
     RateLimit,
@@ -30,8 +29,9 @@ from monitor.sources.http import (
     parse,
     retry_after_seconds,
 )
+from monitor.sources.crawl_state import FeedState
+from monitor.sources.crawler import Feed, Page, Platform
 from monitor.sources.queries import Query
-from monitor.sources.state import FeedState
 
 __all__ = ["RedditPlatform"]
 

@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterable, Sequence
 
 from monitor.config import Settings
 from monitor.errors import SourceError
+from monitor.sources.api_client import RetryPolicy
+from monitor.sources.crawl_state import CrawlState
 from monitor.sources.crawler import Crawler, Platform, SpreadPolicy
-from monitor.sources.http import RetryPolicy
 from monitor.sources.queries import Query, load_gallery_entities, queries_for
-from monitor.sources.state import CrawlState
 
 __all__ = ["PLATFORMS", "build_crawlers", "configured_platforms"]
 

@@ -20,10 +20,10 @@ from datetime import datetime
 
 from monitor.errors import SourceError
 from monitor.records import ClipSeen, utcnow
+from monitor.sources.api_client import ApiClient
+from monitor.sources.crawl_state import FeedState
 from monitor.sources.crawler import Feed, Page, Platform
-from monitor.sources.http import ApiClient
 from monitor.sources.items import platform_time
-from monitor.sources.state import FeedState
 
 __all__ = ["RssPlatform"]
 

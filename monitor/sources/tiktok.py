@@ -23,8 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.errors import SourceError
 from monitor.records import ClipSeen, utcnow
-from monitor.sources.crawler import Feed, Page, Platform, QuotaSpec
-from monitor.sources.http import (
+from monitor.sources.api_client import (
     ApiClient,
     BearerToken,
     ResponsePolicy,
@@ -33,8 +32,9 @@ from monitor.sources.http import (
     parse,
     retry_after_seconds,
 )
+from monitor.sources.crawl_state import FeedState
+from monitor.sources.crawler import Feed, Page, Platform, QuotaSpec
 from monitor.sources.queries import Query
-from monitor.sources.state import FeedState
 
 __all__ = ["FIELDS", "TikTokPlatform"]
 

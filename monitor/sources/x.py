@@ -19,8 +19,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.records import ClipSeen, utcnow
-from monitor.sources.crawler import Feed, Page, Platform
-from monitor.sources.http import (
+from monitor.sources.api_client import (
     ApiClient,
     RateLimit,
     ResponsePolicy,
@@ -28,9 +27,10 @@ from monitor.sources.http import (
     parse,
     retry_after_seconds,
 )
+from monitor.sources.crawl_state import FeedState
+from monitor.sources.crawler import Feed, Page, Platform
 from monitor.sources.items import platform_time
 from monitor.sources.queries import Query
-from monitor.sources.state import FeedState
 
 __all__ = ["XPlatform"]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 
 from monitor.alerts.console import ConsoleSink, alert_line
+from monitor.alerts.deliveries import DeliveryStore
 from monitor.alerts.notifier import Notifier, ParkedAlert, build_sinks
-from monitor.alerts.store import DeliveryStore
 from monitor.config import NotifySettings
 from monitor.records import Alert
 from tests.review.conftest import make_alert

@@ -17,7 +17,7 @@ from monitor.alerts.evidence_urls import EvidenceUrls
 from monitor.config import PipelineSettings, Settings
 from monitor.media import load_media
 from monitor.media.frames import Frame
-from monitor.pipeline.app import create_pipeline
+from monitor.pipeline.roles import create_pipeline
 from monitor.records import Alert, EvidenceRecord
 
 ALERT_ID = Alert.id_for("demo:c1", "ghostface")

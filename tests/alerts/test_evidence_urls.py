@@ -19,7 +19,7 @@ from monitor.alerts.evidence_urls import EvidenceUrls, may_see_evidence, shared_
 from monitor.alerts.slack import slack_message
 from monitor.config import NotifySettings, PipelineSettings, ReviewSettings, Settings
 from monitor.media import load_media
-from monitor.pipeline.app import create_pipeline
+from monitor.pipeline.roles import create_pipeline
 from monitor.records import Alert, EvidenceRecord
 from monitor.review.access import Access
 from tests.alerts.receiver import make_alert

@@ -17,8 +17,8 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from monitor.alerts.deliveries import DeliveryStore
 from monitor.alerts.notifier import Notifier, ParkedAlert, build_sinks
-from monitor.alerts.store import DeliveryStore
 from monitor.config import NotifySettings
 from monitor.errors import RecordError
 from monitor.records import ID_MAX, NOTE_MAX, Alert, decode

@@ -11,8 +11,8 @@ from prometheus_client import generate_latest
 from pydantic import SecretStr
 
 from monitor import metrics
+from monitor.alerts.deliveries import DeliveryStore
 from monitor.alerts.notifier import Notifier, ParkedAlert, build_sinks
-from monitor.alerts.store import DeliveryStore
 from monitor.config import NotifySettings
 from monitor.records import Alert
 from tests.alerts.receiver import Receiver, make_alert

@@ -9,7 +9,7 @@ import httpx
 from aiohttp import web
 
 from monitor.config import PipelineSettings, Settings
-from monitor.pipeline.app import create_pipeline
+from monitor.pipeline.roles import create_pipeline
 
 
 async def test_two_apps_in_one_process_both_serve_every_metric(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from monitor import metrics
 from monitor.pipeline.roles import crawl_pass
-from monitor.sources.state import CrawlState
+from monitor.sources.crawl_state import CrawlState
 from tests.sources.platforms import FakeYouTube, Sleeps, Video, catalogue, serve
 from tests.sources.test_youtube import crawler
 

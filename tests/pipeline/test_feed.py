@@ -17,11 +17,11 @@ from monitor.pipeline.app import Pipeline
 from monitor.pipeline.broker import EmbeddedBroker, ensure_topics
 from monitor.pipeline.feed import TopicFeed
 from monitor.pipeline.harness import free_port, produce
+from monitor.pipeline.review_role import apply_review
 from monitor.pipeline.roles import follow_alerts
 from monitor.records import Alert, Review, decode, encode
-from monitor.review.role import apply_review
-from monitor.review.store import ReviewStore
-from monitor.sources.state import CrawlState
+from monitor.review.decisions import ReviewStore
+from monitor.sources.crawl_state import CrawlState
 from tests.review.conftest import make_alert
 
 TOPICS = ("alerts", "reviews")

@@ -30,7 +30,7 @@ from monitor.config import Settings
 from monitor.pipeline.app import Pipeline
 from monitor.pipeline.harness import free_port
 from monitor.pipeline.roles import _decide_one
-from monitor.pipeline.state import StateStore
+from monitor.pipeline.worker_state import StateStore
 from monitor.records import Alert, ClipRef, ClipScored, ClipSeen, ScoredEntity, decode, encode
 
 PROMETHEUS = shutil.which("prometheus")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.pipeline.roles import resend_alerts
-from monitor.pipeline.state import StateStore
+from monitor.pipeline.worker_state import StateStore
 from monitor.records import Alert, decode, encode, utcnow
 from tests.review.conftest import make_alert
 

@@ -23,7 +23,7 @@ from monitor.likeness.models import Models
 from monitor.likeness.scoring import Scorer
 from monitor.media import decode_clip
 from monitor.pipeline.scoring_service import ScoringService
-from monitor.pipeline.state import StateStore
+from monitor.pipeline.worker_state import StateStore
 from monitor.records import Alert, ClipSeen
 
 DECODE = DecodeSettings(max_frames=4, even_frames=4)

@@ -21,7 +21,7 @@ from monitor.pipeline.broker import EmbeddedBroker, ensure_topics
 from monitor.pipeline.harness import free_port, produce
 from monitor.pipeline.roles import follow_alerts
 from monitor.records import Alert, encode
-from monitor.sources.state import CrawlState
+from monitor.sources.crawl_state import CrawlState
 from tests.resilience.restarts import REVIEW_TOKEN, Monitor, send, wait_for
 from tests.review.conftest import make_alert
 

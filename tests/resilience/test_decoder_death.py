@@ -25,7 +25,7 @@ from monitor.pipeline.broker import EmbeddedBroker
 from monitor.pipeline.harness import Topics, Worker, produce
 from monitor.pipeline.score_flow import ScoreFlow
 from monitor.pipeline.scoring_service import ScoringService
-from monitor.pipeline.state import StateStore
+from monitor.pipeline.worker_state import StateStore
 from monitor.records import ClipScored, ClipSeen, decode, encode
 from tests.resilience.media import (
     DECODE,

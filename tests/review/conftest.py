@@ -16,11 +16,11 @@ from pydantic import SecretStr
 from monitor.alerts.evidence import save_evidence
 from monitor.config import ReviewSettings
 from monitor.media import load_media
+from monitor.pipeline.review_role import apply_review
 from monitor.records import Alert, AlertEntity, ClipRef, EvidenceRecord, Review
 from monitor.review.access import Access
+from monitor.review.decisions import ReviewStore
 from monitor.review.page import ReviewPage
-from monitor.review.role import apply_review
-from monitor.review.store import ReviewStore
 from tests.threaded import ThreadedApp
 
 USER, PASSWORD, TOKEN = "rita", "correct horse", "s3cret-token"

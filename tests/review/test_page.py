@@ -19,9 +19,9 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from pydantic import SecretStr
 
 from monitor.config import ReviewSettings
+from monitor.pipeline.review_role import apply_review
 from monitor.records import Review
-from monitor.review.role import apply_review
-from monitor.review.store import ReviewStore
+from monitor.review.decisions import ReviewStore
 from tests.review.conftest import (
     HOSTILE_TITLE,
     PASSWORD,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from monitor.records import ClipSeen
+from monitor.sources.crawl_state import CrawlState
 from monitor.sources.crawler import Crawler, SpreadPolicy
 from monitor.sources.queries import Query
-from monitor.sources.state import CrawlState
 from monitor.sources.youtube import YouTubePlatform
 
 from .platforms import FakeYouTube, Sleeps, catalogue, quick_retry, serve

@@ -10,9 +10,9 @@ from aiohttp import web
 
 from monitor.errors import SourceError
 from monitor.records import URL_MAX
+from monitor.sources.crawl_state import CrawlState
 from monitor.sources.crawler import Crawler
 from monitor.sources.rss import RssPlatform
-from monitor.sources.state import CrawlState
 
 from .platforms import FakePlatform, Sleeps, crawl, quick_retry, serve
 

@@ -9,9 +9,9 @@ import pytest
 
 from monitor.errors import SourceError
 from monitor.records import ID_MAX
+from monitor.sources.crawl_state import CrawlState
 from monitor.sources.crawler import Crawler
 from monitor.sources.queries import Query
-from monitor.sources.state import CrawlState
 from monitor.sources.x import XPlatform
 
 from .platforms import (

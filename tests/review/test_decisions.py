@@ -12,9 +12,9 @@ import pytest
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
+from monitor.pipeline.review_role import apply_review
 from monitor.records import Alert, Review
-from monitor.review.role import apply_review
-from monitor.review.store import AlertFilter, ReviewedAlert, ReviewStore
+from monitor.review.decisions import AlertFilter, ReviewedAlert, ReviewStore
 from tests.review.conftest import NOW, make_alert, store_as_before
 
 

@@ -14,12 +14,13 @@ from aiokafka import ConsumerRecord
 from pydantic import SecretStr
 
 from monitor.config import PipelineSettings, ReviewSettings, Settings
-from monitor.pipeline.app import TOPICS, Pipeline, create_pipeline
+from monitor.pipeline.app import TOPICS, Pipeline
 from monitor.pipeline.feed import TopicFeed
 from monitor.pipeline.poison import ReadAgain, broker_trouble
+from monitor.pipeline.review_role import install_review
+from monitor.pipeline.roles import create_pipeline
 from monitor.records import Review, encode
-from monitor.review.role import install_review
-from monitor.review.store import ReviewStore
+from monitor.review.decisions import ReviewStore
 from tests.review.conftest import TOKEN, make_alert
 
 

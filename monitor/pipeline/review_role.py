@@ -36,8 +36,8 @@ from monitor.pipeline.feed import TopicFeed
 from monitor.pipeline.poison import ReadAgain, broker_trouble
 from monitor.records import Alert, Review, decode, encode
 from monitor.review.access import Access
+from monitor.review.decisions import Applied, ReviewStore
 from monitor.review.page import ROUTES, Handler, ReviewPage
-from monitor.review.store import Applied, ReviewStore
 from monitor.review.teach import GalleryTeacher, learn
 
 __all__ = ["apply_review", "install_review"]

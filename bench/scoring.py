@@ -1,6 +1,6 @@
 """Throughput and memory of the engine's stages: decode, faces and visual embeddings.
 
-Run ``python -m monitor.bench`` (``--device cuda`` on a GPU machine; both run when one is
+Run ``python -m bench.scoring`` (``--device cuda`` on a GPU machine; both run when one is
 present). Figures are printed, not asserted: speed is checked by reading them side by side,
 not by timed tests that flake on a busy machine.
 """

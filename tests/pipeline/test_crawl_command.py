@@ -12,10 +12,9 @@ from typer.testing import CliRunner
 
 from monitor.cli import app
 from monitor.config import Settings
+from monitor.sources.crawl_state import CrawlState
 from monitor.sources.registry import build_crawlers
-from monitor.sources.state import CrawlState
-
-from .platforms import FakeYouTube, catalogue, serve
+from tests.sources.platforms import FakeYouTube, catalogue, serve
 
 runner = CliRunner()
 

@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from monitor.config import Settings
 from monitor.errors import BrokerError, SourceError
 from monitor.records import ClipSeen, encode
+from monitor.sources.crawl_state import CrawlState
 from monitor.sources.crawler import Crawler, Emit
 from monitor.sources.registry import PLATFORMS, build_crawlers
-from monitor.sources.state import CrawlState
 
 __all__ = ["crawl_command"]
 
