@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 
 import httpx
 from pydantic import SecretStr
 
 from monitor.alerts.base import DeliveryContext
-from monitor.alerts.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookSink, verify_signature
+from monitor.alerts.webhook import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WebhookSink,
+    sign,
+    verify_signature,
+)
 from monitor.records import Alert, decode
 from tests.alerts.receiver import Receiver, Request, make_alert
 
@@ -54,3 +62,39 @@ async def test_a_stale_request_fails_verification_even_with_a_valid_signature(
     later = int(timestamp) + 301
     assert verify_signature(SECRET, timestamp, request.body, signature, 300, now=later - 2)
     assert not verify_signature(SECRET, timestamp, request.body, signature, 300, now=later)
+
+
+# --- known answer ------------------------------------------------------------------------------
+# The documented format (monitor/alerts/webhook.py, the README):
+#     X-Likeness-Signature: sha256=<hex HMAC-SHA256(secret, f"{timestamp}.{body}")>
+# as a fixed vector, so that a change of format (separator, order, digest, encoding, prefix)
+# fails here rather than at every receiver. The answer was computed outside the project:
+#     printf '%s' '1767225600.{"schema":1,"alert_id":"0123456789abcdef0123","score":0.91}' \
+#       | openssl dgst -sha256 -hmac whsec-test-6f1c
+VECTOR_TIMESTAMP = "1767225600"
+VECTOR_BODY = b'{"schema":1,"alert_id":"0123456789abcdef0123","score":0.91}'
+VECTOR_SIGNATURE = "sha256=d242698ebdd84a908f41dec41b7303fc97f2cdc76de309e6ff94a3bc0d9927de"
+
+
+def test_the_signature_of_a_known_body_is_the_known_answer() -> None:
+    by_hand = hmac.new(b"whsec-test-6f1c", b"1767225600." + VECTOR_BODY, hashlib.sha256)
+    assert f"sha256={by_hand.hexdigest()}" == VECTOR_SIGNATURE
+    assert sign(SECRET, VECTOR_TIMESTAMP, VECTOR_BODY) == VECTOR_SIGNATURE
+    assert sign(SECRET.encode(), VECTOR_TIMESTAMP, VECTOR_BODY) == VECTOR_SIGNATURE
+
+
+async def test_the_sink_signs_the_bytes_it_sends_with_the_whole_seconds_it_sends(
+    receiver: Receiver,
+) -> None:
+    async with httpx.AsyncClient() as client:
+        sink = WebhookSink(
+            client,
+            SecretStr(f"{receiver.url}/hook"),
+            SecretStr(SECRET),
+            clock=lambda: 1767225600.75,
+        )
+        await sink.deliver(make_alert("c1"), CONTEXT)
+    (request,) = receiver.delivered("/hook")
+    assert request.headers["X-Likeness-Timestamp"] == "1767225600"
+    by_hand = hmac.new(b"whsec-test-6f1c", b"1767225600." + request.body, hashlib.sha256)
+    assert request.headers["X-Likeness-Signature"] == f"sha256={by_hand.hexdigest()}"
