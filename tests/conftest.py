@@ -1,4 +1,4 @@
-"""Session-wide access to real weights and real media.
+"""Session-wide access to real weights and real media, and the system binaries tests drive.
 
 Both come through the same hash-checked fetch the product uses, into the user's cache, so a
 second run reads them from disk. Tests never download anything else.
@@ -7,6 +7,8 @@ second run reads them from disk. Tests never download anything else.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +21,33 @@ from monitor.media.samples import sample
 from monitor.pinned import ensure
 
 EVAL_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "eval-media"
+
+
+INSTALL_BINARIES = (
+    "make prometheus chromium installs it (as root; the Debian packages prometheus, "
+    "prometheus-alertmanager and chromium)"
+)
+
+
+def in_ci() -> bool:
+    """``CI=true`` (or 1, yes) in the environment, as CI services set it."""
+    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+def require_binary(name: str) -> str:
+    """The path of the program ``name`` (on PATH, or an absolute path), for a test that drives
+    it: chromium, prometheus, promtool, amtool.
+
+    Without it the test is skipped on a developer's machine, and fails under ``CI=true``: a CI
+    run that silently skipped the browser or Prometheus tests would pass without them.
+    """
+    found = shutil.which(name)
+    if found is not None:
+        return found
+    message = f"{name} missing: {INSTALL_BINARIES}"
+    if in_ci():
+        pytest.fail(f"{message}; under CI=true a missing binary fails the run", pytrace=False)
+    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")

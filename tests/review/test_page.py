@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from monitor.config import ReviewSettings
 from monitor.pipeline.review_role import apply_review
 from monitor.records import Review
 from monitor.review.decisions import ReviewStore
+from tests.conftest import require_binary
 from tests.review.conftest import (
     HOSTILE_TITLE,
     PASSWORD,
@@ -40,11 +40,10 @@ Serve = Callable[..., PageServer]
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     # Only the browser tests need chromium; the plain HTTP ones run without it.
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip(f"no {CHROMIUM}: apt-get install chromium (make test does)")
+    chromium = require_binary(CHROMIUM)
     with sync_playwright() as p:
         launched = p.chromium.launch(
-            executable_path=CHROMIUM,
+            executable_path=chromium,
             args=[
                 "--no-sandbox",
                 "--disable-background-networking",
