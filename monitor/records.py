@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -48,6 +49,7 @@ __all__ = [
     "Failure",
     "Ident",
     "Note",
+    "ParkedAlert",
     "Review",
     "ScoredEntity",
     "as_utc",
@@ -358,6 +360,29 @@ class DeadLetter(_Record):
     @property
     def truncated(self) -> bool:
         return self.raw_length is not None and self.raw_length > len(self.raw)
+
+
+class ParkedAlert(_Record):
+    """An alert waiting on ``alerts.retry`` for one sink; key ``platform:clip:entity:sink``.
+
+    Read back from a topic and from notify's outbox, so bounded and zoned like the others: the
+    sink and park id are identifiers, refused beyond ``ID_MAX``; the last error is a receiver's
+    words, cut to ``NOTE_MAX`` with a marker; a time without a zone is refused, since
+    ``redeliver`` would take it for the host's local time.
+    """
+
+    alert: Alert
+    sink: Ident = Field(min_length=1)
+    attempts: int = Field(ge=0)
+    first_failed_at: AwareDatetime
+    next_attempt_at: AwareDatetime
+    last_error: Note = ""
+    park_id: Ident = Field(default_factory=lambda: uuid.uuid4().hex)
+    """Names this parking: the outbox keeps the latest, and an older copy is not acted on."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.alert.key}:{self.sink}"
 
 
 def _dump(record: _Record) -> bytes:

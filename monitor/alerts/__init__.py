@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from monitor.alerts.base import DeliveryContext, FloodSummary, Sink, SummaryClip
 from monitor.alerts.deliveries import DeliveryStore
-from monitor.alerts.notifier import Notifier, ParkedAlert, build_sinks
+from monitor.alerts.notifier import Notifier, build_sinks
 from monitor.alerts.slack import SlackSink, slack_message, slack_summary
 from monitor.alerts.webhook import WebhookSink, sign, verify_signature
 
@@ -14,7 +14,6 @@ __all__ = [
     "DeliveryStore",
     "FloodSummary",
     "Notifier",
-    "ParkedAlert",
     "Sink",
     "SlackSink",
     "SummaryClip",

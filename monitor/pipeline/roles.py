@@ -48,6 +48,7 @@ from monitor.records import (
     ClipScored,
     ClipSeen,
     DeadLetter,
+    ParkedAlert,
     decode,
     encode,
     utcnow,
@@ -346,13 +347,13 @@ def _notify(pipeline: Pipeline) -> None:
     import httpx
 
     from monitor.alerts.deliveries import DeliveryStore
-    from monitor.alerts.notifier import Notifier, ParkedAlert, build_sinks
+    from monitor.alerts.notifier import Notifier, build_sinks
 
     settings = pipeline.settings.notify
     retry_topic, deadletter = pipeline.topics["alerts.retry"], pipeline.topics["deadletter"]
 
     async def park(parked: ParkedAlert) -> None:
-        delivery = await retry_topic.send(key=parked.key.encode(), value=parked.encode())
+        delivery = await retry_topic.send(key=parked.key.encode(), value=encode(parked))
         await delivery  # the broker has it: now the alert's own event may be acknowledged
 
     async def reject(alert: Alert, reason: str) -> None:
@@ -385,7 +386,7 @@ def _notify(pipeline: Pipeline) -> None:
             await pipeline.guarded(event, "notify", redeliver_one(event.value))
 
     async def redeliver_one(raw: bytes | None) -> None:
-        await notifier.redeliver(ParkedAlert.decode(raw))
+        await notifier.redeliver(decode(ParkedAlert, raw))
 
     async def resume_parked() -> None:
         # A broker that is not the one the parked alerts were put on (the embedded one,

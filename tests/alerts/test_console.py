@@ -9,9 +9,9 @@ import httpx
 
 from monitor.alerts.console import ConsoleSink, alert_line
 from monitor.alerts.deliveries import DeliveryStore
-from monitor.alerts.notifier import Notifier, ParkedAlert, build_sinks
+from monitor.alerts.notifier import Notifier, build_sinks
 from monitor.config import NotifySettings
-from monitor.records import Alert
+from monitor.records import Alert, ParkedAlert
 from tests.review.conftest import make_alert
 
 

@@ -18,10 +18,10 @@ import pytest
 from pydantic import SecretStr
 
 from monitor.alerts.deliveries import DeliveryStore
-from monitor.alerts.notifier import Notifier, ParkedAlert, build_sinks
+from monitor.alerts.notifier import Notifier, build_sinks
 from monitor.config import NotifySettings
 from monitor.errors import RecordError
-from monitor.records import ID_MAX, NOTE_MAX, Alert, decode
+from monitor.records import ID_MAX, NOTE_MAX, Alert, ParkedAlert, decode, encode
 from tests.alerts.receiver import Receiver, make_alert
 
 SLACK_PATH = "/services/T0001/B0001/slack-test-token"
@@ -60,7 +60,7 @@ class Harness:
         settings = self.settings(**overrides)
 
         async def park(parked: ParkedAlert) -> None:
-            self.parked.append(ParkedAlert.decode(parked.encode()))  # as it would travel
+            self.parked.append(decode(ParkedAlert, encode(parked)))  # as it would travel
 
         async def reject(alert: Alert, reason: str) -> None:
             self.rejected.append((alert, reason))
@@ -263,15 +263,17 @@ def test_a_webhook_without_a_signing_secret_is_a_configuration_error() -> None:
 
 def test_parked_alerts_travel_as_versioned_json() -> None:
     alert = make_alert("c1")
-    raw = ParkedAlert(
-        alert=alert,
-        sink="slack",
-        attempts=2,
-        first_failed_at=alert.observed_at,
-        next_attempt_at=alert.observed_at,
-    ).encode()
+    raw = encode(
+        ParkedAlert(
+            alert=alert,
+            sink="slack",
+            attempts=2,
+            first_failed_at=alert.observed_at,
+            next_attempt_at=alert.observed_at,
+        )
+    )
     assert json.loads(raw)["schema"] == 1
-    assert ParkedAlert.decode(raw).alert == decode(Alert, alert.model_dump_json(by_alias=True))
+    assert decode(ParkedAlert, raw).alert == decode(Alert, alert.model_dump_json(by_alias=True))
 
 
 def test_a_parked_alert_refuses_times_without_a_zone_and_bounds_its_text() -> None:
@@ -286,18 +288,18 @@ def test_a_parked_alert_refuses_times_without_a_zone_and_bounds_its_text() -> No
     for when in ("first_failed_at", "next_attempt_at"):
         with pytest.raises(ValueError, match="timezone"):
             ParkedAlert.model_validate({**fields, when: datetime(2024, 5, 1, 10, 0)})
-        raw = json.loads(ParkedAlert.model_validate(fields).encode())
+        raw = json.loads(encode(ParkedAlert.model_validate(fields)))
         raw[when] = "2024-05-01T10:00:00"
         with pytest.raises(RecordError, match=when):
-            ParkedAlert.decode(json.dumps(raw).encode())
+            decode(ParkedAlert, json.dumps(raw).encode())
 
     with pytest.raises(ValueError, match="sink"):
         ParkedAlert.model_validate({**fields, "sink": "s" * (ID_MAX + 1)})
     with pytest.raises(ValueError, match="park_id"):
         ParkedAlert.model_validate({**fields, "park_id": "p" * (ID_MAX + 1)})
-    raw = json.loads(ParkedAlert.model_validate(fields).encode())
+    raw = json.loads(encode(ParkedAlert.model_validate(fields)))
     raw["last_error"] = "HTTP 500: " + "x" * 100_000
-    parked = ParkedAlert.decode(json.dumps(raw).encode())
+    parked = decode(ParkedAlert, json.dumps(raw).encode())
     assert len(parked.last_error) <= NOTE_MAX
     assert parked.last_error.startswith("HTTP 500: ")
     assert parked.last_error.endswith(f"[truncated from {100_010} chars]")

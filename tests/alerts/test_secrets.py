@@ -12,9 +12,9 @@ from pydantic import SecretStr
 
 from monitor import metrics
 from monitor.alerts.deliveries import DeliveryStore
-from monitor.alerts.notifier import Notifier, ParkedAlert, build_sinks
+from monitor.alerts.notifier import Notifier, build_sinks
 from monitor.config import NotifySettings
-from monitor.records import Alert
+from monitor.records import Alert, ParkedAlert
 from tests.alerts.receiver import Receiver, make_alert
 
 SLACK_TOKEN = "T0SECRET/B0SECRET/xoxSlackToken123"

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from monitor.alerts.notifier import ParkedAlert
 from monitor.pipeline.harness import Topics
-from monitor.records import Alert
+from monitor.records import Alert, ParkedAlert, decode
 from tests.resilience.restarts import Monitor, Receiver, send, wait_for
 from tests.review.conftest import make_alert
 
@@ -57,7 +56,7 @@ def park_all(monitor: Monitor, alerts: list[Alert]) -> None:
         send(bootstrap, alerts)
         wanted = {f"{a.key}:{sink}" for a in alerts for sink in ("slack", "webhook")}
         wait_for(
-            lambda: wanted <= {ParkedAlert.decode(v).key for v in retry.of("alerts.retry")},
+            lambda: wanted <= {decode(ParkedAlert, v).key for v in retry.of("alerts.retry")},
             90,
             f"{len(alerts)} alerts parked for both sinks",
             monitor,

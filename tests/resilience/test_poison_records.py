@@ -19,7 +19,6 @@ from typing import Protocol
 import httpx
 import pytest
 
-from monitor.alerts.notifier import ParkedAlert
 from monitor.pipeline.broker import EmbeddedBroker
 from monitor.pipeline.harness import Topics, Worker, free_port, produce
 from monitor.records import (
@@ -31,6 +30,7 @@ from monitor.records import (
     ClipScored,
     ClipSeen,
     DeadLetter,
+    ParkedAlert,
     Review,
     ScoredEntity,
     decode,
@@ -292,7 +292,7 @@ def test_junk_and_zoneless_records_on_the_decide_and_notify_topics_are_dead_lett
         bad = {
             "clips.scored": zoneless(encode(a_verdict(0)), "scored_at"),
             "alerts": zoneless(encode(an_alert(91)), "first_seen"),
-            "alerts.retry": zoneless(parked.encode(), "next_attempt_at"),
+            "alerts.retry": zoneless(encode(parked), "next_attempt_at"),
         }
         for topic, record in bad.items():
             asyncio.run(produce(broker.bootstrap, topic, (b"junk", JUNK), (b"bad", record)))
