@@ -47,6 +47,7 @@ from monitor.alerts.webhook import WebhookSink
 from monitor.config import NotifySettings
 from monitor.errors import PermanentDeliveryError, RecordError, RetryableDeliveryError
 from monitor.records import SCHEMA_VERSION, Alert, Ident, Note
+from monitor.retry import RetryPolicy
 
 __all__ = ["Notifier", "ParkedAlert", "build_sinks"]
 
@@ -155,6 +156,13 @@ class Notifier:
         self.settings = settings
         self._park, self._reject = park, reject
         self._clock, self._sleep = clock, sleep
+        # The project's one backoff, without jitter: one receiver is retried at a time (new
+        # alerts for a receiver known to be down are parked at once), so exact waits suffice.
+        self._backoff = RetryPolicy(
+            backoff_s=settings.retry_backoff_s,
+            max_backoff_s=settings.retry_backoff_max_s,
+            spread=0.0,
+        )
         self._down_until: dict[str, float] = {}
         self._secrets = SecretFilter(secret for sink in sinks for secret in sink.secrets())
         self._secrets.install()
@@ -400,8 +408,7 @@ class Notifier:
     def _delay(self, attempts: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return retry_after  # the receiver said when; sooner would only be refused again
-        backoff = self.settings.retry_backoff_s * 2 ** (attempts - 1)
-        return float(min(backoff, self.settings.retry_backoff_max_s))
+        return self._backoff.backoff(attempts)
 
     def _context(self, attempt: int) -> DeliveryContext:
         return DeliveryContext(

@@ -9,35 +9,18 @@ libraries' loggers blanks any configured secret before a record is emitted.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable, Mapping
-from email.utils import parsedate_to_datetime
 
 import httpx
 from pydantic import SecretStr
 
 from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
+from monitor.retry import parse_retry_after
 
-__all__ = ["REDACTED", "SecretFilter", "parse_retry_after", "post", "url_secrets"]
+__all__ = ["REDACTED", "SecretFilter", "post", "url_secrets"]
 
 REDACTED = "[redacted]"
 _LOGGERS = ("httpx", "httpcore")
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
 
 
 def url_secrets(url: SecretStr) -> list[str]:

@@ -12,20 +12,18 @@ end up in logs (httpx logs every request URL at INFO).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
 from monitor.errors import SourceError
+from monitor.retry import RetryPolicy, parse_retry_after
 
 __all__ = [
     "ApiClient",
@@ -34,12 +32,10 @@ __all__ = [
     "RateLimit",
     "RateLimitedError",
     "ResponsePolicy",
-    "RetryPolicy",
     "StaleCursorError",
     "Verdict",
     "error_reason",
     "parse",
-    "retry_after_seconds",
 ]
 
 log = logging.getLogger(__name__)
@@ -66,29 +62,6 @@ class QuotaExhaustedError(SourceError):
     def __init__(self, message: str, resume_at: datetime) -> None:
         super().__init__(message)
         self.resume_at = resume_at
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How long to wait and how often to retry; tests inject tiny values and a seeded ``rng``."""
-
-    retries: int = 4
-    backoff_s: float = 1.0
-    max_backoff_s: float = 60.0
-    max_wait_s: float = 120.0
-    rate_limit_waits: int = 5
-    jitter: float = 0.25
-    rng: random.Random = field(default_factory=random.Random, compare=False)
-    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, compare=False)
-
-    def backoff(self, attempt: int) -> float:
-        """Exponential backoff with "equal jitter": half fixed, half random."""
-        ceiling = min(self.max_backoff_s, self.backoff_s * 2.0 ** max(attempt - 1, 0))
-        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
-
-    def stretched(self, wait: float) -> float:
-        """A wait the server asked for, stretched a little so released clients spread out."""
-        return wait * (1 + self.rng.uniform(0, self.jitter))
 
 
 @dataclass(frozen=True)
@@ -120,7 +93,8 @@ class ResponsePolicy:
     def verdict(self, response: httpx.Response) -> Verdict:
         status = response.status_code
         if status == 429:
-            return Verdict("rate_limited", "HTTP 429", retry_after_seconds(response.headers))
+            wait = parse_retry_after(response.headers.get("Retry-After"))
+            return Verdict("rate_limited", "HTTP 429", wait)
         if status == 401:
             return Verdict("auth", "HTTP 401")
         if status >= 500:
@@ -299,24 +273,6 @@ class ApiClient:
         log.info("%s: the rate-limit window is spent; waiting %.2f s", where, wait)
         await self.retry.sleep(self.retry.stretched(wait))
         self._not_before = 0.0
-
-
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from ``Retry-After``: delta-seconds or an HTTP date."""
-    value = (headers.get("Retry-After") or "").strip()
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def parse(model: type[Model], response: httpx.Response, what: str) -> Model:

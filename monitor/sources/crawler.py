@@ -29,13 +29,13 @@ import httpx
 
 from monitor.errors import SourceError
 from monitor.records import ClipSeen, utcnow
+from monitor.retry import RetryPolicy
 from monitor.sources.api_client import (
     ApiClient,
     BearerToken,
     QuotaExhaustedError,
     RateLimitedError,
     ResponsePolicy,
-    RetryPolicy,
     StaleCursorError,
 )
 from monitor.sources.base import Source

@@ -14,8 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -23,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from monitor.errors import SourceError
 from monitor.records import ClipSeen, as_utc, utcnow
+from monitor.retry import RetryPolicy, parse_retry_after
 from monitor.sources.api_client import parse
 from monitor.sources.base import Source
 
@@ -95,6 +95,7 @@ class DemoPlatformSource(Source):
         self.rate_limit_waits = rate_limit_waits
         self.retries = retries
         self.backoff_s = backoff_s
+        self._backoff = RetryPolicy(backoff_s=backoff_s, max_backoff_s=float("inf"), spread=0.0)
         self.timeout_s = timeout_s
         self._client = client
 
@@ -152,16 +153,16 @@ class DemoPlatformSource(Source):
             failures += 1
             if failures > self.retries:
                 raise SourceError(f"{self.listing_url}: {problem} (gave up after {failures} tries)")
-            delay = self.backoff_s * 2 ** (failures - 1)
+            delay = self._backoff.backoff(failures)
             logger.warning("%s: %s; retrying in %.1f s", self.listing_url, problem, delay)
             await asyncio.sleep(delay)
 
     def _rate_limit_wait(self, response: httpx.Response, waits: int) -> float:
         if waits > self.rate_limit_waits:
             raise SourceError(f"{self.listing_url}: still rate limited after {waits - 1} waits")
-        wait = _retry_after(response.headers.get("Retry-After"))
+        wait = parse_retry_after(response.headers.get("Retry-After"))
         if wait is None:
-            wait = self.backoff_s * 2 ** (waits - 1)
+            wait = self._backoff.backoff(waits)
         if wait > self.max_wait_s:
             raise SourceError(
                 f"{self.listing_url}: rate limited for {wait:.0f} s, over the {self.max_wait_s:.0f} s"
@@ -194,19 +195,3 @@ class DemoPlatformSource(Source):
         except ValidationError as exc:
             logger.warning("%s: skipping a malformed item %r: %s", self.listing_url, raw, exc)
             return None
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -20,6 +20,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict
 
 from monitor.records import ClipSeen, utcnow
+from monitor.retry import parse_retry_after
 from monitor.sources.api_client import (
     ApiClient,
     BearerToken,
@@ -27,7 +28,6 @@ from monitor.sources.api_client import (
     ResponsePolicy,
     Verdict,
     parse,
-    retry_after_seconds,
 )
 from monitor.sources.crawl_state import FeedState
 from monitor.sources.crawler import Feed, Page, Platform
@@ -76,7 +76,7 @@ class _Policy(ResponsePolicy):
 
     def verdict(self, response: httpx.Response) -> Verdict:
         if response.status_code == 429:
-            wait = retry_after_seconds(response.headers)
+            wait = parse_retry_after(response.headers.get("Retry-After"))
             if wait is None:
                 wait = _float(response.headers.get("X-Ratelimit-Reset"))
             return Verdict("rate_limited", "HTTP 429", wait)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from monitor.config import Settings
 from monitor.errors import SourceError
-from monitor.sources.api_client import RetryPolicy
+from monitor.retry import RetryPolicy
 from monitor.sources.crawl_state import CrawlState
 from monitor.sources.crawler import Crawler, Platform, SpreadPolicy
 from monitor.sources.queries import Query, load_gallery_entities, queries_for

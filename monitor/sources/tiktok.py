@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.errors import SourceError
 from monitor.records import ClipSeen, utcnow
+from monitor.retry import parse_retry_after
 from monitor.sources.api_client import (
     ApiClient,
     BearerToken,
@@ -30,7 +31,6 @@ from monitor.sources.api_client import (
     Verdict,
     error_reason,
     parse,
-    retry_after_seconds,
 )
 from monitor.sources.crawl_state import FeedState
 from monitor.sources.crawler import Feed, Page, Platform, QuotaSpec
@@ -81,7 +81,9 @@ class _Policy(ResponsePolicy):
             return Verdict("auth", code)
         if code == "rate_limit_exceeded" or response.status_code == 429:
             return Verdict(
-                "rate_limited", code or "HTTP 429", retry_after_seconds(response.headers)
+                "rate_limited",
+                code or "HTTP 429",
+                parse_retry_after(response.headers.get("Retry-After")),
             )
         if code == "invalid_params" and "search_id" in message.lower():
             return Verdict("stale", message)

@@ -19,13 +19,13 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.records import ClipSeen, utcnow
+from monitor.retry import parse_retry_after
 from monitor.sources.api_client import (
     ApiClient,
     RateLimit,
     ResponsePolicy,
     Verdict,
     parse,
-    retry_after_seconds,
 )
 from monitor.sources.crawl_state import FeedState
 from monitor.sources.crawler import Feed, Page, Platform
@@ -90,7 +90,9 @@ class _Policy(ResponsePolicy):
             return Verdict(
                 "rate_limited",
                 "HTTP 429",
-                wait if wait is not None else retry_after_seconds(response.headers),
+                wait
+                if wait is not None
+                else parse_retry_after(response.headers.get("Retry-After")),
             )
         if response.status_code == 400 and "next_token" in response.text:
             return Verdict("stale", f"HTTP 400: {response.text[:200]}")

@@ -269,7 +269,7 @@ class Sleeps:
 def quick_retry(sleeps: Sleeps, **overrides: Any) -> Any:
     import random
 
-    from monitor.sources.api_client import RetryPolicy
+    from monitor.retry import RetryPolicy
 
     options: dict[str, Any] = {
         "retries": 3,
