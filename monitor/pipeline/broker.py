@@ -55,6 +55,7 @@ __all__ = [
     "bootstrap_servers",
     "cluster_id",
     "ensure_topics",
+    "free_port",
     "resolve_broker",
     "run_broker_forever",
     "tansu_binary",
@@ -166,7 +167,7 @@ class EmbeddedBroker:
             )
             attempts = 1 if self._fixed_port is not None else _PORT_ATTEMPTS
             for attempt in range(1, attempts + 1):
-                port = self._fixed_port or _free_port(self._avoid_ports)
+                port = self._fixed_port or free_port(self._avoid_ports)
                 process, log_file = self._spawn(binary, port, cluster)
                 try:
                     ready = _wait_until_answering(process, port, self._startup_timeout)
@@ -296,9 +297,10 @@ def _parent_death_hook() -> Callable[[], None] | None:
     return hook
 
 
-def _free_port(avoid: Collection[int] = ()) -> int:
-    """A port free now and not in ``avoid``: the ports this host's worker will bind (its web
-    port is free while the worker restarts, and the kernel may offer it to the broker)."""
+def free_port(avoid: Collection[int] = ()) -> int:
+    """A loopback port free now and not in ``avoid`` (the embedded broker avoids the ports this
+    host's worker will bind: its web port is free while the worker restarts, and the kernel may
+    offer it to the broker)."""
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind((_LOOPBACK, 0))

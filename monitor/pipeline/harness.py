@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,13 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from monitor.records import Alert, decode
 
-__all__ = ["Topics", "Worker", "free_port", "produce"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+__all__ = ["Topics", "Worker", "produce"]
 
 
 class Topics:

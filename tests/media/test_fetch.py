@@ -4,7 +4,6 @@ answers well, badly, hugely and slowly, read with real httpx."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from monitor.errors import FetchError, MediaError
 from monitor.media import decode_clip
 from monitor.media.fetch import FETCH_REASONS, fetch_error, fetch_media
 from monitor.media.transforms import pattern_frames, write_clip
+from monitor.pipeline.broker import free_port
 
 LIMIT = 4096
 
@@ -228,8 +228,6 @@ async def test_a_server_that_trickles_times_out_on_the_total_timeout(
 async def test_a_closed_port_is_a_network_failure(
     client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    with socket.socket() as probe:  # a port that nothing listens on once closed
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nothing listens on it
     error = await failure(client, f"http://127.0.0.1:{port}/clip.mp4", tmp_path)
     assert error.reason == "network"

@@ -24,8 +24,8 @@ from monitor.config import ROLES, DecodeSettings, LikenessSettings
 from monitor.demo.catalogue import DemoCatalogue, build_demo
 from monitor.likeness.gallery.build import build_gallery
 from monitor.likeness.models import Models
-from monitor.pipeline.broker import EmbeddedBroker
-from monitor.pipeline.harness import Topics, Worker, free_port, produce
+from monitor.pipeline.broker import EmbeddedBroker, free_port
+from monitor.pipeline.harness import Topics, Worker, produce
 from monitor.pipeline.run import demo_platform_in_thread
 from monitor.records import Alert, ClipScored, ClipSeen, DeadLetter, decode, encode
 

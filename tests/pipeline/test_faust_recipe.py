@@ -11,7 +11,6 @@ timeout, and the rejoin of a restarted app for the whole timeout of the member i
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +18,9 @@ import faust
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
 
-from monitor.pipeline.broker import EmbeddedBroker, ensure_topics
+from monitor.pipeline.broker import EmbeddedBroker, ensure_topics, free_port
 
 PARTITIONS = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def forwarding_app(broker_url: str, datadir: Path, web_port: int) -> faust.App:
@@ -108,7 +101,7 @@ async def test_an_agent_forwards_every_record_and_a_restarted_app_resumes_where_
             await out.seek_to_beginning()
             seen: dict[bytes, list[bytes]] = {}
 
-            port = _free_port()
+            port = free_port()
             app = forwarding_app(broker.url, tmp_path, port)
             await app.start()
             try:
@@ -123,7 +116,7 @@ async def test_an_agent_forwards_every_record_and_a_restarted_app_resumes_where_
             assert seen == {f"demo:{n}".encode(): [f"CLIP {n}".encode()] for n in range(10)}
 
             # The stop committed all ten, so a new app in the same group sees only what is new.
-            app = forwarding_app(broker.url, tmp_path, _free_port())
+            app = forwarding_app(broker.url, tmp_path, free_port())
             await app.start()
             try:
                 await _holds_partitions_of(app, "in")

@@ -14,9 +14,9 @@ import pytest
 from aiokafka import ConsumerRecord
 
 from monitor.pipeline.app import Pipeline
-from monitor.pipeline.broker import EmbeddedBroker, ensure_topics
+from monitor.pipeline.broker import EmbeddedBroker, ensure_topics, free_port
 from monitor.pipeline.feed import TopicFeed
-from monitor.pipeline.harness import free_port, produce
+from monitor.pipeline.harness import produce
 from monitor.pipeline.review_role import apply_review
 from monitor.pipeline.roles import follow_alerts
 from monitor.records import Alert, Review, decode, encode

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from monitor.pipeline.harness import free_port
+from monitor.pipeline.broker import free_port
 
 
 def _children(pid: int) -> set[int]:

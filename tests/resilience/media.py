@@ -20,7 +20,7 @@ from monitor.config import DecodeSettings, LikenessSettings
 from monitor.likeness.gallery.build import build_gallery
 from monitor.likeness.models import Models
 from monitor.media import decode_clip
-from monitor.pipeline.harness import free_port
+from monitor.pipeline.broker import free_port
 from monitor.records import ClipSeen
 from tests.threaded import ThreadedApp
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import httpx
 
-from monitor.pipeline.harness import Worker, free_port, produce
+from monitor.pipeline.broker import free_port
+from monitor.pipeline.harness import Worker, produce
 from monitor.records import Alert, encode
 
 REVIEW_TOKEN = "resilience-review-token"

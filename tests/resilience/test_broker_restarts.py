@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from monitor.pipeline.app import TOPICS, Pipeline
-from monitor.pipeline.broker import EmbeddedBroker, ensure_topics
-from monitor.pipeline.harness import free_port, produce
+from monitor.pipeline.broker import EmbeddedBroker, ensure_topics, free_port
+from monitor.pipeline.harness import produce
 from monitor.pipeline.roles import follow_alerts
 from monitor.records import Alert, encode
 from monitor.sources.crawl_state import CrawlState

@@ -19,8 +19,8 @@ from typing import Protocol
 import httpx
 import pytest
 
-from monitor.pipeline.broker import EmbeddedBroker
-from monitor.pipeline.harness import Topics, Worker, free_port, produce
+from monitor.pipeline.broker import EmbeddedBroker, free_port
+from monitor.pipeline.harness import Topics, Worker, produce
 from monitor.records import (
     DEADLETTER_RAW_MAX,
     TITLE_MAX,

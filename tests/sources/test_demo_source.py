@@ -3,7 +3,6 @@ aiohttp servers that misbehave on purpose), all on 127.0.0.1."""
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
@@ -15,6 +14,7 @@ from aiohttp.test_utils import TestServer
 from monitor.demo import DemoCatalogue, serve_platform
 from monitor.demo.catalogue import DEMO_CLIPS
 from monitor.errors import SourceError
+from monitor.pipeline.broker import free_port
 from monitor.records import ClipSeen
 from monitor.sources import DemoPlatformSource, Source
 
@@ -211,9 +211,7 @@ async def test_a_cursor_that_repeats_raises_instead_of_looping(serve: Serve) -> 
 
 
 async def test_an_unreachable_platform_raises_a_source_error_after_retries() -> None:
-    with socket.socket() as probe:  # a port that nothing listens on once closed
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nothing listens on it
 
     with pytest.raises(SourceError, match="ConnectError"):
         await crawl(DemoPlatformSource(f"http://127.0.0.1:{port}", retries=1, backoff_s=0.01))
