@@ -28,13 +28,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 import httpx
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from monitor import metrics
 from monitor.alerts.base import DeliveryContext, FloodSummary, Sink, SummaryClip
@@ -46,60 +44,17 @@ from monitor.alerts.slack import SlackSink
 from monitor.alerts.webhook import WebhookSink
 from monitor.config import NotifySettings
 from monitor.errors import PermanentDeliveryError, RecordError, RetryableDeliveryError
-from monitor.records import SCHEMA_VERSION, Alert, Ident, Note
+from monitor.records import Alert, ParkedAlert, decode, encode
 from monitor.retry import RetryPolicy
 
-__all__ = ["Notifier", "ParkedAlert", "build_sinks"]
+__all__ = ["Notifier", "build_sinks"]
 
 log = logging.getLogger(__name__)
 
 TOP_CLIPS = 5
 
-Park = Callable[["ParkedAlert"], Awaitable[None]]
+Park = Callable[[ParkedAlert], Awaitable[None]]
 Reject = Callable[[Alert, str], Awaitable[None]]
-
-
-class ParkedAlert(BaseModel):
-    """An alert waiting on ``alerts.retry`` for one sink; key ``platform:clip:entity:sink``.
-
-    Bounded and zoned as the records in ``monitor/records.py`` are, since it is read back from
-    a topic and the outbox: the sink and park id are identifiers, refused beyond ``ID_MAX``;
-    the last error is a receiver's words, cut to ``NOTE_MAX`` with a marker; a time without a
-    zone is refused, since ``redeliver`` would take it for the host's local time.
-    """
-
-    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
-
-    schema_version: int = Field(default=SCHEMA_VERSION, alias="schema")
-    alert: Alert
-    sink: Ident = Field(min_length=1)
-    attempts: int = Field(ge=0)
-    first_failed_at: AwareDatetime
-    next_attempt_at: AwareDatetime
-    last_error: Note = ""
-    park_id: Ident = Field(default_factory=lambda: uuid.uuid4().hex)
-    """Names this parking: the outbox keeps the latest, and an older copy is not acted on."""
-
-    @property
-    def key(self) -> str:
-        return f"{self.alert.key}:{self.sink}"
-
-    def encode(self) -> bytes:
-        return self.model_dump_json(by_alias=True).encode()
-
-    @classmethod
-    def decode(cls, raw: bytes | None) -> ParkedAlert:
-        if raw is None:
-            raise RecordError("ParkedAlert: empty record")
-        try:
-            parked = cls.model_validate_json(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"]) or "record"
-            raise RecordError(f"ParkedAlert: {where}: {first['msg']}") from None
-        if parked.schema_version > SCHEMA_VERSION:
-            raise RecordError(f"ParkedAlert: schema {parked.schema_version} is newer")
-        return parked
 
 
 def build_sinks(settings: NotifySettings, client: httpx.AsyncClient) -> list[Sink]:
@@ -120,7 +75,7 @@ def _readable(raw: bytes) -> ParkedAlert | None:
     """A parked alert from the outbox; None, logged, for one that no longer reads (written by
     a version with another schema): it stays there, and the alert is tried afresh."""
     try:
-        return ParkedAlert.decode(raw)
+        return decode(ParkedAlert, raw)
     except RecordError as exc:
         log.error("a parked alert in the outbox cannot be read: %s", exc)
         return None
@@ -311,7 +266,7 @@ class Notifier:
             next_attempt_at=_at(due),
             last_error=error,
         )
-        self.store.hold(alert.key, sink.name, parked.park_id, parked.encode())
+        self.store.hold(alert.key, sink.name, parked.park_id, encode(parked))
         await self._park(parked)
         metrics.NOTIFICATIONS.labels(*_labels(sink, alert), "parked").inc()
         log.warning(
