@@ -31,8 +31,8 @@ from monitor.likeness.models import Models
 from monitor.likeness.scoring import Scorer
 from monitor.media import load_media
 from monitor.pipeline.app import TOPICS
-from monitor.pipeline.broker import EmbeddedBroker, ensure_topics
-from monitor.pipeline.harness import Topics, Worker, free_port, produce
+from monitor.pipeline.broker import EmbeddedBroker, ensure_topics, free_port
+from monitor.pipeline.harness import Topics, Worker, produce
 from monitor.pipeline.run import demo_platform_in_thread, prepare_demo_gallery
 from monitor.records import Alert, ClipScored, ClipSeen, decode, encode
 

@@ -45,6 +45,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from monitor.assets import ensure
 from monitor.likeness.embedders.visual import (
     EfficientNetLite0Embedder,
     MobileNetV2Embedder,
@@ -55,7 +56,6 @@ from monitor.likeness.regions import views
 from monitor.likeness.weights import BUNDLED_WEIGHTS
 from monitor.media.frames import RGBImage
 from monitor.media.samples import sample
-from monitor.pinned import ensure
 
 __all__ = ["main"]
 

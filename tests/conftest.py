@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from monitor.assets import ensure
 from monitor.config import LikenessSettings
 from monitor.likeness.models import Models, prepare_weights
 from monitor.likeness.weights import BUNDLED_WEIGHTS
 from monitor.media.samples import sample
-from monitor.pinned import ensure
 
 EVAL_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "eval-media"
 

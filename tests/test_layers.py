@@ -1,6 +1,6 @@
 """The packages depend one way, as ``../shared/DESIGN.md`` draws them, read from the imports.
 
-From the bottom: what every layer may use (errors, records, metrics, storage, files pinned by
+From the bottom: what every layer may use (errors, records, metrics, storage, assets pinned by
 hash, the one retry policy); ``media``; the ``likeness`` library, which knows nothing of how the
 monitor is configured or run; ``config``, which composes the libraries' settings; the domain
 packages (``sources``, ``alerts``, ``review``, ``demo``), which know no Kafka; ``pipeline``,
@@ -18,7 +18,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "monitor"
 
-BOTTOM = frozenset({"errors", "records", "metrics", "storage", "safeyaml", "pinned", "retry"})
+BOTTOM = frozenset({"errors", "records", "metrics", "storage", "safeyaml", "assets", "retry"})
 LIBRARIES = BOTTOM | {"media", "likeness"}
 DOMAIN = LIBRARIES | {"config"}
 
@@ -28,7 +28,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "metrics": frozenset(),
     "storage": frozenset({"errors"}),
     "safeyaml": frozenset({"errors"}),
-    "pinned": frozenset({"errors"}),
+    "assets": frozenset({"errors"}),
     "retry": frozenset(),
     "media": BOTTOM,
     "likeness": BOTTOM | {"media"},

@@ -33,6 +33,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from monitor.assets import cache_dir
 from monitor.media.samples import PACKAGE_MEDIA, sample
 from monitor.media.transforms import (
     RGB,
@@ -44,7 +45,6 @@ from monitor.media.transforms import (
     transform_frames,
     write_clip,
 )
-from monitor.pinned import cache_dir
 
 __all__ = [
     "DEMO_CLIPS",

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from monitor.assets import cache_dir, ensure
 from monitor.likeness.embedders.base import (
     FaceDetector,
     FaceEmbedder,
@@ -17,7 +18,6 @@ from monitor.likeness.embedders.base import (
 )
 from monitor.likeness.settings import LikenessSettings
 from monitor.likeness.weights import BUNDLED_WEIGHTS, cached_path
-from monitor.pinned import cache_dir, ensure
 
 __all__ = ["Models", "prepare_weights"]
 
@@ -33,8 +33,8 @@ def _facenet_safetensors(root: Path | None = None) -> Path:
 def prepare_weights(root: Path | None = None, extra_dirs: tuple[Path, ...] = ()) -> list[Path]:
     """Fetch and verify every bundled weight and the cohort's pictures, then convert FaceNet
     once: ``models fetch``."""
+    from monitor.assets import LocalFile
     from monitor.likeness.cohort.bundled import COHORT_WEIGHTS
-    from monitor.pinned import LocalFile
 
     extra = [LocalFile(folder) for folder in extra_dirs]
     paths = [

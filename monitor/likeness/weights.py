@@ -1,5 +1,5 @@
 """The pretrained weights the monitor bundles: each pinned by hash, with every source it can
-come from (``monitor.pinned`` fetches and verifies them), and the cache lookup scoring uses.
+come from (``monitor.assets`` fetches and verifies them), and the cache lookup scoring uses.
 """
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from monitor.assets import UrlSource, WeightFile, WheelMember
 from monitor.errors import WeightsError, WeightUnavailableError
-from monitor.pinned import UrlSource, WeightFile, WheelMember
 
 __all__ = ["BUNDLED_WEIGHTS", "cached_path"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from monitor.pinned import WeightFile, WheelMember, ensure
+from monitor.assets import WeightFile, WheelMember, ensure
 
 __all__ = ["PACKAGE_MEDIA", "sample"]
 

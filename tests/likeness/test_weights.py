@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from monitor.assets import LocalFile, UrlSource, WeightFile, WheelMember, ensure
 from monitor.errors import WeightsError, WeightUnavailableError
 from monitor.likeness.weights import cached_path
-from monitor.pinned import LocalFile, UrlSource, WeightFile, WheelMember, ensure
 
 PAYLOAD = b"pretend these are 128 floats of a face model\n" * 100
 PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()

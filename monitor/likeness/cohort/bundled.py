@@ -29,11 +29,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from monitor.assets import WeightFile, WheelFile, cache_dir, ensure
 from monitor.errors import CohortError, MediaError
 from monitor.media.decode import decode_clip
 from monitor.media.frames import RGBImage
 from monitor.media.limits import DecodeLimits
-from monitor.pinned import WeightFile, WheelFile, cache_dir, ensure
 
 __all__ = [
     "COHORT_WEIGHTS",

@@ -31,10 +31,10 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from monitor.assets import sha256_of
 from monitor.errors import WeightsError
 from monitor.likeness.embedders.base import default_device
 from monitor.likeness.embedders.inception_resnet_v1 import InceptionResnetV1
-from monitor.pinned import sha256_of
 
 __all__ = [
     "FORMAT",

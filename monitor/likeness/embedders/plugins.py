@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from monitor.assets import sha256_of
 from monitor.errors import EmbedderConfigError
 from monitor.likeness.embedders.base import default_device
 from monitor.likeness.embedders.visual import (
@@ -30,7 +31,6 @@ from monitor.likeness.embedders.visual import (
     TorchImageEmbedder,
     pool_features,
 )
-from monitor.pinned import sha256_of
 
 __all__ = [
     "ExportedProgramEmbedder",

@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from monitor.assets import cache_dir
 from monitor.likeness.settings import LikenessSettings
 from monitor.media.settings import DecodeSettings
-from monitor.pinned import cache_dir
 
 __all__ = ["Arrays", "CacheStats", "EmbeddingCache"]
 

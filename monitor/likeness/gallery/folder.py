@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from monitor.assets import sha256_of
 from monitor.errors import GalleryFormatError, NoUsableReferenceError
 from monitor.likeness.footage.fingerprint import FINGERPRINT_SUFFIX
 from monitor.likeness.gallery.entities import Entity, load_entities
-from monitor.pinned import sha256_of
 
 __all__ = ["DISMISSED", "GalleryFolder", "negative_owner", "read_folder"]
 

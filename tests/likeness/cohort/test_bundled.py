@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.assets import LocalFile, ensure
 from monitor.errors import CohortError, WeightUnavailableError
 from monitor.likeness.cohort.bundled import (
     OPENMOJI,
@@ -17,7 +18,6 @@ from monitor.likeness.cohort.bundled import (
     bundled_version,
     render_openmoji,
 )
-from monitor.pinned import LocalFile, ensure
 
 GOOD_SVG = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 72 72">'

