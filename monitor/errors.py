@@ -34,6 +34,8 @@ __all__ = [
     "ReferenceMediaError",
     "RetryableDeliveryError",
     "SourceError",
+    "StoreError",
+    "StoreVersionError",
     "UnreadableMediaError",
     "WeightUnavailableError",
     "WeightsError",
@@ -170,6 +172,29 @@ class FetchError(MediaError):
     """Media could not be fetched: refused address, HTTP error, too large, too slow."""
 
     reason = "fetch"
+
+
+# --- storage -----------------------------------------------------------------------------
+
+
+class StoreError(MonitorError):
+    """A store's SQLite file on this host (scores, crawl state, deliveries, reviews) cannot be
+    used."""
+
+
+class StoreVersionError(StoreError):
+    """The file's schema version (``PRAGMA user_version``) is newer than any this code knows:
+    a newer monitor wrote it, and this one would misread it. The file is left as it was."""
+
+    def __init__(self, path: Path, version: int, newest: int) -> None:
+        self.path = path
+        self.version = version
+        self.newest = newest
+        super().__init__(
+            f"{path}: schema version {version} is newer than this monitor knows (at most "
+            f"{newest}); a newer likeness-monitor wrote it. Upgrade the monitor to use this "
+            "file; it has been left as it was"
+        )
 
 
 # --- alerts ------------------------------------------------------------------------------

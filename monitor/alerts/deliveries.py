@@ -23,9 +23,9 @@ from datetime import datetime
 from pathlib import Path
 
 from monitor.records import Alert, decode, encode
-from monitor.storage import SqliteStore
+from monitor.storage import Migration, SqliteStore
 
-__all__ = ["DeliveryStore", "FloodWindow"]
+__all__ = ["MIGRATIONS", "DeliveryStore", "FloodWindow"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -59,6 +59,9 @@ CREATE TABLE IF NOT EXISTS summaries (
 );
 """
 
+MIGRATIONS = (Migration("deliveries, flood windows, outbox, summaries", _SCHEMA),)
+"""The schema of the file, in order (``monitor.storage``): append, never edit one released."""
+
 
 @dataclass(frozen=True)
 class FloodWindow:
@@ -71,7 +74,7 @@ class DeliveryStore(SqliteStore):
     """One SQLite file per notifier host; safe to call from the event loop."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, _SCHEMA)
+        super().__init__(path, MIGRATIONS)
 
     # --- deliveries -----------------------------------------------------------------------
 

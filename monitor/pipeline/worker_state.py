@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from monitor.storage import SqliteStore
+from monitor.storage import Migration, SqliteStore
 
-__all__ = ["EntitySpread", "StateStore"]
+__all__ = ["MIGRATIONS", "EntitySpread", "StateStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scored (
@@ -61,6 +61,9 @@ CREATE TABLE IF NOT EXISTS flagged (
 );
 """
 
+MIGRATIONS = (Migration("scores, alerts sent, spread", _SCHEMA),)
+"""The schema of the file, in order (``monitor.storage``): append, never edit one released."""
+
 
 @dataclass(frozen=True)
 class EntitySpread:
@@ -77,7 +80,7 @@ class StateStore(SqliteStore):
     """One SQLite file per worker host; safe to call from the event loop and worker threads."""
 
     def __init__(self, path: Path, *, resend_window_s: float = 86_400.0) -> None:
-        super().__init__(path, _SCHEMA)
+        super().__init__(path, MIGRATIONS)
         self.resend_window_s = resend_window_s
         """How long a sent alert's record is kept for a new broker (``sent_since``)."""
 

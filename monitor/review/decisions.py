@@ -8,13 +8,16 @@ or twice (at-least-once delivery) still lands on the same state.
 
 Alerts are kept as their JSON records and read back on every page view. Records now refuse a
 time without a zone, but an alert stored before that may carry one (always meant as UTC): such
-records are rewritten once, in one transaction, when a store without the mark of that rewrite
-(``PRAGMA user_version``) is opened, so that every read is a plain parse (``_zone_old_alerts``).
+records are rewritten once, by the store's schema migration 2 (``monitor.storage``), so that
+every read is a plain parse (``_zone_old_alerts``). A file that the rewrite's earlier, separate
+mark (``user_version`` 1) says was rewritten is version 1 now and is scanned once more, finding
+nothing to rewrite.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,12 +27,17 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from monitor.records import Alert, Review, as_utc
-from monitor.storage import FeedOffsets
+from monitor.storage import FeedOffsets, Migration
 
-__all__ = ["STATES", "AlertFilter", "Applied", "ReviewStore", "ReviewedAlert", "State"]
-
-_ZONED = 1
-"""``PRAGMA user_version`` of a store whose alert records all carry zoned times."""
+__all__ = [
+    "MIGRATIONS",
+    "STATES",
+    "AlertFilter",
+    "Applied",
+    "ReviewStore",
+    "ReviewedAlert",
+    "State",
+]
 
 State = Literal["new", "confirmed", "dismissed"]
 STATES: tuple[State, ...] = ("new", "confirmed", "dismissed")
@@ -111,25 +119,7 @@ def views_per_hour(alert: Alert) -> float | None:
 
 class ReviewStore(FeedOffsets):
     def __init__(self, path: Path) -> None:
-        super().__init__(path, _SCHEMA)
-        self._zone_old_alerts()
-
-    def _zone_old_alerts(self) -> None:
-        """Rewrite, once per file, alert records kept before records refused a time without a
-        zone, their zoneless times as UTC (what the monitor always wrote). A record that fails
-        for any other reason is left as it was, for the reader to refuse as ever: opening the
-        store, and so starting the worker, must not fail on one bad row."""
-        with self._lock:
-            if self._db.execute("PRAGMA user_version").fetchone()[0] >= _ZONED:
-                return  # no write lock taken on an ordinary start
-        with self._tx() as db:
-            if db.execute("PRAGMA user_version").fetchone()[0] >= _ZONED:
-                return  # another process did it meanwhile
-            for alert_id, record in db.execute("SELECT alert_id, record FROM alerts").fetchall():
-                zoned = _zoned(record)
-                if zoned is not None:
-                    db.execute("UPDATE alerts SET record=? WHERE alert_id=?", (zoned, alert_id))
-            db.execute(f"PRAGMA user_version = {_ZONED}")  # with the rewrite, or not at all
+        super().__init__(path, MIGRATIONS)
 
     def add_alert(self, alert: Alert) -> bool:
         """Keep an alert; True the first time (a redelivered alert changes nothing)."""
@@ -257,6 +247,24 @@ class ReviewStore(FeedOffsets):
             )
             for record, state, velocity, reason, reviewer, at in rows
         ]
+
+
+def _zone_old_alerts(db: sqlite3.Connection) -> None:
+    """Rewrite alert records kept before records refused a time without a zone, their zoneless
+    times as UTC (what the monitor always wrote). A record that fails for any other reason is
+    left as it was, for the reader to refuse as ever: opening the store, and so starting the
+    worker, must not fail on one bad row."""
+    for alert_id, record in db.execute("SELECT alert_id, record FROM alerts").fetchall():
+        zoned = _zoned(record)
+        if zoned is not None:
+            db.execute("UPDATE alerts SET record=? WHERE alert_id=?", (zoned, alert_id))
+
+
+MIGRATIONS = (
+    Migration("alerts and reviews, offsets", _SCHEMA),
+    Migration("alert records' zoneless times read as UTC", run=_zone_old_alerts),
+)
+"""The schema of the file, in order (``monitor.storage``): append, never edit one released."""
 
 
 def _zoned(record: str) -> str | None:

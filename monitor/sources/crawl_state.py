@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from monitor.storage import FeedOffsets
+from monitor.storage import FeedOffsets, Migration
 
-__all__ = ["CrawlState", "FeedState", "Observation"]
+__all__ = ["MIGRATIONS", "CrawlState", "FeedState", "Observation"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS feeds (
@@ -58,6 +58,9 @@ CREATE TABLE IF NOT EXISTS flagged (
     clip_key TEXT PRIMARY KEY
 );
 """
+
+MIGRATIONS = (Migration("feeds, clips, quota, pauses, flagged clips, offsets", _SCHEMA),)
+"""The schema of the file, in order (``monitor.storage``): append, never edit one released."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ class CrawlState(FeedOffsets):
     """
 
     def __init__(self, path: Path) -> None:
-        super().__init__(path, _SCHEMA)
+        super().__init__(path, MIGRATIONS)
 
     # --- flagged clips --------------------------------------------------------------------
 
