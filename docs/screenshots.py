@@ -22,7 +22,7 @@ from PIL import Image
 from playwright.async_api import async_playwright
 from pydantic import SecretStr
 
-from monitor.alerts.evidence import save_evidence
+from monitor.evidence.files import save_evidence
 from monitor.config import ReviewSettings
 from monitor.media import DecodeLimits, decode_clip
 from monitor.media.samples import sample

@@ -2,7 +2,8 @@
 
 From the bottom: what every layer may use (errors, records, metrics, storage, assets pinned by
 hash, the one retry policy); ``media``; the ``likeness`` library, which knows nothing of how the
-monitor is configured or run; ``config``, which composes the libraries' settings; the domain
+monitor is configured or run; ``evidence`` (the files and signed URLs that the scorer,
+the notifier and the review page share); ``config``, which composes the libraries' settings; the domain
 packages (``sources``, ``alerts``, ``review``, ``demo``), which know no Kafka; ``pipeline``,
 which wires them onto the broker; and the command line on top. Every import of the package is
 read, including those inside functions, so a shortcut cannot hide in a late import.
@@ -20,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "monitor"
 
 BOTTOM = frozenset({"errors", "records", "metrics", "storage", "safeyaml", "assets", "retry"})
 LIBRARIES = BOTTOM | {"media", "likeness"}
-DOMAIN = LIBRARIES | {"config"}
+DOMAIN = LIBRARIES | {"evidence", "config"}
 
 MAY_IMPORT: dict[str, frozenset[str]] = {
     "errors": frozenset(),
@@ -32,10 +33,11 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "retry": frozenset(),
     "media": BOTTOM,
     "likeness": BOTTOM | {"media"},
+    "evidence": LIBRARIES,
     "config": LIBRARIES,
     "sources": DOMAIN,
     "alerts": DOMAIN,
-    "review": DOMAIN | {"alerts"},
+    "review": DOMAIN,
     "demo": DOMAIN | {"sources"},
     "pipeline": DOMAIN | {"sources", "alerts", "review", "demo"},
     "cli": DOMAIN | {"sources", "alerts", "review", "demo", "pipeline"},

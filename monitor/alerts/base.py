@@ -14,7 +14,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.alerts.evidence_urls import EvidenceUrls
+from monitor.evidence.urls import EvidenceUrls
 from monitor.records import Alert, AlertEntity, ClipRef
 
 __all__ = ["DeliveryContext", "FloodSummary", "Sink", "SummaryClip"]

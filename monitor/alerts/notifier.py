@@ -38,12 +38,12 @@ from monitor import metrics
 from monitor.alerts.base import DeliveryContext, FloodSummary, Sink, SummaryClip
 from monitor.alerts.console import ConsoleSink
 from monitor.alerts.deliveries import DeliveryStore
-from monitor.alerts.evidence_urls import EvidenceUrls
 from monitor.alerts.secrets import SecretFilter
 from monitor.alerts.slack import SlackSink
 from monitor.alerts.webhook import WebhookSink
 from monitor.config import NotifySettings
 from monitor.errors import PermanentDeliveryError, RecordError, RetryableDeliveryError
+from monitor.evidence.urls import EvidenceUrls
 from monitor.records import Alert, ParkedAlert, decode, encode
 from monitor.retry import RetryPolicy
 

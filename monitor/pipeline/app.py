@@ -23,10 +23,10 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from monitor import metrics
-from monitor.alerts.evidence import read_evidence
-from monitor.alerts.evidence_urls import EvidenceUrls, may_see_evidence
 from monitor.config import ROLES, Settings
 from monitor.errors import RecordError
+from monitor.evidence.files import read_evidence
+from monitor.evidence.urls import EvidenceUrls, may_see_evidence
 from monitor.pipeline.poison import broker_trouble, describe
 from monitor.pipeline.worker_state import StateStore
 from monitor.records import DeadLetter, encode

@@ -28,9 +28,9 @@ from pathlib import Path
 import httpx
 
 from monitor import metrics
-from monitor.alerts.evidence import save_clip_evidence
 from monitor.config import Settings
 from monitor.errors import MediaError, MonitorError
+from monitor.evidence.files import save_clip_evidence
 from monitor.likeness.footage import Fingerprint
 from monitor.likeness.gallery.store import Gallery
 from monitor.likeness.scoring import ClipScore, Scorer

@@ -23,8 +23,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from monitor.alerts.evidence import is_alert_id, read_evidence
-from monitor.alerts.evidence_urls import EvidenceUrls, may_see_evidence
+from monitor.evidence.files import is_alert_id, read_evidence
+from monitor.evidence.urls import EvidenceUrls, may_see_evidence
 from monitor.records import Review
 from monitor.review.access import CSRF_COOKIE, CSRF_FIELD, Access
 from monitor.review.decisions import STATES, AlertFilter, ReviewedAlert, ReviewStore

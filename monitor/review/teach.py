@@ -25,8 +25,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from monitor.alerts.evidence import evidence_path, fingerprint_path
 from monitor.config import Settings
+from monitor.evidence.files import evidence_path, fingerprint_path
 from monitor.likeness.footage.fingerprint import FINGERPRINT_SUFFIX
 from monitor.likeness.gallery.build import build_gallery
 from monitor.likeness.gallery.cache import EmbeddingCache

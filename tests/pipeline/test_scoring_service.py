@@ -14,8 +14,8 @@ import yaml
 from aiohttp import web
 from PIL import Image
 
-from monitor.alerts.evidence import fingerprint_path
 from monitor.config import DecodeSettings, LikenessSettings, PipelineSettings, Settings
+from monitor.evidence.files import fingerprint_path
 from monitor.likeness.footage import Fingerprint
 from monitor.likeness.gallery.build import build_gallery
 from monitor.likeness.gallery.store import Gallery, Threshold

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from monitor.alerts.evidence import save_evidence
 from monitor.config import ReviewSettings
+from monitor.evidence.files import save_evidence
 from monitor.media import load_media
 from monitor.pipeline.review_role import apply_review
 from monitor.records import Alert, AlertEntity, ClipRef, EvidenceRecord, Review

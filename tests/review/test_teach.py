@@ -14,8 +14,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from monitor.alerts.evidence import save_clip_evidence
 from monitor.config import DecodeSettings, LikenessSettings, PipelineSettings, Settings
+from monitor.evidence.files import save_clip_evidence
 from monitor.likeness.evaluation import load_cases
 from monitor.likeness.gallery.build import build_gallery
 from monitor.likeness.gallery.store import Gallery

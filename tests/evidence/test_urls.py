@@ -14,10 +14,10 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from monitor.alerts.base import DeliveryContext
-from monitor.alerts.evidence import save_evidence
-from monitor.alerts.evidence_urls import EvidenceUrls, may_see_evidence, shared_key
 from monitor.alerts.slack import slack_message
 from monitor.config import NotifySettings, PipelineSettings, ReviewSettings, Settings
+from monitor.evidence.files import save_evidence
+from monitor.evidence.urls import EvidenceUrls, may_see_evidence, shared_key
 from monitor.media import load_media
 from monitor.pipeline.roles import create_pipeline
 from monitor.records import Alert, EvidenceRecord

@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from monitor.alerts.evidence import best_evidence, evidence_path, read_evidence, save_evidence
-from monitor.alerts.evidence_urls import EvidenceUrls
 from monitor.config import PipelineSettings, Settings
+from monitor.evidence.files import best_evidence, evidence_path, read_evidence, save_evidence
+from monitor.evidence.urls import EvidenceUrls
 from monitor.media import load_media
 from monitor.media.frames import Frame
 from monitor.pipeline.roles import create_pipeline
