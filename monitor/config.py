@@ -1,4 +1,10 @@
-"""Settings, in one place: defaults that run out of the box, overridable from the environment.
+"""Settings, composed in one place: defaults that run out of the box, overridable from the
+environment.
+
+Each package declares its own group (``media``'s ``DecodeSettings``, ``likeness``'s
+``LikenessSettings``, ``sources``, ``alerts`` and ``review`` theirs) and reads only that; this
+module composes them with the pipeline's own under one ``Settings``, so no package below the
+pipeline reads the whole application's configuration.
 
 Every field can be set as ``LIKENESS_MONITOR_<FIELD>`` (nested with ``__``), so a deployment
 changes behaviour through configuration rather than by editing code: a stronger visual
@@ -14,12 +20,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
+from monitor.alerts.settings import NotifySettings
 from monitor.errors import ConfigError
 from monitor.likeness.settings import LikenessSettings
 from monitor.media.settings import DecodeSettings
+from monitor.review.settings import ReviewSettings
+from monitor.sources.settings import SourcesSettings
 
 __all__ = [
     "DecodeSettings",
@@ -101,158 +110,6 @@ class PipelineSettings(_Section):
     @property
     def shared_root(self) -> Path:
         return self.shared_dir or self.state_dir
-
-
-class NotifySettings(_Section):
-    """Where alerts go (the console, Slack, a webhook), and how hard the notifier tries.
-
-    URLs and secrets are ``SecretStr``: a Slack webhook URL grants posting to a channel, so
-    none of them is ever printed, logged or put in a metric or an error message.
-    """
-
-    console: bool = Field(default=True, description="print each alert on standard output")
-    slack_webhook_url: SecretStr | None = None
-    webhook_url: SecretStr | None = None
-    webhook_secret: SecretStr | None = Field(
-        default=None, description="HMAC-SHA256 key of the generic webhook's signature"
-    )
-    public_base_url: str = Field(
-        default="http://127.0.0.1:6066",
-        description="where receivers reach this monitor's web server (evidence thumbnails)",
-    )
-    evidence_images: bool = Field(
-        default=True, description="put the evidence thumbnail in Slack messages"
-    )
-    evidence_secret: SecretStr | None = Field(
-        default=None,
-        description="HMAC key of the signed, expiring evidence URLs; default: a random key "
-        "kept in shared_dir/evidence/.url-key",
-    )
-    evidence_url_ttl_s: float = Field(
-        default=7 * 86400.0, gt=0, description="how long an evidence link keeps working"
-    )
-    timeout_s: float = Field(default=10.0, gt=0)
-    flood_max_per_window: int = Field(
-        default=10, gt=0, description="alerts per entity per window before a summary replaces them"
-    )
-    flood_window_s: float = Field(default=600.0, gt=0)
-    flush_interval_s: float = Field(default=5.0, gt=0)
-    retry_inline_attempts: int = Field(
-        default=3, gt=0, description="tries before an alert is parked on the retry topic"
-    )
-    retry_backoff_s: float = Field(default=1.0, gt=0)
-    retry_backoff_max_s: float = Field(default=300.0, gt=0)
-    retry_inline_max_wait_s: float = Field(
-        default=10.0, ge=0, description="a longer wait (a Retry-After, say) parks the alert"
-    )
-    retry_give_up_after_s: float = Field(
-        default=86400.0, gt=0, description="a parked alert older than this goes to deadletter"
-    )
-
-    @model_validator(mode="after")
-    def _webhook_is_signed(self) -> NotifySettings:
-        if self.webhook_url is not None and self.webhook_secret is None:
-            raise ValueError("webhook_url needs webhook_secret: receivers verify the signature")
-        return self
-
-
-class ReviewSettings(_Section):
-    """Who may use the review page (``/review``): a bearer token, or basic auth, or both.
-
-    With neither configured the page answers 503 and says what to set: alerts name people and
-    carry attacker-chosen text, so the page is never open by default, not even on loopback
-    (a reverse proxy on the same host would make every visitor local).
-    """
-
-    token: SecretStr | None = Field(default=None, description="Authorization: Bearer <token>")
-    username: str | None = None
-    password: SecretStr | None = None
-    page_size: int = Field(default=200, gt=0, le=5000, description="alerts listed per page")
-    recalibrate_interval_s: float = Field(
-        default=60.0,
-        gt=0,
-        description="rebuild the gallery at most this often after dismissals (a rebuild embeds "
-        "only the files added since the last one)",
-    )
-
-    @model_validator(mode="after")
-    def _basic_auth_is_whole(self) -> ReviewSettings:
-        if (self.username is None) != (self.password is None):
-            raise ValueError("review username and password go together")
-        return self
-
-    @property
-    def configured(self) -> bool:
-        return self.token is not None or self.password is not None
-
-
-class _Platform(_Section):
-    interval_s: float = Field(default=300.0, gt=0, description="seconds between crawl passes")
-    max_pages: int = Field(default=5, gt=0, description="pages per feed per pass")
-
-
-class YouTubeSettings(_Platform):
-    api_key: SecretStr | None = None
-    base_url: str = "https://www.googleapis.com/youtube/v3"
-    daily_quota: int = Field(default=10_000, gt=0, description="units; search.list costs 100")
-    interval_s: float = Field(default=1800.0, gt=0)
-    region_codes: tuple[str, ...] = ("US",)
-
-
-class RedditSettings(_Platform):
-    client_id: SecretStr | None = None
-    client_secret: SecretStr | None = None
-    base_url: str = "https://oauth.reddit.com"
-    auth_url: str = "https://www.reddit.com"
-    user_agent: str = "server:likeness-monitor:0.1 (brand protection)"
-    subreddits: tuple[str, ...] = ("videos", "popular")
-
-
-class TikTokSettings(_Platform):
-    client_key: SecretStr | None = None
-    client_secret: SecretStr | None = None
-    base_url: str = "https://open.tiktokapis.com"
-    daily_requests: int = Field(default=1000, gt=0)
-    region_codes: tuple[str, ...] = ("US", "GB")
-    days: int = Field(default=2, gt=0, le=30, description="how far back a query reaches")
-
-
-class XSettings(_Platform):
-    bearer_token: SecretStr | None = None
-    base_url: str = "https://api.x.com"
-    broad_queries: tuple[str, ...] = ("has:videos -is:retweet -is:reply lang:en",)
-
-
-class RssSettings(_Platform):
-    feeds: tuple[str, ...] = Field(
-        default=(),
-        description="RSS/Atom URLs, e.g. https://www.youtube.com/feeds/videos.xml?channel_id=...",
-    )
-
-
-class SourcesSettings(_Section):
-    """Real platforms to crawl. A platform without credentials is skipped (one log line).
-
-    Credentials are ``SecretStr``: never printed or logged. Base URLs are overridable so that
-    tests point them at servers on 127.0.0.1.
-    """
-
-    youtube: YouTubeSettings = YouTubeSettings()
-    reddit: RedditSettings = RedditSettings()
-    tiktok: TikTokSettings = TikTokSettings()
-    x: XSettings = XSettings()
-    rss: RssSettings = RssSettings()
-    max_queries: int = Field(default=20, gt=0, description="gallery queries per platform pass")
-    hot_views_per_hour: float = Field(default=1000.0, ge=0, description="start re-observing")
-    cool_views_per_hour: float = Field(default=100.0, ge=0, description="stop re-observing")
-    reobserve_interval_s: float = Field(default=1800.0, gt=0)
-    reobserve_max_s: float = Field(default=7 * 86400.0, gt=0)
-    retries: int = Field(default=4, ge=0)
-    backoff_s: float = Field(default=1.0, gt=0)
-    max_wait_s: float = Field(
-        default=120.0, gt=0, description="a longer rate-limit wait pauses the source instead"
-    )
-    timeout_s: float = Field(default=30.0, gt=0)
 
 
 class Settings(BaseSettings):

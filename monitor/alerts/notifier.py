@@ -39,9 +39,9 @@ from monitor.alerts.base import DeliveryContext, FloodSummary, Sink, SummaryClip
 from monitor.alerts.console import ConsoleSink
 from monitor.alerts.deliveries import DeliveryStore
 from monitor.alerts.secrets import SecretFilter
+from monitor.alerts.settings import NotifySettings
 from monitor.alerts.slack import SlackSink
 from monitor.alerts.webhook import WebhookSink
-from monitor.config import NotifySettings
 from monitor.errors import PermanentDeliveryError, RecordError, RetryableDeliveryError
 from monitor.evidence.urls import EvidenceUrls
 from monitor.records import Alert, ParkedAlert, decode, encode

@@ -65,7 +65,7 @@ def install_review(pipeline: Pipeline) -> TopicFeed:
     settings = pipeline.settings
     store = ReviewStore(settings.pipeline.state_dir / "review.sqlite3")
     reviews = pipeline.topics["reviews"]
-    teacher = GalleryTeacher(settings)
+    teacher = GalleryTeacher(settings.pipeline.gallery, settings.likeness, settings.decode)
 
     def decide(review: Review) -> None:
         applied = apply_review(store, review)

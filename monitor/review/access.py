@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import secrets
 
-from monitor.config import ReviewSettings
+from monitor.review.settings import ReviewSettings
 
 __all__ = ["CSRF_COOKIE", "CSRF_FIELD", "Access"]
 

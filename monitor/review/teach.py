@@ -25,7 +25,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from monitor.config import Settings
 from monitor.evidence.files import evidence_path, fingerprint_path
 from monitor.likeness.footage.fingerprint import FINGERPRINT_SUFFIX
 from monitor.likeness.gallery.build import build_gallery
@@ -33,6 +32,8 @@ from monitor.likeness.gallery.cache import EmbeddingCache
 from monitor.likeness.gallery.folder import DISMISSED
 from monitor.likeness.gallery.store import Gallery
 from monitor.likeness.models import Models
+from monitor.likeness.settings import LikenessSettings
+from monitor.media.settings import DecodeSettings
 from monitor.records import Alert, Review
 
 __all__ = ["CONFIRMED", "DISMISSED", "REVIEWED_CASES", "GalleryTeacher", "gallery_folder", "learn"]
@@ -121,9 +122,12 @@ def _write_cases(folder: Path, new: dict[str, Alert] | None = None) -> None:
 class GalleryTeacher:
     """Rebuilds the gallery from its folder when dismissals have changed it."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.built = settings.pipeline.gallery
+    def __init__(
+        self, built: Path | None, likeness: LikenessSettings, decode: DecodeSettings
+    ) -> None:
+        self.likeness = likeness
+        self.decode = decode
+        self.built = built
         self.folder = gallery_folder(self.built)
         self.pending = False
         self._models: Models | None = None
@@ -133,12 +137,12 @@ class GalleryTeacher:
         """Blocking (run it off the event loop): the new version, or None if nothing changed."""
         if self.folder is None or self.built is None:
             return None
-        self._models = self._models or Models.load(self.settings.likeness)
+        self._models = self._models or Models.load(self.likeness)
         gallery = build_gallery(
             self.folder,
             self._models,
-            self.settings.likeness,
-            self.settings.decode,
+            self.likeness,
+            self.decode,
             cache=self.cache,
         )
         try:

@@ -125,7 +125,7 @@ def test_a_dismissed_alert_becomes_a_negative_and_the_rebuilt_gallery_stops_flag
         f"{alert.alert_id}.pdq.json",
     }
 
-    teacher = GalleryTeacher(settings)
+    teacher = GalleryTeacher(settings.pipeline.gallery, settings.likeness, settings.decode)
     taught_version = teacher.rebuild()
     taught = Gallery.load(settings.pipeline.gallery)
     assert taught_version == taught.version != first.version
@@ -149,7 +149,8 @@ def test_a_copy_of_a_dismissed_clip_is_not_flagged_even_where_the_threshold_cann
     alert = alerted(settings, models, "1", frames)
     folder = settings.pipeline.gallery.parent
     assert learn(review(alert, "dismiss"), alert, settings.pipeline.state_dir, folder)
-    assert GalleryTeacher(settings).rebuild() is not None
+    teacher = GalleryTeacher(settings.pipeline.gallery, settings.likeness, settings.decode)
+    assert teacher.rebuild() is not None
 
     taught = Gallery.load(settings.pipeline.gallery)
     assert taught.entities["bunny"].threshold.value == FIXED_THRESHOLD
