@@ -26,7 +26,7 @@ import httpx
 
 from monitor.config import Settings
 from monitor.demo.catalogue import DemoCatalogue, build_demo
-from monitor.likeness.gallery.store import Gallery
+from monitor.likeness.gallery.built import Gallery
 from monitor.likeness.models import Models
 from monitor.likeness.scoring import Scorer
 from monitor.media import load_media

@@ -124,8 +124,8 @@ def gallery_calibrate(
     ] = None,
 ) -> None:
     """Set each entity's threshold from the negatives for a target false-positive rate."""
+    from monitor.likeness.gallery.built import Gallery
     from monitor.likeness.gallery.calibrate import calibrate
-    from monitor.likeness.gallery.store import Gallery
 
     built = resolve_built(gallery)
     target = target_fpr if target_fpr is not None else load_settings().likeness.target_fpr
@@ -137,7 +137,7 @@ def gallery_calibrate(
 @gallery_app.command("show")
 def gallery_show(gallery: Path, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Entities, references, thresholds and versions of a built gallery."""
-    from monitor.likeness.gallery.store import Gallery
+    from monitor.likeness.gallery.built import Gallery
 
     built = resolve_built(gallery)
     loaded = Gallery.load(built)
@@ -168,7 +168,7 @@ def _show(version: str, gallery: Any) -> None:
 
 
 def _scorer(gallery: Path) -> Any:
-    from monitor.likeness.gallery.store import Gallery
+    from monitor.likeness.gallery.built import Gallery
     from monitor.likeness.models import Models
     from monitor.likeness.scoring import Scorer
 

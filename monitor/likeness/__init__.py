@@ -12,9 +12,9 @@ evaluation all call the same code. The usual path::
 from __future__ import annotations
 
 from monitor.likeness.gallery.build import build_gallery
+from monitor.likeness.gallery.built import Gallery
 from monitor.likeness.gallery.calibrate import calibrate
 from monitor.likeness.gallery.entities import Entity
-from monitor.likeness.gallery.store import Gallery
 from monitor.likeness.models import Models, prepare_weights
 from monitor.likeness.scoring import ClipScore, EntityScore, Evidence, Scorer
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from monitor.errors import GalleryFormatError, MediaError
-from monitor.likeness.gallery.store import Gallery
+from monitor.likeness.gallery.built import Gallery
 from monitor.likeness.scoring import ClipScore, Scorer
 from monitor.media import load_media
 from monitor.media.frames import Frame

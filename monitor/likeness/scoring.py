@@ -31,7 +31,7 @@ from monitor.likeness.features import (
     extract_visual,
 )
 from monitor.likeness.footage.match import FootageMatch, query_hashes
-from monitor.likeness.gallery.store import EntityGallery, Gallery
+from monitor.likeness.gallery.built import EntityGallery, Gallery
 from monitor.likeness.models import Models
 from monitor.likeness.settings import LikenessSettings
 from monitor.media.frames import Frame

@@ -218,7 +218,7 @@ async def _send_scored(scored_topic: Any, record: ClipScored) -> None:
 
 
 def _scoring_service(pipeline: Pipeline) -> ScoringService:
-    from monitor.likeness.gallery.store import Gallery
+    from monitor.likeness.gallery.built import Gallery
     from monitor.likeness.models import Models
     from monitor.likeness.scoring import Scorer
     from monitor.pipeline.scoring_service import ScoringService

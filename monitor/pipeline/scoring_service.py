@@ -32,7 +32,7 @@ from monitor.config import Settings
 from monitor.errors import MediaError, MonitorError
 from monitor.evidence.files import save_clip_evidence
 from monitor.likeness.footage import Fingerprint
-from monitor.likeness.gallery.store import Gallery
+from monitor.likeness.gallery.built import Gallery
 from monitor.likeness.scoring import ClipScore, Scorer
 from monitor.media.fetch import fetch_media
 from monitor.media.frames import Frame

@@ -28,9 +28,9 @@ from pathlib import Path
 from monitor.evidence.files import evidence_path, fingerprint_path
 from monitor.likeness.footage.fingerprint import FINGERPRINT_SUFFIX
 from monitor.likeness.gallery.build import build_gallery
+from monitor.likeness.gallery.built import Gallery
 from monitor.likeness.gallery.cache import EmbeddingCache
 from monitor.likeness.gallery.folder import DISMISSED
-from monitor.likeness.gallery.store import Gallery
 from monitor.likeness.models import Models
 from monitor.likeness.settings import LikenessSettings
 from monitor.media.settings import DecodeSettings

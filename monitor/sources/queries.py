@@ -67,6 +67,6 @@ def load_gallery_entities(gallery: Path | None) -> list[Entity]:
     for folder in (gallery, gallery.parent):
         if (folder / "entities.yaml").is_file():
             return load_entities(folder / "entities.yaml")
-    from monitor.likeness.gallery.store import Gallery
+    from monitor.likeness.gallery.built import Gallery
 
     return [entry.entity for entry in Gallery.load(gallery).entities.values()]

@@ -11,8 +11,8 @@ import pytest
 
 from monitor.errors import GalleryFormatError
 from monitor.likeness.evaluation import Case, load_cases, summarise
+from monitor.likeness.gallery.built import EntityGallery, Gallery, Threshold
 from monitor.likeness.gallery.entities import Entity
-from monitor.likeness.gallery.store import EntityGallery, Gallery, Threshold
 from monitor.likeness.scoring import ClipScore, EntityScore
 
 

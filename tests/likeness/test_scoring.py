@@ -19,7 +19,7 @@ from PIL import Image
 from monitor.config import DecodeSettings, LikenessSettings
 from monitor.errors import GalleryError
 from monitor.likeness.gallery.build import build_gallery
-from monitor.likeness.gallery.store import Gallery
+from monitor.likeness.gallery.built import Gallery
 from monitor.likeness.models import Models
 from monitor.likeness.scoring import ClipScore, Scorer
 from monitor.media import decode_clip, load_media

@@ -21,8 +21,8 @@ from monitor.likeness.embedders.base import (
     FaceEmbedder,
     ImageEmbedder,
 )
+from monitor.likeness.gallery.built import EntityGallery, Gallery, Threshold
 from monitor.likeness.gallery.entities import Entity
-from monitor.likeness.gallery.store import EntityGallery, Gallery, Threshold
 from monitor.likeness.models import Models
 from monitor.likeness.scoring import Scorer
 from monitor.media.frames import Frame, RGBImage

@@ -18,7 +18,7 @@ from monitor.config import DecodeSettings, LikenessSettings, PipelineSettings, S
 from monitor.evidence.files import fingerprint_path
 from monitor.likeness.footage import Fingerprint
 from monitor.likeness.gallery.build import build_gallery
-from monitor.likeness.gallery.store import Gallery, Threshold
+from monitor.likeness.gallery.built import Gallery, Threshold
 from monitor.likeness.models import Models
 from monitor.likeness.scoring import Scorer
 from monitor.media import decode_clip

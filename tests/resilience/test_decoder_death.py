@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from monitor.config import LikenessSettings, PipelineSettings, Settings
-from monitor.likeness.gallery.store import Gallery
+from monitor.likeness.gallery.built import Gallery
 from monitor.likeness.models import Models
 from monitor.likeness.scoring import Scorer
 from monitor.pipeline.broker import EmbeddedBroker

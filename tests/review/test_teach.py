@@ -18,7 +18,7 @@ from monitor.config import DecodeSettings, LikenessSettings, PipelineSettings, S
 from monitor.evidence.files import save_clip_evidence
 from monitor.likeness.evaluation import load_cases
 from monitor.likeness.gallery.build import build_gallery
-from monitor.likeness.gallery.store import Gallery
+from monitor.likeness.gallery.built import Gallery
 from monitor.likeness.models import Models
 from monitor.likeness.scoring import Scorer
 from monitor.media import decode_clip, load_media

@@ -30,18 +30,18 @@ from monitor.likeness.footage.hashes import (
     hash_reference,
 )
 from monitor.likeness.footage.match import FootageClip, FootageIndex
-from monitor.likeness.gallery.cache import Arrays, EmbeddingCache
-from monitor.likeness.gallery.calibrate import calibrate
-from monitor.likeness.gallery.cohort import bundled_cohort
-from monitor.likeness.gallery.entities import Entity
-from monitor.likeness.gallery.folder import GalleryFolder, read_folder
-from monitor.likeness.gallery.store import (
+from monitor.likeness.gallery.built import (
     CohortSet,
     EntityGallery,
     Gallery,
     NegativeSet,
     Threshold,
 )
+from monitor.likeness.gallery.cache import Arrays, EmbeddingCache
+from monitor.likeness.gallery.calibrate import calibrate
+from monitor.likeness.gallery.cohort import bundled_cohort
+from monitor.likeness.gallery.entities import Entity
+from monitor.likeness.gallery.folder import GalleryFolder, read_folder
 from monitor.likeness.models import Models
 from monitor.likeness.settings import LikenessSettings
 from monitor.media import load_every_frame, load_media

@@ -29,8 +29,8 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.likeness.embedders.base import Embeddings
+from monitor.likeness.gallery.built import EntityGallery, Gallery, Threshold
 from monitor.likeness.gallery.folder import negative_owner
-from monitor.likeness.gallery.store import EntityGallery, Gallery, Threshold
 
 __all__ = [
     "DEFAULT_THRESHOLDS",

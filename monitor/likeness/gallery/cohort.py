@@ -16,8 +16,8 @@ import itertools
 import numpy as np
 
 from monitor.likeness.cohort.bundled import bundled_pictures, bundled_version
+from monitor.likeness.gallery.built import CohortSet
 from monitor.likeness.gallery.cache import Arrays, EmbeddingCache
-from monitor.likeness.gallery.store import CohortSet
 from monitor.likeness.models import Models
 
 __all__ = ["bundled_cohort"]

@@ -15,7 +15,7 @@ from PIL import Image
 from monitor.config import DecodeSettings, LikenessSettings
 from monitor.errors import ReferenceMediaError
 from monitor.likeness.gallery.build import build_gallery
-from monitor.likeness.gallery.store import Gallery
+from monitor.likeness.gallery.built import Gallery
 from monitor.likeness.models import Models
 from monitor.likeness.scoring import EntityScore, Scorer
 from monitor.media import decode_clip, load_media

@@ -15,8 +15,8 @@ from PIL import Image
 
 from monitor.config import DecodeSettings, LikenessSettings
 from monitor.likeness.gallery.build import build_gallery
+from monitor.likeness.gallery.built import Gallery
 from monitor.likeness.gallery.cache import CacheStats, EmbeddingCache
-from monitor.likeness.gallery.store import Gallery
 from monitor.likeness.models import Models
 from monitor.media import decode_clip
 from monitor.media.transforms import transform_clip

@@ -10,6 +10,7 @@ import numpy.typing as npt
 import pytest
 
 from monitor.errors import GalleryNotBuiltError
+from monitor.likeness.gallery.built import EntityGallery, Gallery, NegativeSet, Threshold
 from monitor.likeness.gallery.calibrate import (
     DEFAULT_THRESHOLDS,
     DISMISSAL_MAX_RAISE,
@@ -17,7 +18,6 @@ from monitor.likeness.gallery.calibrate import (
     calibrate,
 )
 from monitor.likeness.gallery.entities import Entity
-from monitor.likeness.gallery.store import EntityGallery, Gallery, NegativeSet, Threshold
 
 
 def unit(*rows: list[float]) -> npt.NDArray[np.float32]:
