@@ -12,6 +12,13 @@ probed) finds the true match of nearly every query at a small,
 near-constant cost per hash; multi-index hashing exact at radius 31 (16 tables of 16 bits,
 one flip) scans so many candidates that it is slower than the flat search and stores an id per
 table per hash; the flat search is exact but linear.
+
+Building the inverted file costs a comparison of every stored hash with every list centre
+(minutes at tens of millions of hashes), and a scorer loads the gallery at every start and
+every rebuild. So its layout (which hashes are the centres, and each hash's list) is computed
+once, when the gallery is built, and saved beside the hashes as two plain arrays; loading puts
+each hash straight into its list. Plain arrays rather than faiss's own serialisation: a
+gallery is handed between teams, and loading it runs no parser that trusts its input.
 """
 
 from __future__ import annotations
@@ -24,10 +31,10 @@ import numpy.typing as npt
 
 from monitor.likeness.footage.hashes import HASH_BYTES, MATCH_DISTANCE
 
-__all__ = ["FLAT_LIMIT", "HashIndex", "HashMatches"]
+__all__ = ["FLAT_LIMIT", "HashIndex", "HashMatches", "InvertedLayout"]
 
 FLAT_LIMIT = 2_000_000
-"""Stored hashes searched exactly; above this an inverted file is built when loaded."""
+"""Stored hashes searched exactly; above this an inverted file (its layout saved with the gallery)."""
 NPROBE = 64
 """Lists searched per query hash."""
 
@@ -41,24 +48,17 @@ class HashMatches:
     distances: npt.NDArray[np.int32]
 
 
-class HashIndex:
-    """Stored 256-bit hashes, searched for every hash of a batch in one call."""
+@dataclass(frozen=True)
+class InvertedLayout:
+    """An inverted file's layout over ``n`` stored hashes: row numbers of the hashes that are
+    the list centres, and for each stored hash the list it belongs to."""
 
-    def __init__(self, hashes: npt.NDArray[np.uint8], *, flat_limit: int = FLAT_LIMIT) -> None:
-        if hashes.ndim != 2 or hashes.shape[1] != HASH_BYTES:
-            raise ValueError(f"expected (n, {HASH_BYTES}) uint8 hashes, got {hashes.shape}")
-        stored = np.ascontiguousarray(hashes, np.uint8)
-        self._index: faiss.IndexBinary
-        if len(stored) > flat_limit:
-            self._index = self.inverted(stored)
-        else:
-            self._index = faiss.IndexBinaryFlat(HASH_BYTES * 8)
-            if len(stored):
-                self._index.add(stored)
+    centres: npt.NDArray[np.int64]
+    lists: npt.NDArray[np.int64]
 
-    @staticmethod
-    def inverted(stored: npt.NDArray[np.uint8], nprobe: int = NPROBE) -> faiss.IndexBinaryIVF:
-        """An inverted file over ``stored``, its list centres a random sample of ``stored``.
+    @classmethod
+    def sampled(cls, stored: npt.NDArray[np.uint8], nprobe: int = NPROBE) -> InvertedLayout:
+        """Centres a random sample of ``stored``; each hash in the list of its nearest centre.
 
         A query hash is compared with every centre, then with every hash in its ``nprobe``
         nearest lists: about ``lists + nprobe * n / lists`` comparisons, least when there
@@ -66,16 +66,75 @@ class HashIndex:
         same share of true matches as k-means centres (0.947 and 0.948 at a million hashes,
         ``nprobe`` 64) and cost nothing to train.
         """
-        lists = 1 << max(4, round(np.log2(np.sqrt(nprobe * max(len(stored), 1)))))
-        lists = min(lists, len(stored))
+        count = 1 << max(4, round(np.log2(np.sqrt(nprobe * max(len(stored), 1)))))
+        count = min(count, len(stored))
+        centres = np.sort(np.random.default_rng(0).choice(len(stored), count, replace=False))
+        flat = faiss.IndexBinaryFlat(HASH_BYTES * 8)
+        flat.add(np.ascontiguousarray(stored[centres]))
+        _, nearest = flat.search(stored, 1)
+        return cls(centres.astype(np.int64), np.asarray(nearest, np.int64).ravel())
+
+    def check(self, stored: int) -> None:
+        """Raises ``ValueError`` unless this is a layout over ``stored`` hashes."""
+        centres, lists = self.centres, self.lists
+        if centres.ndim != 1 or lists.shape != (stored,) or not len(centres):
+            raise ValueError(f"inverted layout of {lists.shape} lists for {stored} hashes")
+        if centres.min() < 0 or centres.max() >= stored or lists.min() < 0:
+            raise ValueError("inverted layout names a hash that is not stored")
+        if lists.max() >= len(centres):
+            raise ValueError("inverted layout names a list that has no centre")
+
+
+class HashIndex:
+    """Stored 256-bit hashes, searched for every hash of a batch in one call.
+
+    ``layout`` is the inverted file's, when there is one: given (as saved with a gallery), it
+    is used instead of assigning every hash again; else it is computed, and kept here.
+    """
+
+    def __init__(
+        self,
+        hashes: npt.NDArray[np.uint8],
+        *,
+        flat_limit: int | None = None,
+        layout: InvertedLayout | None = None,
+    ) -> None:
+        if hashes.ndim != 2 or hashes.shape[1] != HASH_BYTES:
+            raise ValueError(f"expected (n, {HASH_BYTES}) uint8 hashes, got {hashes.shape}")
+        stored = np.ascontiguousarray(hashes, np.uint8)
+        self._index: faiss.IndexBinary
+        self.layout: InvertedLayout | None = None
+        if len(stored) > (FLAT_LIMIT if flat_limit is None else flat_limit):
+            self.layout = layout or InvertedLayout.sampled(stored)
+            self._index = self.inverted(stored, layout=self.layout)
+        else:
+            self._index = faiss.IndexBinaryFlat(HASH_BYTES * 8)
+            if len(stored):
+                self._index.add(stored)
+
+    @staticmethod
+    def inverted(
+        stored: npt.NDArray[np.uint8],
+        nprobe: int = NPROBE,
+        *,
+        layout: InvertedLayout | None = None,
+    ) -> faiss.IndexBinaryIVF:
+        """An inverted file over ``stored`` with ``layout`` (``InvertedLayout.sampled``'s when
+        not given); raises ``ValueError`` when the layout is not one over ``stored``."""
+        stored = np.ascontiguousarray(stored, np.uint8)
+        layout = layout or InvertedLayout.sampled(stored, nprobe)
+        layout.check(len(stored))
         centres = faiss.IndexBinaryFlat(HASH_BYTES * 8)
-        chosen = np.random.default_rng(0).choice(len(stored), lists, replace=False)
-        centres.add(np.ascontiguousarray(stored[np.sort(chosen)]))
-        index = faiss.IndexBinaryIVF(centres, HASH_BYTES * 8, lists)
+        centres.add(np.ascontiguousarray(stored[layout.centres]))
+        index = faiss.IndexBinaryIVF(centres, HASH_BYTES * 8, len(layout.centres))
         index.is_trained = True
         index.own_fields = True
         centres.this.disown()  # type: ignore[attr-defined]  # the inverted file frees it
-        index.add(stored)
+        ids = np.arange(len(stored), dtype=np.int64)
+        lists = np.ascontiguousarray(layout.lists, np.int64)
+        index.add_core(  # type: ignore[attr-defined]  # not in faiss's stubs
+            len(stored), faiss.swig_ptr(stored), faiss.swig_ptr(ids), faiss.swig_ptr(lists)
+        )
         index.nprobe = nprobe
         return index
 

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.likeness.footage.hashes import HASH_BYTES, FrameHashes, hash_query
-from monitor.likeness.footage.index import HashIndex
+from monitor.likeness.footage.index import HashIndex, InvertedLayout
 from monitor.media.frames import Frame
 
 __all__ = ["FootageClip", "FootageIndex", "FootageMatch", "TimeRange", "query_hashes"]
@@ -72,6 +72,8 @@ class FootageIndex:
     clip: npt.NDArray[np.int32]
     frame: npt.NDArray[np.int32]
     time: npt.NDArray[np.float32]
+    layout: InvertedLayout | None = None
+    """The inverted file's layout, as saved with the gallery (``inverted_layout``)."""
 
     @classmethod
     def empty(cls) -> FootageIndex:
@@ -95,6 +97,7 @@ class FootageIndex:
         self.frame = np.concatenate([self.frame, hashes.frames[keep]])
         times_kept = np.asarray([times[i] for i in hashes.frames[keep]], np.float32)
         self.time = np.concatenate([self.time, times_kept])
+        self.layout = None
         self.__dict__.pop("_index", None)
 
     def __len__(self) -> int:
@@ -102,7 +105,12 @@ class FootageIndex:
 
     @cached_property
     def _index(self) -> HashIndex:
-        return HashIndex(self.hashes)
+        return HashIndex(self.hashes, layout=self.layout)
+
+    def inverted_layout(self) -> InvertedLayout | None:
+        """The layout to save with these hashes: None while they are few enough to be
+        searched exactly; computing it is most of the cost of building a large index."""
+        return self._index.layout
 
     def match_many(
         self,

@@ -24,6 +24,7 @@ from safetensors.numpy import load_file, save_file
 from monitor.errors import GalleryNotBuiltError
 from monitor.likeness.cohort.normalise import CohortNormaliser
 from monitor.likeness.embedders.base import Embeddings
+from monitor.likeness.footage.index import InvertedLayout
 from monitor.likeness.footage.match import FootageClip, FootageIndex
 from monitor.likeness.gallery.entities import Entity
 
@@ -130,6 +131,10 @@ class Gallery:
             for prefix, index in (("footage", self.footage), ("dismissed", self.dismissed)):
                 for name in _FOOTAGE_ARRAYS:
                     tensors[f"{prefix}/{name}"] = np.ascontiguousarray(getattr(index, name))
+                layout = index.inverted_layout()
+                if layout is not None:
+                    tensors[f"{prefix}/ivf_centres"] = layout.centres
+                    tensors[f"{prefix}/ivf_lists"] = layout.lists
             save_file(tensors, str(staging / EMBEDDINGS_FILE), metadata={"version": self.version})
             (staging / INDEX_FILE).write_text(json.dumps(self._index(), indent=2) + "\n")
             previous = out.with_name(f".{out.name}.previous")
@@ -241,7 +246,12 @@ def _footage_index(
 ) -> FootageIndex:
     if f"{prefix}/hashes" not in tensors:
         return FootageIndex.empty()
+    layout = None
+    if f"{prefix}/ivf_lists" in tensors:
+        layout = InvertedLayout(tensors[f"{prefix}/ivf_centres"], tensors[f"{prefix}/ivf_lists"])
+        layout.check(len(tensors[f"{prefix}/hashes"]))
     return FootageIndex(
         [FootageClip(**clip) for clip in index.get(prefix, [])],
         **{name: tensors[f"{prefix}/{name}"] for name in _FOOTAGE_ARRAYS},
+        layout=layout,
     )

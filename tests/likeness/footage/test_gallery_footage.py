@@ -4,6 +4,7 @@ of it flags its entity by hash even where no face or likeness would."""
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,11 +12,13 @@ import numpy as np
 import pytest
 import yaml
 from PIL import Image
+from safetensors.numpy import load_file, save_file
 
 from monitor.config import DecodeSettings, LikenessSettings
-from monitor.errors import ReferenceMediaError
+from monitor.errors import GalleryNotBuiltError, ReferenceMediaError
+from monitor.likeness.footage import index as index_module
 from monitor.likeness.gallery.build import build_gallery
-from monitor.likeness.gallery.built import Gallery
+from monitor.likeness.gallery.built import EMBEDDINGS_FILE, Gallery
 from monitor.likeness.models import Models
 from monitor.likeness.scoring import EntityScore, Scorer
 from monitor.media import decode_clip, load_media
@@ -90,3 +93,31 @@ def test_unreadable_footage_names_the_entity_and_the_file(
     (broken / "footage" / "studio-film" / "bad.mp4").write_bytes(b"not a film at all")
     with pytest.raises(ReferenceMediaError, match=r"'studio-film'.*footage.*bad\.mp4"):
         build_gallery(broken, models, SETTINGS, DECODE)
+
+
+def test_a_large_footage_index_is_saved_with_its_inverted_layout_and_loaded_from_it(
+    gallery: Gallery, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``FLAT_LIMIT`` (lowered here to the test film's few hundred hashes) the inverted
+    file's layout is saved with the gallery, loaded with it, and the loaded gallery finds the
+    film's frames as the built one does; a damaged layout makes the gallery unusable, by name."""
+    monkeypatch.setattr(index_module, "FLAT_LIMIT", 10)
+    gallery = replace(gallery, footage=replace(gallery.footage))  # not yet searched: no index
+    built = tmp_path / "built"
+    gallery.save(built)
+    tensors = load_file(str(built / EMBEDDINGS_FILE))
+    assert {"footage/ivf_centres", "footage/ivf_lists"} <= set(tensors)
+    loaded = Gallery.load(built)
+    assert loaded.footage.layout is not None
+    np.testing.assert_array_equal(loaded.footage.layout.lists, tensors["footage/ivf_lists"])
+    queries = gallery.footage.hashes[::7]
+    assert loaded.footage._index.search(queries).rows.tolist() == (
+        gallery.footage._index.search(queries).rows.tolist()
+    )
+
+    tensors["footage/ivf_lists"] = tensors["footage/ivf_lists"] + len(
+        tensors["footage/ivf_centres"]
+    )
+    save_file(tensors, str(built / EMBEDDINGS_FILE))
+    with pytest.raises(GalleryNotBuiltError, match="inverted layout"):
+        Gallery.load(built)

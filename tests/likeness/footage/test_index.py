@@ -1,12 +1,16 @@
 """Small galleries are searched exactly; past ``FLAT_LIMIT`` an inverted file answers, never
-with a pair further apart than the radius, and finds nearly every true match."""
+with a pair further apart than the radius, and finds nearly every true match; rebuilt from
+its saved layout it answers as it did, and a layout that does not fit is refused."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+import pytest
 
 from monitor.likeness.footage.hashes import HASH_BYTES, MATCH_DISTANCE
-from monitor.likeness.footage.index import FLAT_LIMIT, HashIndex
+from monitor.likeness.footage.index import FLAT_LIMIT, HashIndex, InvertedLayout
 
 
 def walks(count: int, seed: int = 0) -> np.ndarray:
@@ -57,3 +61,36 @@ def test_an_empty_index_and_an_empty_batch_find_nothing() -> None:
     empty = HashIndex(np.zeros((0, HASH_BYTES), np.uint8))
     assert empty.search(walks(3)).rows.size == 0
     assert HashIndex(walks(10)).search(np.zeros((0, HASH_BYTES), np.uint8)).rows.size == 0
+
+
+def test_an_inverted_file_rebuilt_from_its_saved_layout_answers_as_the_first() -> None:
+    """The layout is what a gallery saves: loading it skips assigning every hash again."""
+    stored = walks(20_000)
+    first = HashIndex(stored, flat_limit=1_000)
+    assert first.layout is not None and len(first.layout.lists) == len(stored)
+    saved = InvertedLayout(first.layout.centres.copy(), first.layout.lists.copy())
+    again = HashIndex(stored, flat_limit=1_000, layout=saved)
+    queries, _ = nudged(stored, 300)
+    assert pairs(again, queries) == pairs(first, queries)
+    assert HashIndex(stored).layout is None, "an exact index has no layout to save"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda c, lists: (c, lists[:-1]), id="a list short"),
+        pytest.param(lambda c, lists: (c, lists + len(c)), id="a list without a centre"),
+        pytest.param(lambda c, lists: (c + 10**9, lists), id="a centre not stored"),
+        pytest.param(lambda c, lists: (c[:0], lists), id="no centres"),
+    ],
+)
+def test_a_layout_that_does_not_fit_the_hashes_is_refused(
+    damage: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
+) -> None:
+    stored = walks(5_000)
+    layout = HashIndex(stored, flat_limit=100).layout
+    assert layout is not None
+    with pytest.raises(ValueError, match="inverted layout"):
+        HashIndex(
+            stored, flat_limit=100, layout=InvertedLayout(*damage(layout.centres, layout.lists))
+        )
