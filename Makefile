@@ -31,13 +31,13 @@ typecheck: install
 prometheus:
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null && command -v amtool >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus prometheus-alertmanager >/dev/null; \
-	  else echo "prometheus missing: apt-get install prometheus prometheus-alertmanager (as root), or their tests skip"; fi; }
+	  else echo "prometheus missing: apt-get install prometheus prometheus-alertmanager (as root), or their tests skip (fail under CI=true)"; fi; }
 
 # Debian's chromium for the review page's browser tests (Playwright drives it); apt only if missing.
 chromium:
 	@test -x /usr/bin/chromium || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "chromium missing: apt-get install chromium (as root), or the browser tests skip"; fi; }
+	  else echo "chromium missing: apt-get install chromium (as root), or the browser tests skip (fail under CI=true)"; fi; }
 
 unit: models prometheus chromium
 	$(BIN)/pytest

@@ -71,7 +71,10 @@ def weight_file() -> Callable[[str], Path]:
 def eval_media() -> Path:
     """The labelled dev set beside the checkout (``../shared/eval-media``)."""
     if not (EVAL_MEDIA / "MANIFEST.json").is_file():
-        pytest.skip(f"no eval media at {EVAL_MEDIA}")
+        message = f"no eval media at {EVAL_MEDIA}"
+        if in_ci():
+            pytest.fail(f"{message}; under CI=true the dev set is required", pytrace=False)
+        pytest.skip(message)
     return EVAL_MEDIA
 
 
