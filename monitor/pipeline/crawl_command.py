@@ -36,7 +36,9 @@ async def crawl_command(
         raise SourceError(f"unknown source {source!r}; known: {', '.join(PLATFORMS)}")
     state = CrawlState(settings.pipeline.state_dir / "crawl.sqlite3")
     try:
-        crawlers = build_crawlers(settings, state, names=[source], dry_run=dry_run)
+        crawlers = build_crawlers(
+            settings.sources, settings.pipeline.gallery, state, names=[source], dry_run=dry_run
+        )
         if not crawlers:
             raise SourceError(
                 f"{source} is not configured: set its credentials "

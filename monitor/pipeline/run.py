@@ -65,7 +65,7 @@ def prepare_demo_gallery(settings: Settings, say: Callable[[str], None]) -> Path
     """Build the demo gallery if it is not built yet; returns the built folder."""
     from monitor.demo.catalogue import build_demo
     from monitor.likeness.gallery.build import build_gallery
-    from monitor.likeness.gallery.store import Gallery
+    from monitor.likeness.gallery.built import Gallery
     from monitor.likeness.models import Models
     from monitor.likeness.scoring import check_gallery
 
@@ -82,18 +82,38 @@ def prepare_demo_gallery(settings: Settings, say: Callable[[str], None]) -> Path
     return built
 
 
-def _configured_crawlers(settings: Settings, stack: contextlib.ExitStack) -> list[Source]:
-    """A crawler per platform with credentials; none (and the demo) when none has any."""
+def _crawlers(
+    settings: Settings, stack: contextlib.ExitStack, say: Callable[[str], None]
+) -> tuple[list[Source], str | None]:
+    """A crawler per platform with credentials; when none has any, the demo platform's
+    (started here unless ``demo_platform_url`` names one), and its URL. One crawl state
+    holds them all."""
+    from monitor.demo.adapter import demo_crawler
     from monitor.sources.crawl_state import CrawlState
     from monitor.sources.registry import build_crawlers
 
     state = CrawlState(settings.pipeline.state_dir / "crawl.sqlite3")
-    crawlers = build_crawlers(settings, state, flagged=state.flagged_clips)
-    if not crawlers:
-        state.close()
-        return []
     stack.callback(state.close)
-    return list(crawlers)
+    crawlers: list[Source] = list(
+        build_crawlers(
+            settings.sources, settings.pipeline.gallery, state, flagged=state.flagged_clips
+        )
+    )
+    demo_url = settings.pipeline.demo_platform_url
+    if crawlers:
+        return crawlers, demo_url
+    demo_url = demo_url or stack.enter_context(
+        demo_platform_in_thread(None, settings.pipeline.demo_platform_port)
+    )
+    say(f"demo platform at {demo_url}")
+    demo = demo_crawler(
+        settings.sources,
+        state,
+        demo_url,
+        interval_s=settings.pipeline.crawl_interval_s,
+        flagged=state.flagged_clips,
+    )
+    return [demo], demo_url
 
 
 def _review_access(
@@ -138,8 +158,6 @@ def up(
     sources: list[Source] | None = None,
 ) -> None:
     """Run the monitor until interrupted."""
-    from monitor.sources.demo import DemoPlatformSource
-
     roles = list(roles)
     with contextlib.ExitStack() as stack:
         broker_url, broker = resolve_broker(
@@ -149,15 +167,9 @@ def up(
             stack.callback(broker.stop)
             say(f"embedded broker at {broker_url}")
         sources = list(sources or [])
-        if "crawl" in roles and not sources:
-            sources.extend(_configured_crawlers(settings, stack))
         demo_url = settings.pipeline.demo_platform_url
         if "crawl" in roles and not sources:
-            demo_url = demo_url or stack.enter_context(
-                demo_platform_in_thread(None, settings.pipeline.demo_platform_port)
-            )
-            say(f"demo platform at {demo_url}")
-            sources.append(DemoPlatformSource(demo_url))
+            sources, demo_url = _crawlers(settings, stack, say)
         if demo_url:
             # The demo serves its media from this machine: allowed by name, nothing else is.
             settings = _allow_fetch_from(settings, demo_url)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from monitor.sources.base import Source
-from monitor.sources.demo import DemoPlatformSource
+from monitor.sources.base import Platform, Source
 
-__all__ = ["DemoPlatformSource", "Source"]
+__all__ = ["Platform", "Source"]

@@ -1,8 +1,9 @@
 """The crawl loop shared by every platform: feeds, pages, cursors, dedup, spread, quota.
 
-A platform adapter only knows its API: which feeds it reads (a search per gallery entity, a
-popular listing), how to fetch one page of a feed, and how to look clips up by id. Everything
-that makes crawling reliable lives here once:
+A platform adapter (a ``Platform``, ``base.py``) only knows its API: which feeds it reads (a
+search per gallery entity, a popular listing), how to fetch one page of a feed, and how to
+look clips up by id. Everything that makes crawling reliable lives here once, for the real
+platforms and the demo's alike:
 
 - each page's observations are handed out as a batch, and only when the consumer comes back
   for more (it has sent them) is the batch committed: clips marked, cursor moved (state.py);
@@ -12,6 +13,8 @@ that makes crawling reliable lives here once:
   ``interval_s`` until their velocity falls below ``cool_views_per_hour``;
 - within a batch the fastest-spreading clip comes first, so it is scored first;
 - a long rate-limit wait or a spent quota pauses the source until then, keeping its cursors;
+- a listing whose cursor comes back within one pass is stopped and read again from the top
+  next pass, instead of being paged round in a circle;
 - a listed item that makes no valid record is left out alone (``items.py``), not its page.
 """
 
@@ -19,11 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -32,111 +33,26 @@ from monitor.records import ClipSeen, utcnow
 from monitor.retry import RetryPolicy
 from monitor.sources.api_client import (
     ApiClient,
-    BearerToken,
     QuotaExhaustedError,
     RateLimitedError,
-    ResponsePolicy,
     StaleCursorError,
 )
-from monitor.sources.base import Source
+from monitor.sources.base import Feed, Platform, QuotaSpec, Source
 from monitor.sources.crawl_state import CrawlState, FeedState, Observation
-from monitor.sources.items import Item, valid_clips
 
 __all__ = [
     "Batch",
     "CrawlReport",
     "Crawler",
     "Emit",
-    "Feed",
-    "Page",
-    "Platform",
     "QuotaMeter",
-    "QuotaSpec",
     "SpreadPolicy",
-    "StaleCursorError",
 ]
 
 log = logging.getLogger(__name__)
 
 Emit = Callable[[Sequence[ClipSeen]], Awaitable[None]]
 """Sends a batch and returns once it is safely handed on (the broker acknowledged it)."""
-
-
-@dataclass(frozen=True)
-class Feed:
-    """One listing a platform is read from: ``key`` names it in the crawl state."""
-
-    key: str
-    kind: str
-    query: Any = None
-
-
-@dataclass(frozen=True)
-class Page:
-    clips: list[ClipSeen]
-    next_cursor: str | None = None
-    etag: str | None = None
-    last_modified: str | None = None
-    not_modified: bool = False
-
-
-@dataclass(frozen=True)
-class QuotaSpec:
-    """A daily allowance of ``units``, renewed at midnight in ``resets_in``."""
-
-    units: int
-    resets_in: tzinfo = UTC
-
-
-class Platform(ABC):
-    """A platform's API, as the crawler needs it. ``name`` labels records and metrics."""
-
-    name: str
-    lookup_batch: int = 0
-    """How many clips ``lookup`` takes at once; 0: this platform cannot look clips up."""
-    quota: QuotaSpec | None = None
-    skipped: int = 0
-    """Listed items left out in this pass because they make no valid record (``clips``); the
-    crawler sets it to 0 as each pass begins and reports it when the pass ends."""
-
-    def clips(
-        self, items: Iterable[Item], build: Callable[[Item], ClipSeen | None]
-    ) -> list[ClipSeen]:
-        """The records ``build`` makes of ``items``; a malformed item is left out and counted
-        in ``skipped``, and the rest of its page still counts (``items.valid_clips``)."""
-        clips, skipped = valid_clips(self.name, items, build)
-        self.skipped += skipped
-        return clips
-
-    def policy(self) -> ResponsePolicy:
-        return ResponsePolicy()
-
-    def token(self) -> BearerToken | None:
-        return None
-
-    def headers(self) -> dict[str, str]:
-        return {}
-
-    @abstractmethod
-    def feeds(self) -> list[Feed]:
-        """The listings to read on every pass."""
-
-    @abstractmethod
-    async def page(
-        self,
-        api: ApiClient,
-        feed: Feed,
-        cursor: str | None,
-        since: datetime | None,
-        validators: FeedState | None,
-    ) -> Page:
-        """One page of ``feed`` at ``cursor`` (``None``: the first). ``since``: when the last
-        full pass began, for platforms that can filter by time; ``validators``: the first
-        page's ETag / Last-Modified from the last pass, for a conditional request."""
-
-    async def lookup(self, api: ApiClient, clip_ids: Sequence[str]) -> list[ClipSeen]:
-        """Fresh observations of these clips (gone ones are left out)."""
-        return []
 
 
 @dataclass(frozen=True)
@@ -379,6 +295,7 @@ class Crawler(Source):
         fresh = saved.cursor is None
         started = self.clock() if fresh else (saved.pass_started or self.clock())
         cursor = saved.cursor
+        cursors = {cursor} if cursor else set()
         for _ in range(self.max_pages):
             page = await self.platform.page(
                 api, feed, cursor, saved.since, saved if fresh and saved.since else None
@@ -398,6 +315,9 @@ class Crawler(Source):
             saved, cursor, fresh = after, page.next_cursor, False
             if cursor is None:
                 return
+            if cursor in cursors:
+                raise StaleCursorError(f"{feed.key}: the listing cursor repeats ({cursor[:100]})")
+            cursors.add(cursor)
 
     def _select(
         self, clips: Sequence[ClipSeen], emitted: set[str], *, due_only: bool = False

@@ -29,8 +29,8 @@ from monitor.sources.api_client import (
     Verdict,
     parse,
 )
+from monitor.sources.base import Feed, Page, Platform
 from monitor.sources.crawl_state import FeedState
-from monitor.sources.crawler import Feed, Page, Platform
 from monitor.sources.queries import Query
 
 __all__ = ["RedditPlatform"]

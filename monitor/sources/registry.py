@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
-from monitor.config import Settings
 from monitor.errors import SourceError
 from monitor.retry import RetryPolicy
+from monitor.sources.base import Platform
 from monitor.sources.crawl_state import CrawlState
-from monitor.sources.crawler import Crawler, Platform, SpreadPolicy
+from monitor.sources.crawler import Crawler, SpreadPolicy
 from monitor.sources.queries import Query, load_gallery_entities, queries_for
+from monitor.sources.settings import SourcesSettings
 
-__all__ = ["PLATFORMS", "build_crawlers", "configured_platforms"]
+__all__ = ["PLATFORMS", "build_crawlers", "configured_platforms", "crawler_for"]
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,7 @@ def _skip(name: str, missing: str) -> None:
 
 
 def configured_platforms(
-    settings: Settings, queries: Sequence[Query], names: Iterable[str] = PLATFORMS
+    config: SourcesSettings, queries: Sequence[Query], names: Iterable[str] = PLATFORMS
 ) -> list[tuple[Platform, float, int]]:
     """The platforms with credentials, each with its pass interval and pages per feed."""
     from monitor.sources.reddit import RedditPlatform
@@ -39,7 +41,6 @@ def configured_platforms(
     from monitor.sources.x import XPlatform
     from monitor.sources.youtube import YouTubePlatform
 
-    config = settings.sources
     built: list[tuple[Platform, float, int]] = []
     for name in names:
         if name not in PLATFORMS:
@@ -109,36 +110,61 @@ def configured_platforms(
 
 
 def build_crawlers(
-    settings: Settings,
+    config: SourcesSettings,
+    gallery: Path | None,
     state: CrawlState,
     *,
     names: Iterable[str] = PLATFORMS,
     dry_run: bool = False,
     flagged: Callable[[], Iterable[str]] | None = None,
 ) -> list[Crawler]:
-    """A crawler per configured platform, searching for the configured gallery's entities."""
-    config = settings.sources
-    queries = queries_for(load_gallery_entities(settings.pipeline.gallery), config.max_queries)
-    spread = SpreadPolicy(
-        hot_views_per_hour=config.hot_views_per_hour,
-        cool_views_per_hour=config.cool_views_per_hour,
-        interval_s=config.reobserve_interval_s,
-        max_watch_s=config.reobserve_max_s,
-    )
-    retry = RetryPolicy(
-        retries=config.retries, backoff_s=config.backoff_s, max_wait_s=config.max_wait_s
-    )
+    """A crawler per configured platform, searching for the entities of the ``gallery`` folder."""
+    queries = queries_for(load_gallery_entities(gallery), config.max_queries)
     return [
-        Crawler(
-            platform,
+        crawler_for(
+            config,
             state,
-            retry=retry,
-            spread=spread,
+            platform,
             interval_s=interval_s,
             max_pages=max_pages,
             dry_run=dry_run,
             flagged=flagged,
-            timeout_s=config.timeout_s,
         )
-        for platform, interval_s, max_pages in configured_platforms(settings, queries, names)
+        for platform, interval_s, max_pages in configured_platforms(config, queries, names)
     ]
+
+
+def crawler_for(
+    config: SourcesSettings,
+    state: CrawlState,
+    platform: Platform,
+    *,
+    interval_s: float,
+    max_pages: int,
+    spread: SpreadPolicy | None = None,
+    dry_run: bool = False,
+    flagged: Callable[[], Iterable[str]] | None = None,
+) -> Crawler:
+    """The crawler for one platform, with the configured retries, timeout and spread policy
+    (``spread`` replaces the last for a platform that watches its clips differently)."""
+    if spread is None:
+        spread = SpreadPolicy(
+            hot_views_per_hour=config.hot_views_per_hour,
+            cool_views_per_hour=config.cool_views_per_hour,
+            interval_s=config.reobserve_interval_s,
+            max_watch_s=config.reobserve_max_s,
+        )
+    retry = RetryPolicy(
+        retries=config.retries, backoff_s=config.backoff_s, max_wait_s=config.max_wait_s
+    )
+    return Crawler(
+        platform,
+        state,
+        retry=retry,
+        spread=spread,
+        interval_s=interval_s,
+        max_pages=max_pages,
+        dry_run=dry_run,
+        flagged=flagged,
+        timeout_s=config.timeout_s,
+    )

@@ -21,8 +21,8 @@ from datetime import datetime
 from monitor.errors import SourceError
 from monitor.records import ClipSeen, utcnow
 from monitor.sources.api_client import ApiClient
+from monitor.sources.base import Feed, Page, Platform
 from monitor.sources.crawl_state import FeedState
-from monitor.sources.crawler import Feed, Page, Platform
 from monitor.sources.items import platform_time
 
 __all__ = ["RssPlatform"]

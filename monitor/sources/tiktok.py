@@ -32,8 +32,8 @@ from monitor.sources.api_client import (
     error_reason,
     parse,
 )
+from monitor.sources.base import Feed, Page, Platform, QuotaSpec
 from monitor.sources.crawl_state import FeedState
-from monitor.sources.crawler import Feed, Page, Platform, QuotaSpec
 from monitor.sources.queries import Query
 
 __all__ = ["FIELDS", "TikTokPlatform"]

@@ -27,8 +27,8 @@ from monitor.sources.api_client import (
     Verdict,
     parse,
 )
+from monitor.sources.base import Feed, Page, Platform
 from monitor.sources.crawl_state import FeedState
-from monitor.sources.crawler import Feed, Page, Platform
 from monitor.sources.items import platform_time
 from monitor.sources.queries import Query
 

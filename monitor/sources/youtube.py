@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from monitor.records import ClipSeen, utcnow
 from monitor.sources.api_client import ApiClient, ResponsePolicy, Verdict, error_reason, parse
+from monitor.sources.base import Feed, Page, Platform, QuotaSpec
 from monitor.sources.crawl_state import FeedState
-from monitor.sources.crawler import Feed, Page, Platform, QuotaSpec
 from monitor.sources.items import platform_time
 from monitor.sources.queries import Query
 

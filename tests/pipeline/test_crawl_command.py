@@ -63,7 +63,7 @@ def test_sources_without_credentials_are_skipped_with_one_line_each_and_no_secre
         }
     )
     state = CrawlState(tmp_path / "crawl.sqlite3")
-    crawlers = build_crawlers(settings, state)
+    crawlers = build_crawlers(settings.sources, settings.pipeline.gallery, state)
 
     assert sorted(c.name for c in crawlers) == ["x", "youtube"]
     skipped = [r.getMessage() for r in caplog.records if "not crawled" in r.getMessage()]
