@@ -2,10 +2,11 @@
 
 From the bottom: what every layer may use (errors, records, metrics, storage, assets pinned by
 hash, the one retry policy); ``media``; the ``likeness`` library, which knows nothing of how the
-monitor is configured or run; ``evidence`` (the files and signed URLs that the scorer,
-the notifier and the review page share); ``config``, which composes the libraries' settings; the domain
-packages (``sources``, ``alerts``, ``review``, ``demo``), which know no Kafka; ``pipeline``,
-which wires them onto the broker; and the command line on top. Every import of the package is
+monitor is configured or run; ``evidence`` (the files and signed URLs that the scorer, the
+notifier and the review page share); the domain packages (``sources``, ``alerts``,
+``review``, ``demo``), which know no Kafka and read only their own settings group;
+``config``, which composes those groups; ``pipeline``, which wires it all onto the broker;
+and the command line on top. Every import of the package is
 read, including those inside functions, so a shortcut cannot hide in a late import.
 """
 
@@ -21,7 +22,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "monitor"
 
 BOTTOM = frozenset({"errors", "records", "metrics", "storage", "safeyaml", "assets", "retry"})
 LIBRARIES = BOTTOM | {"media", "likeness"}
-DOMAIN = LIBRARIES | {"evidence", "config"}
+DOMAIN = LIBRARIES | {"evidence"}
+COMPOSED = frozenset({"sources", "alerts", "review"})
+"""The packages that declare a settings group (``<package>.settings``) for ``config``."""
 
 MAY_IMPORT: dict[str, frozenset[str]] = {
     "errors": frozenset(),
@@ -34,17 +37,18 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "media": BOTTOM,
     "likeness": BOTTOM | {"media"},
     "evidence": LIBRARIES,
-    "config": LIBRARIES,
     "sources": DOMAIN,
     "alerts": DOMAIN,
     "review": DOMAIN,
     "demo": DOMAIN | {"sources"},
-    "pipeline": DOMAIN | {"sources", "alerts", "review", "demo"},
-    "cli": DOMAIN | {"sources", "alerts", "review", "demo", "pipeline"},
+    "config": LIBRARIES | COMPOSED,
+    "pipeline": DOMAIN | COMPOSED | {"demo", "config"},
+    "cli": DOMAIN | COMPOSED | {"demo", "config", "pipeline"},
     "__main__": frozenset({"cli"}),
     "__init__": frozenset(),
 }
-"""For each top-level module or package of ``monitor``, what it may import besides itself."""
+"""For each top-level module or package of ``monitor``, what it may import besides itself
+(``config`` only the settings modules of ``COMPOSED``)."""
 
 KAFKA = ("aiokafka", "faust", "kafka", "mode")
 KNOWS_NO_KAFKA = frozenset(MAY_IMPORT) - {"pipeline", "cli", "__main__"}
@@ -79,6 +83,13 @@ def violations(root: Path) -> list[str]:
             name = module.split(".")
             if name[0] == root.name and len(name) > 1 and name[1] not in {owner, *allowed}:
                 found.append(f"{relative}:{line} imports {module} ({owner} may not use {name[1]})")
+            elif (
+                owner == "config"
+                and name[1:2]
+                and name[1] in COMPOSED
+                and name[2:3] != ["settings"]
+            ):
+                found.append(f"{relative}:{line} imports {module} (config takes only settings)")
             elif owner in KNOWS_NO_KAFKA and name[0] in KAFKA:
                 found.append(f"{relative}:{line} imports {module} ({owner} knows no Kafka)")
     return found
@@ -105,6 +116,8 @@ def test_every_module_of_the_monitor_has_a_place_in_the_layers() -> None:
         ("alerts/planted.py", "from monitor.pipeline.app import Pipeline\n"),
         ("sources/planted.py", "import aiokafka\n"),
         ("records.py", "from .pipeline import app\n"),
+        ("review/planted.py", "from monitor.config import Settings\n"),
+        ("config.py", "from monitor.alerts.notifier import Notifier\n"),
         ("newcomer.py", "x = 1\n"),
     ],
 )
