@@ -59,7 +59,7 @@ class FakeFeeds(FakePlatform):
     ETAG = '"v1"'
     MODIFIED = "Thu, 02 May 2024 10:00:00 GMT"
 
-    def __init__(self, body: str = YOUTUBE_CHANNEL) -> None:
+    def __init__(self, body: str | bytes = YOUTUBE_CHANNEL) -> None:
         super().__init__()
         self.body = body
 
@@ -75,7 +75,7 @@ class FakeFeeds(FakePlatform):
         if request.headers.get("If-None-Match") == self.ETAG:
             return web.Response(status=304, headers={"ETag": self.ETAG})
         return web.Response(
-            text=self.body,
+            body=self.body.encode() if isinstance(self.body, str) else self.body,
             content_type="application/atom+xml",
             headers={"ETag": self.ETAG, "Last-Modified": self.MODIFIED},
         )
@@ -136,12 +136,20 @@ async def test_an_rss_feed_names_its_media_in_the_enclosure(tmp_path: Path) -> N
             '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><rss>&lol;</rss>',
             "feeds with a DOCTYPE are refused",
         ),
+        pytest.param(
+            '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE r [<!ENTITY x SYSTEM'
+            ' "file:///etc/passwd">]><rss><channel><item><link>&x;</link></item></channel></rss>'.encode(
+                "utf-16"
+            ),
+            "feeds with a DOCTYPE are refused",
+            id="a DOCTYPE in UTF-16, which a byte search misses",
+        ),
         ("<html><body>not a feed</body></html>", r"not an RSS or Atom document \(root <html>\)"),
         ("<rss><channel><item>", "not an RSS or Atom document"),
     ],
 )
 async def test_documents_that_are_not_plain_feeds_are_refused(
-    body: str, why: str, tmp_path: Path
+    body: str | bytes, why: str, tmp_path: Path
 ) -> None:
     async with serve(FakeFeeds(body)) as url:
         source = crawler(url, tmp_path)
