@@ -4,12 +4,58 @@ Callers catch the branch they can act on: the pipeline turns any ``MediaError`` 
 failure reason on the scored record and moves on, the CLI turns any ``MonitorError`` into
 a one-line message and a non-zero exit. Messages name the file, the entity or the source
 at fault, because the person reading them is editing a gallery folder, not the code.
+
+Every exception the project raises past its own module is defined here::
+
+    MonitorError                     anything raised on purpose; the CLI prints it, exits 1
+        ConfigError                  the settings do not validate
+        YamlLimitError               a user's YAML past the bounds (also a yaml.YAMLError)
+        MediaError                   media not turned into frames; ``reason`` labels it
+            UnreadableMediaError     not media, or corrupt
+            NoVideoStreamError       media without a picture
+            EmptyMediaError          no bytes, or no frame
+            MediaTooLargeError       over a byte, duration or pixel limit
+            DecodeTimeoutError       decoding took too long
+            DecoderCrashError        the decode process died on this media
+            FetchError               media not fetched: refused, HTTP error, too slow
+        WeightsError                 a pretrained file missing or wrong
+            WeightUnavailableError   no source had a file with the pinned hash
+        EmbedderConfigError          a configured embedder cannot be built
+        GalleryError                 a gallery folder or built gallery unusable
+            GalleryFormatError       entities.yaml malformed
+            ReferenceMediaError      a reference image or clip unreadable
+            NoUsableReferenceError   an entity with nothing to enrol
+            GalleryNotBuiltError     built files missing or not belonging together
+            CohortError              the cohort cannot be drawn or read
+        RecordError                  a topic record that does not parse or validate
+        SourceError                  a platform that cannot be crawled
+            RateLimitedError         told to wait longer than the crawler waits: pause
+            QuotaExhaustedError      the day's quota spent: pause until it renews
+            StaleCursorError         a saved cursor refused: the feed starts from the top
+        BrokerError                  the broker cannot be started or reached
+        StoreError                   a SQLite store on this host unusable
+            StoreVersionError        a store file from a newer monitor
+        DeliveryError                an alert not delivered to a sink
+            RetryableDeliveryError   429, 5xx, unreachable: try again later
+            PermanentDeliveryError   refused: trying again would not help
+
+    ReadAgain                        not a MonitorError, on purpose: a good record that could
+                                     not be applied on this host now (a locked database), to
+                                     be read again, never dead-lettered; no handler of
+                                     MonitorError may swallow it
+
+Private signals that never leave their module are not here: ``media/fetch.py``'s
+``_Refused`` becomes a ``FetchError`` before its caller sees it.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
+
+import yaml
 
 __all__ = [
     "BrokerError",
@@ -30,15 +76,20 @@ __all__ = [
     "NoUsableReferenceError",
     "NoVideoStreamError",
     "PermanentDeliveryError",
+    "QuotaExhaustedError",
+    "RateLimitedError",
+    "ReadAgain",
     "RecordError",
     "ReferenceMediaError",
     "RetryableDeliveryError",
     "SourceError",
+    "StaleCursorError",
     "StoreError",
     "StoreVersionError",
     "UnreadableMediaError",
     "WeightUnavailableError",
     "WeightsError",
+    "YamlLimitError",
 ]
 
 
@@ -49,6 +100,12 @@ class MonitorError(Exception):
 class ConfigError(MonitorError):
     """The settings do not validate. The message names each setting and what is wrong with
     it, never its value: settings hold webhook URLs, passwords and API keys."""
+
+
+class YamlLimitError(MonitorError, yaml.YAMLError):
+    """A YAML document uses too many aliases, expands past the node bound, or refers to
+    itself (``monitor/safeyaml.py``). A ``yaml.YAMLError`` too, so a caller that reports
+    malformed YAML reports this."""
 
 
 # --- media -------------------------------------------------------------------------------
@@ -164,8 +221,38 @@ class SourceError(MonitorError):
     """A platform's API cannot be crawled: unreachable, failing, or answering nonsense."""
 
 
+class RateLimitedError(SourceError):
+    """The platform asked for a wait longer than this crawler waits; try again at ``resume_at``
+    (a Unix time)."""
+
+    def __init__(self, message: str, wait_s: float) -> None:
+        super().__init__(message)
+        self.wait_s = wait_s
+        self.resume_at = time.time() + wait_s
+
+
+class StaleCursorError(SourceError):
+    """The platform no longer accepts a saved cursor (or its cursor came round again); the
+    feed restarts from the top."""
+
+
+class QuotaExhaustedError(SourceError):
+    """The platform's (or our own count of its) daily quota is spent until ``resume_at``."""
+
+    def __init__(self, message: str, resume_at: datetime) -> None:
+        super().__init__(message)
+        self.resume_at = resume_at
+
+
 class BrokerError(MonitorError):
     """The Kafka-protocol broker cannot be started or reached."""
+
+
+class ReadAgain(Exception):
+    """A record that is fine could not be applied on this host now (a locked database, a full
+    disk): read it again later, never dead-letter it. A fault that repeats stalls the read,
+    loudly, and loses nothing. Not a ``MonitorError``, so that no handler of those swallows
+    it (``pipeline/poison.py`` tells it from the record's own faults)."""
 
 
 class FetchError(MediaError):

@@ -16,9 +16,9 @@ from typing import Any
 
 import yaml
 
-from monitor.errors import MonitorError
+from monitor.errors import YamlLimitError
 
-__all__ = ["MAX_ALIASES", "MAX_NODES", "YamlLimitError", "load_yaml"]
+__all__ = ["MAX_ALIASES", "MAX_NODES", "load_yaml"]
 
 MAX_ALIASES = 100
 """Aliases (``*name``) one document may use; hand-written galleries use a handful, if any."""
@@ -26,11 +26,6 @@ MAX_ALIASES = 100
 MAX_NODES = 200_000
 """Nodes one document may have once every alias is expanded (a 5,000-entity gallery has
 about 100,000)."""
-
-
-class YamlLimitError(MonitorError, yaml.YAMLError):
-    """A YAML document uses too many aliases, expands past the node bound, or refers to
-    itself. A ``yaml.YAMLError`` too, so a caller that reports malformed YAML reports this."""
 
 
 class _BoundedLoader(yaml.SafeLoader):

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from monitor.errors import GalleryFormatError
+from monitor.errors import GalleryFormatError, YamlLimitError
 from monitor.likeness.gallery.entities import load_entities
-from monitor.safeyaml import MAX_ALIASES, YamlLimitError, load_yaml
+from monitor.safeyaml import MAX_ALIASES, load_yaml
 
 
 def laughs(levels: int, width: int = 9) -> str:

@@ -11,13 +11,9 @@ from __future__ import annotations
 
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
-__all__ = ["ReadAgain", "broker_trouble", "describe"]
+from monitor.errors import ReadAgain
 
-
-class ReadAgain(Exception):
-    """A record that is fine could not be applied on this host now (a locked database, a full
-    disk): read it again later, never dead-letter it. A fault that repeats stalls the read,
-    loudly, and loses nothing."""
+__all__ = ["broker_trouble", "describe"]
 
 
 def broker_trouble(exc: BaseException) -> bool:

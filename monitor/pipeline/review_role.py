@@ -29,11 +29,11 @@ import faust
 from aiokafka import ConsumerRecord
 
 from monitor import metrics
-from monitor.errors import RecordError
+from monitor.errors import ReadAgain, RecordError
 from monitor.pipeline.app import Pipeline
 from monitor.pipeline.broker import bootstrap_servers
 from monitor.pipeline.feed import TopicFeed
-from monitor.pipeline.poison import ReadAgain, broker_trouble
+from monitor.pipeline.poison import broker_trouble
 from monitor.records import Alert, Review, decode, encode
 from monitor.review.access import Access
 from monitor.review.decisions import Applied, ReviewStore

@@ -22,17 +22,19 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from monitor.errors import SourceError
+from monitor.errors import (
+    QuotaExhaustedError,
+    RateLimitedError,
+    SourceError,
+    StaleCursorError,
+)
 from monitor.retry import RetryPolicy, parse_retry_after
 
 __all__ = [
     "ApiClient",
     "BearerToken",
-    "QuotaExhaustedError",
     "RateLimit",
-    "RateLimitedError",
     "ResponsePolicy",
-    "StaleCursorError",
     "Verdict",
     "error_reason",
     "parse",
@@ -41,27 +43,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Model = TypeVar("Model", bound=BaseModel)
-
-
-class RateLimitedError(SourceError):
-    """The platform asked for a wait longer than this crawler waits; try again at ``resume_at``."""
-
-    def __init__(self, message: str, wait_s: float) -> None:
-        super().__init__(message)
-        self.wait_s = wait_s
-        self.resume_at = time.time() + wait_s
-
-
-class StaleCursorError(SourceError):
-    """The platform no longer accepts a saved cursor; the feed restarts from the top."""
-
-
-class QuotaExhaustedError(SourceError):
-    """The platform's (or our own count of its) daily quota is spent until ``resume_at``."""
-
-    def __init__(self, message: str, resume_at: datetime) -> None:
-        super().__init__(message)
-        self.resume_at = resume_at
 
 
 @dataclass(frozen=True)

@@ -28,15 +28,10 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from monitor.errors import SourceError
+from monitor.errors import QuotaExhaustedError, RateLimitedError, SourceError, StaleCursorError
 from monitor.records import ClipSeen, utcnow
 from monitor.retry import RetryPolicy
-from monitor.sources.api_client import (
-    ApiClient,
-    QuotaExhaustedError,
-    RateLimitedError,
-    StaleCursorError,
-)
+from monitor.sources.api_client import ApiClient
 from monitor.sources.base import Feed, Platform, QuotaSpec, Source
 from monitor.sources.crawl_state import CrawlState, FeedState, Observation
 

@@ -14,9 +14,10 @@ from aiokafka import ConsumerRecord
 from pydantic import SecretStr
 
 from monitor.config import PipelineSettings, ReviewSettings, Settings
+from monitor.errors import ReadAgain
 from monitor.pipeline.app import TOPICS, Pipeline
 from monitor.pipeline.feed import TopicFeed
-from monitor.pipeline.poison import ReadAgain, broker_trouble
+from monitor.pipeline.poison import broker_trouble
 from monitor.pipeline.review_role import install_review
 from monitor.pipeline.roles import create_pipeline
 from monitor.records import Review, encode
