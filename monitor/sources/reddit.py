@@ -172,6 +172,8 @@ class RedditPlatform(Platform):
 
     @staticmethod
     def render(query: Query) -> str:
+        if query.words:
+            return " ".join(query.words)  # Reddit's search wants every word by default
         return " OR ".join([f'"{term}"' for term in query.terms] + list(query.hashtags))
 
     async def page(

@@ -142,7 +142,10 @@ class TikTokPlatform(Platform):
 
     @staticmethod
     def condition(query: Query) -> dict[str, Any]:
-        """Any of the names as a keyword, or any hashtag (TikTok stores them lower case)."""
+        """Any of the names as a keyword, or any hashtag (TikTok stores them lower case); or
+        every key word of a description."""
+        if query.words:
+            return {"and": [_condition("keyword", [word], "EQ") for word in query.words]}
         anyof = [_condition("keyword", [term], "EQ") for term in query.terms]
         if query.hashtags:
             anyof.append(_condition("hashtag_name", [tag.lower() for tag in query.hashtags]))

@@ -150,6 +150,8 @@ class XPlatform(Platform):
     def render(query: Query) -> str:
         """``("name" OR "alias" OR #tag) has:videos -is:retweet``, within the 512-character cap."""
         suffix = " has:videos -is:retweet"
+        if query.words:
+            return f"({' '.join(query.words)}){suffix}"  # at most KEY_WORDS words
         parts = [f'"{term}"' for term in query.terms] + [f"#{tag}" for tag in query.hashtags]
         while parts:
             text = f"({' OR '.join(parts)}){suffix}"

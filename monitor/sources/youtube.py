@@ -154,7 +154,10 @@ class YouTubePlatform(Platform):
 
     @staticmethod
     def render(query: Query) -> str:
-        """Names as phrases and hashtags, joined with YouTube's ``|`` (OR)."""
+        """Names as phrases and hashtags, joined with YouTube's ``|`` (OR); a description's
+        key words side by side (all of them)."""
+        if query.words:
+            return " ".join(query.words)
         parts = [f'"{term}"' for term in query.terms] + [f"#{tag}" for tag in query.hashtags]
         return "|".join(parts)
 

@@ -16,7 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from monitor.errors import GalleryFormatError
 from monitor.safeyaml import load_yaml
 
-__all__ = ["Entity", "EntityKind", "load_entities"]
+__all__ = ["DESCRIPTION_MAX", "Entity", "EntityKind", "load_entities"]
+
+DESCRIPTION_MAX = 2000
+"""Characters in one description: a paragraph, not a document."""
 
 EntityKind = Literal["actor", "character"]
 
@@ -33,19 +36,40 @@ class Entity(BaseModel):
     owner: str | None = None
     aliases: tuple[str, ...] = ()
     description: str | None = None
+    """A note for people; it is also matched against captions, like ``descriptions``."""
+    descriptions: tuple[str, ...] = ()
+    """What the entity looks like, its signature scenes, its costume: free text a caption that
+    avoids the name may still describe (``captions.py`` matches them by meaning)."""
     threshold: float | None = Field(default=None, gt=0.0, le=1.0)
 
-    @field_validator("aliases", mode="before")
+    @field_validator("aliases", "descriptions", mode="before")
     @classmethod
-    def _aliases_as_tuple(cls, value: object) -> object:
+    def _as_tuple(cls, value: object) -> object:
         if isinstance(value, str):
             return (value,)
         return tuple(value) if isinstance(value, list) else value
+
+    @field_validator("descriptions")
+    @classmethod
+    def _no_empty_description(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        stripped = tuple(" ".join(text.split()) for text in value)
+        for position, text in enumerate(stripped, start=1):
+            if not text:
+                raise ValueError(f"description {position} is empty: write one or remove it")
+            if len(text) > DESCRIPTION_MAX:
+                raise ValueError(f"description {position} is over {DESCRIPTION_MAX} characters")
+        return stripped
 
     @property
     def names(self) -> tuple[str, ...]:
         """The name and every alias: what a caption may call this entity."""
         return (self.name, *self.aliases)
+
+    @property
+    def sentences(self) -> tuple[str, ...]:
+        """What a caption is compared with by meaning: every description, then the names."""
+        described = (*((self.description,) if self.description else ()), *self.descriptions)
+        return (*dict.fromkeys(described), *self.names)
 
 
 def load_entities(path: Path) -> list[Entity]:

@@ -37,6 +37,40 @@ entities:
     assert jane.aliases == ("JD",) and jane.franchise is None
 
 
+def test_descriptions_are_kept_tidy_and_compared_with_captions_before_the_names(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        """
+entities:
+  - id: vecna
+    name: Vecna
+    kind: character
+    aliases: [Henry Creel]
+    description: The villain of season four.
+    descriptions:
+      - "A tall pale   creature\\nwhose head opens like a flower"
+      - The villain of season four.
+  - {id: eleven, name: Eleven, kind: character, descriptions: A girl with a shaved head}
+  - {id: plain, name: Plain, kind: actor, descriptions: []}
+""",
+    )
+    vecna, eleven, plain = load_entities(path)
+    assert vecna.descriptions == (
+        "A tall pale creature whose head opens like a flower",
+        "The villain of season four.",
+    )
+    assert vecna.sentences == (
+        "The villain of season four.",
+        "A tall pale creature whose head opens like a flower",
+        "Vecna",
+        "Henry Creel",
+    )
+    assert eleven.descriptions == ("A girl with a shaved head",)
+    assert plain.sentences == ("Plain",)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -51,6 +85,9 @@ entities:
             "- {id: a, name: A, kind: actor}\n- {id: a, name: B, kind: actor}",
             "duplicate entity id 'a'",
         ),
+        ("- {id: a, name: A, kind: actor, descriptions: ['tall', '  ']}", "description 2 is empty"),
+        ("- {id: a, name: A, kind: actor, descriptions: ['" + "x" * 2001 + "']}", "over 2000"),
+        ("- {id: a, name: A, kind: actor, descriptions: [[nested]]}", "descriptions.0"),
     ],
 )
 def test_mistakes_are_named_with_the_file_and_the_entry(
