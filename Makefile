@@ -49,6 +49,7 @@ eval: models
 	$(BIN)/python -m bench.devset --out $(DEVSET)
 	$(CLI) gallery build $(DEVSET)/gallery
 	$(CLI) eval --gallery $(DEVSET)/gallery --cases $(DEVSET)/cases.json
+	$(CLI) eval-captions --gallery $(DEVSET)/gallery --cases bench/captions/eval.json
 
 bench: models
 	$(BIN)/python -m bench.scoring

@@ -45,6 +45,17 @@ ALIASES = {
 }
 
 
+CAPTION_CASES = Path(__file__).parent / "captions" / "eval.json"
+DESCRIPTIONS: dict[str, list[str]] = {
+    entity_id: list(entity["descriptions"])
+    for entity_id, entity in json.loads(CAPTION_CASES.read_text(encoding="utf-8"))[
+        "entities"
+    ].items()
+}
+"""What a rights team would write about each dev entity (``descriptions:`` in entities.yaml);
+the caption cases beside them are the caption evaluation, never calibration."""
+
+
 def _person(path: str) -> str:
     """Whose photo, or which drawing set: ``katy-perry-26`` -> ``katy-perry``."""
     stem = Path(path).stem
@@ -66,6 +77,7 @@ def build_devset(media: Path, out: Path) -> tuple[Path, Path]:
             "franchise": e.get("franchise"),
             "owner": "dev set",
             "aliases": ALIASES.get(e["id"], []),
+            "descriptions": DESCRIPTIONS.get(e["id"], []),
         }
         for e in manifest["entities"]
     ]

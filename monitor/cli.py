@@ -268,6 +268,39 @@ def evaluate(
         err.print(f"[yellow]media error[/yellow] {line}")
 
 
+@app.command("eval-captions")
+def evaluate_captions(
+    gallery: Annotated[Path, typer.Option(help="Gallery folder or built gallery.")],
+    cases: Annotated[Path, typer.Option(help="Caption cases (text + entity or null).")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Captions by meaning alone: TPR and FPR per entity on describing and other captions."""
+    from monitor.likeness.evaluation import evaluate_captions as run_eval
+    from monitor.likeness.evaluation import load_caption_cases
+
+    report = run_eval(_scorer(gallery), load_caption_cases(cases))
+    if as_json:
+        out.print_json(json.dumps(report.to_dict()))
+        return
+    table = Table("entity", "threshold", "pos", "neg", "TPR", "FPR")
+    for m in report.entities:
+        table.add_row(
+            m["entity_id"],
+            _fmt(m["threshold"]),
+            str(m["positives"]),
+            str(m["negatives"]),
+            _fmt(m["tpr"]),
+            _fmt(m["fpr"]),
+        )
+    out.print(table)
+    o = report.overall
+    out.print(
+        f"overall: {o['positives']} describing captions, TPR {_fmt(o['tpr'])}, matched to "
+        f"another entity {_fmt(o['wrong_entity'])}; {o['negatives']} other captions, "
+        f"FPR {_fmt(o['fpr'])}"
+    )
+
+
 @app.command("up")
 def up(
     roles: Annotated[

@@ -36,7 +36,7 @@ from slack_sdk.models.blocks import (
 from monitor.alerts.base import DeliveryContext, FloodSummary, Sink
 from monitor.alerts.secrets import post, url_secrets
 from monitor.errors import PermanentDeliveryError
-from monitor.records import Alert
+from monitor.records import Alert, EvidenceRecord
 
 __all__ = ["SlackSink", "slack_message", "slack_summary", "views_per_hour"]
 
@@ -86,6 +86,18 @@ def _link(url: str, label: str) -> str:
     return f"<{_mrkdwn_url(web)}|{label}>" if web else label
 
 
+def _caption_line(evidence: EvidenceRecord) -> str:
+    """What the caption said: the name it used, or the sentence that reads like a description."""
+    said = _escape(_clip(evidence.text or "", 300))
+    if evidence.threshold is None:
+        return f"Caption names it: “{said}”"
+    described = _escape(_clip(evidence.reference or "", 300))
+    return (
+        f"Caption “{said}” reads like “{described}” "
+        f"({evidence.score:.2f} vs {evidence.threshold:.2f})"
+    )
+
+
 def slack_message(alert: Alert, context: DeliveryContext, *, image: bool = True) -> dict[str, Any]:
     """The incoming-webhook payload for ``alert``: fallback ``text`` plus validated ``blocks``."""
     entity, clip = alert.entity, alert.clip
@@ -109,6 +121,11 @@ def slack_message(alert: Alert, context: DeliveryContext, *, image: bool = True)
             fields=[MarkdownTextObject(text=_clip(f, 2000)) for f in fields],
         ),
     ]
+    captions = [_caption_line(e) for e in alert.evidence if e.signal == "caption"]
+    if captions:
+        blocks.append(
+            ContextBlock(elements=[MarkdownTextObject(text=_clip(line, 2000)) for line in captions])
+        )
     evidence_url = context.evidence_url(alert.alert_id)
     if image and context.evidence_images and _web_url(evidence_url):
         signals = ", ".join(sorted({e.signal for e in alert.evidence})) or "none"

@@ -25,7 +25,18 @@ from monitor.media import load_media
 from monitor.media.frames import Frame
 from monitor.media.settings import DecodeSettings
 
-__all__ = ["Case", "EntityMetrics", "EvalReport", "evaluate", "load_cases", "summarise"]
+__all__ = [
+    "CaptionCase",
+    "CaptionReport",
+    "Case",
+    "EntityMetrics",
+    "EvalReport",
+    "evaluate",
+    "evaluate_captions",
+    "load_caption_cases",
+    "load_cases",
+    "summarise",
+]
 
 
 @dataclass(frozen=True)
@@ -186,3 +197,75 @@ def evaluate(
     report = summarise(cases, results, scorer.gallery)
     report.errors = errors
     return report
+
+
+@dataclass(frozen=True)
+class CaptionCase:
+    """A caption and the entity it describes without naming it (None: it describes none)."""
+
+    text: str
+    entity: str | None
+
+
+def load_caption_cases(path: Path) -> list[CaptionCase]:
+    """``{"cases": [{"text": ..., "entity": id or null}, ...]}`` (``bench/captions/eval.json``)."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        return [
+            CaptionCase(str(case["text"]), None if case["entity"] is None else str(case["entity"]))
+            for case in document["cases"]
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise GalleryFormatError(f"{path}: not a caption case file: {exc}") from None
+
+
+@dataclass
+class CaptionReport:
+    """Captions by meaning alone (no picture): per entity, the share of its describing
+    captions matched (TPR) and of the other cases matched to it (FPR); overall, describing
+    captions matched to their entity, to another one, and other captions matched to any."""
+
+    entities: list[dict[str, Any]]
+    overall: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate_captions(scorer: Scorer, cases: Sequence[CaptionCase]) -> CaptionReport:
+    """Each case's caption read as the scorer reads one (its pieces, by meaning)."""
+    meanings = scorer.caption_meanings([case.text for case in cases])
+    matched = [{e for e, m in found.items() if m.matched} for found in meanings]
+    entities = []
+    for entity_id in scorer.gallery.entities:
+        labels = np.array([case.entity == entity_id for case in cases])
+        hits = np.array([entity_id in found for found in matched])
+        threshold = next((m[entity_id].threshold for m in meanings if entity_id in m), float("nan"))
+        entities.append(
+            {
+                "entity_id": entity_id,
+                "threshold": threshold,
+                **_rates(
+                    int((hits & labels).sum()),
+                    int((hits & ~labels).sum()),
+                    int(labels.sum()),
+                    int((~labels).sum()),
+                ),
+            }
+        )
+    positives = [(case, found) for case, found in zip(cases, matched, strict=True) if case.entity]
+    negatives = [found for case, found in zip(cases, matched, strict=True) if not case.entity]
+    overall = {
+        "positives": len(positives),
+        "negatives": len(negatives),
+        "tpr": _share(sum(case.entity in found for case, found in positives), len(positives)),
+        "wrong_entity": _share(
+            sum(bool(found - {case.entity}) for case, found in positives), len(positives)
+        ),
+        "fpr": _share(sum(bool(found) for found in negatives), len(negatives)),
+    }
+    return CaptionReport(entities, overall)
+
+
+def _share(count: int, total: int) -> float:
+    return count / total if total else float("nan")

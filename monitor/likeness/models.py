@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from monitor.assets import cache_dir, ensure
 from monitor.likeness.embedders.base import (
@@ -17,6 +18,9 @@ from monitor.likeness.embedders.base import (
     default_device,
 )
 from monitor.likeness.settings import LikenessSettings
+
+if TYPE_CHECKING:
+    from monitor.likeness.embedders.text import SentenceEmbedder
 from monitor.likeness.weights import BUNDLED_WEIGHTS, cached_path
 
 __all__ = ["Models", "prepare_weights"]
@@ -53,11 +57,16 @@ class Models:
     face_embedder: FaceEmbedder
     image_embedder: ImageEmbedder
     device: str
+    text_embedder: SentenceEmbedder | None = None
+    """Captions by meaning; without it (or with a gallery embedded by another text model)
+    captions are matched by name only. Not in ``versions``: a gallery's pictures do not
+    depend on it, and ``Gallery.captions`` records the text model it was embedded with."""
 
     @classmethod
     def load(cls, settings: LikenessSettings | None = None, *, root: Path | None = None) -> Models:
         from monitor.likeness.embedders import build_image_embedder
         from monitor.likeness.embedders.faces import FaceNetEmbedder, YuNetDetector
+        from monitor.likeness.embedders.text import SentenceEmbedder
 
         settings = settings or LikenessSettings()
         device = settings.device or default_device()
@@ -76,6 +85,7 @@ class Models:
             ),
             image_embedder=build_image_embedder(spec, device=device, weights=weights),
             device=device,
+            text_embedder=SentenceEmbedder(cached_path("minilm-l6", root=root), device=device),
         )
 
     @property

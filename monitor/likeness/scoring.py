@@ -12,6 +12,7 @@ entity, whatever its scores: it keeps its score and evidence, and says what supp
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -21,7 +22,12 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.errors import GalleryError
-from monitor.likeness.captions import find_alias
+from monitor.likeness.captions import (
+    CaptionMeaning,
+    caption_pieces,
+    find_alias,
+    nearest_sentences,
+)
 from monitor.likeness.cohort.normalise import CohortNormaliser
 from monitor.likeness.embedders.base import Box, Embeddings
 from monitor.likeness.features import (
@@ -31,12 +37,14 @@ from monitor.likeness.features import (
     extract_visual,
 )
 from monitor.likeness.footage.match import FootageMatch, query_hashes
-from monitor.likeness.gallery.built import EntityGallery, Gallery
+from monitor.likeness.gallery.built import CaptionGallery, EntityGallery, Gallery
 from monitor.likeness.models import Models
 from monitor.likeness.settings import LikenessSettings
 from monitor.media.frames import Frame
 
 __all__ = ["ClipScore", "EntityScore", "Evidence", "Scorer", "Signal", "check_gallery"]
+
+log = logging.getLogger(__name__)
 
 Signal = Literal["face", "visual", "hash", "caption"]
 
@@ -149,6 +157,32 @@ class _ReferenceBank:
         return self.normaliser.margins(whitened, self.embeddings, against), raw, nearest
 
 
+@dataclass(frozen=True)
+class _CaptionHints:
+    """What a clip's caption says, for the weak caption signal: its text (names are looked
+    for in it) and, per entity, its nearest piece by meaning."""
+
+    caption: str | None
+    meanings: dict[str, CaptionMeaning]
+
+
+def _described(gallery: Gallery, models: Models) -> CaptionGallery | None:
+    """The gallery's captions by meaning, if this scorer's text model is the one that embedded
+    them (else captions are matched by name only, and the log says why)."""
+    captions, text = gallery.captions, models.text_embedder
+    if captions is None or text is None:
+        return None
+    if captions.model != text.name:
+        log.warning(
+            "gallery captions were embedded by %s, this scorer has %s: captions are matched by "
+            "name only until the gallery is rebuilt",
+            captions.model,
+            text.name,
+        )
+        return None
+    return captions
+
+
 class Scorer:
     """Scores frames against one gallery with one set of models."""
 
@@ -161,6 +195,7 @@ class Scorer:
         self.settings = settings or LikenessSettings()
         self._faces = _ReferenceBank.of(gallery, "face")
         self._visual = _ReferenceBank.of(gallery, "visual")
+        self._described = _described(gallery, models)
 
     def score_frames(self, frames: Sequence[Frame], caption: str | None = None) -> ClipScore:
         return self.score_many([(frames, caption)])[0]
@@ -184,13 +219,17 @@ class Scorer:
         started = time.perf_counter()
         footage, dismissed = self._hash_matches([clip_frames for clip_frames, _ in clips])
         timings["footage_s"] = time.perf_counter() - started
+        started = time.perf_counter()
+        meanings = self.caption_meanings([caption for _, caption in clips])
+        timings["captions_s"] = time.perf_counter() - started
         results = []
         for index, (clip_frames, caption) in enumerate(clips):
             scores = []
+            hints = _CaptionHints(caption, meanings[index])
             if faces is not None:
-                scores += self._match(self._faces, faces, clip_of_frame == index, frames, caption)
+                scores += self._match(self._faces, faces, clip_of_frame == index, frames, hints)
             if visual is not None:
-                scores += self._match(self._visual, visual, clip_of_frame == index, frames, caption)
+                scores += self._match(self._visual, visual, clip_of_frame == index, frames, hints)
             if footage is not None:
                 scores = [self._with_footage(score, footage[index]) for score in scores]
             if dismissed is not None:
@@ -206,6 +245,31 @@ class Scorer:
                 )
             )
         return results
+
+    def caption_meanings(self, captions: Sequence[str | None]) -> list[dict[str, CaptionMeaning]]:
+        """For each clip, each entity's nearest caption piece by meaning (one batch for all
+        the clips' pieces); empty where the gallery has no captions to compare with."""
+        described, text = self._described, self.models.text_embedder
+        pieces = [caption_pieces(caption) for caption in captions]
+        if described is None or text is None or not any(pieces):
+            return [{} for _ in captions]
+        vectors = text.embed([piece for clip in pieces for piece in clip])
+        meanings: list[dict[str, CaptionMeaning]] = []
+        start = 0
+        for clip in pieces:
+            rows, start = vectors[start : start + len(clip)], start + len(clip)
+            found = {}
+            for entity_id, entity in described.entities.items():
+                if len(clip) and len(entity.sentences):
+                    score, piece, sentence = nearest_sentences(rows, entity.embeddings)
+                    found[entity_id] = CaptionMeaning(
+                        round(score, 4),
+                        entity.threshold.value,
+                        clip[piece],
+                        entity.sentences[sentence],
+                    )
+            meanings.append(found)
+        return meanings
 
     def _hash_matches(
         self, clips: Sequence[Sequence[Frame]]
@@ -257,7 +321,7 @@ class Scorer:
         features: FaceFeatures | VisualFeatures,
         frame_in_clip: npt.NDArray[np.bool_],
         frames: Sequence[Frame],
-        caption: str | None,
+        hints: _CaptionHints,
     ) -> list[EntityScore]:
         rows = np.flatnonzero(frame_in_clip[features.frames]) if len(features) else np.zeros(0, int)
         similarity, raw, nearest = bank.similarity(features.embeddings[rows])
@@ -266,7 +330,7 @@ class Scorer:
         for i, entry in enumerate(bank.entries):
             mine = bank.owners == i
             matched = _Matched(similarity[:, mine], raw[:, mine], rows, nearest)
-            found.append(self._entity_score(entry, signal, matched, features, frames, caption))
+            found.append(self._entity_score(entry, signal, matched, features, frames, hints))
         return found
 
     def _entity_score(
@@ -276,20 +340,33 @@ class Scorer:
         matched: _Matched,
         features: FaceFeatures | VisualFeatures,
         frames: Sequence[Frame],
-        caption: str | None,
+        hints: _CaptionHints,
     ) -> EntityScore:
         threshold = entry.threshold.value
-        alias = find_alias(caption, entry.entity.names)
+        alias = find_alias(hints.caption, entry.entity.names)
+        meaning = hints.meanings.get(entry.entity.id)
+        described = meaning if meaning is not None and meaning.matched else None
         similarity = matched.scores
         best = float(similarity.max()) if similarity.size else 0.0
         flagged = best >= threshold or (
-            alias is not None
+            (alias is not None or described is not None)
             and similarity.size > 0
             and best >= threshold - self.settings.caption_margin
         )
         evidence = self._evidence(entry, signal, matched, features, frames)
         if alias is not None:
             evidence.append(Evidence("caption", 1.0, None, text=alias))
+        if described is not None:
+            evidence.append(
+                Evidence(
+                    "caption",
+                    described.score,
+                    described.threshold,
+                    region="described",
+                    reference=described.sentence,
+                    text=described.piece,
+                )
+            )
         return EntityScore(
             entity_id=entry.entity.id,
             name=entry.entity.name,

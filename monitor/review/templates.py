@@ -81,7 +81,7 @@ Export confirmed alerts: <a href="/review/export.csv">CSV</a> · <a href="/revie
 <td>
 <div class="{{ 'above' if alert.score >= alert.threshold else 'below' }}">score {{ "%.3f"|format(alert.score) }} / threshold {{ "%.3f"|format(alert.threshold) }}</div>
 <ul class="signals">
-{% for e in alert.evidence %}<li>{{ e.signal }} {{ "%.3f"|format(e.score) }}{% if e.threshold is not none %} / {{ "%.3f"|format(e.threshold) }}{% endif %}{% if e.region %} ({{ e.region }}){% endif %}{% if e.frame_time is not none %} at {{ "%.1f"|format(e.frame_time) }} s{% endif %}</li>
+{% for e in alert.evidence %}<li>{{ e.signal }} {{ "%.3f"|format(e.score) }}{% if e.threshold is not none %} / {{ "%.3f"|format(e.threshold) }}{% endif %}{% if e.region %} ({{ e.region }}){% endif %}{% if e.frame_time is not none %} at {{ "%.1f"|format(e.frame_time) }} s{% endif %}{% if e.signal == "caption" and e.text %}: “{{ e.text }}”{% if e.reference %} reads like “{{ e.reference }}”{% endif %}{% endif %}</li>
 {% endfor %}</ul>
 </td>
 <td><div class="views">{{ "{:,}".format(alert.views) if alert.views is not none else "?" }} views</div>

@@ -15,6 +15,7 @@ from slack_sdk.models.blocks import Block
 from monitor.alerts.base import DeliveryContext, FloodSummary, SummaryClip
 from monitor.alerts.slack import SlackSink, slack_message, slack_summary
 from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
+from monitor.records import EvidenceRecord
 from tests.alerts.receiver import Receiver, make_alert
 
 CONTEXT = DeliveryContext(public_base_url="https://monitor.example.org")
@@ -182,3 +183,30 @@ def test_a_clip_url_cannot_inject_slack_markup_or_links(url: str) -> None:
         target, _, label = links[0].partition("|")
         assert "|" not in target and not any(c.isspace() for c in target)
         assert label == "clip c1"
+
+
+def test_caption_evidence_says_what_the_caption_said_and_what_it_read_like() -> None:
+    alert = make_alert("c1")
+    alert = alert.model_copy(
+        update={
+            "evidence": [
+                *alert.evidence,
+                EvidenceRecord(signal="caption", score=1.0, text="ghostface"),
+                EvidenceRecord(
+                    signal="caption",
+                    score=0.71,
+                    threshold=0.42,
+                    region="described",
+                    text="the masked <!here> killer with the long black robe",
+                    reference="a killer in a white screaming mask and a black hooded robe",
+                ),
+            ]
+        }
+    )
+    blocks = valid_block_kit(slack_message(alert, CONTEXT))
+    [names, reads] = next(b for b in blocks if b["type"] == "context")["elements"]
+    assert names["text"] == "Caption names it: “ghostface”"
+    assert reads["text"] == (
+        "Caption “the masked &lt;!here&gt; killer with the long black robe” reads like "
+        "“a killer in a white screaming mask and a black hooded robe” (0.71 vs 0.42)"
+    )

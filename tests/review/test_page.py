@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from monitor.config import ReviewSettings
 from monitor.pipeline.review_role import apply_review
-from monitor.records import Review
+from monitor.records import EvidenceRecord, Review
 from monitor.review.decisions import ReviewStore
 from tests.conftest import require_binary
 from tests.review.conftest import (
@@ -260,3 +260,33 @@ def test_the_pages_evidence_images_are_signed_and_served_only_so_or_to_reviewers
     plain = f"{server.url}/evidence/{alert.alert_id}.jpg"
     assert httpx.get(plain).status_code == 403
     assert httpx.get(plain, auth=(USER, PASSWORD)).status_code == 200
+
+
+def test_caption_evidence_shows_the_sentence_and_the_description_it_read_like(
+    serve: Serve, page: Page
+) -> None:
+    server = serve()
+    alert = make_alert("described", "ghostface")
+    alert = alert.model_copy(
+        update={
+            "evidence": [
+                *alert.evidence,
+                EvidenceRecord(
+                    signal="caption",
+                    score=0.71,
+                    threshold=0.42,
+                    region="described",
+                    text="the masked <b>killer</b> in the long black robe",
+                    reference="a killer in a white screaming mask and a black hooded robe",
+                ),
+            ]
+        }
+    )
+    server.add(alert)
+    page.goto(f"{server.url}/review")
+    signals = page.locator(f"#alert-{alert.alert_id} ul.signals li").all_inner_texts()
+    assert signals[-1] == (
+        "caption 0.710 / 0.420 (described): “the masked <b>killer</b> in the long black robe” "
+        "reads like “a killer in a white screaming mask and a black hooded robe”"
+    )
+    assert signals[-2] == "caption 1.000: “ghostface”"

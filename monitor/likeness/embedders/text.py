@@ -59,7 +59,8 @@ class _Layer(nn.Module):
         )
         attended = attended.transpose(1, 2).reshape(batch, length, width)
         x = self.attention_norm(x + self.attention_out(attended))
-        return self.out_norm(x + self.out(F.gelu(self.inner(x))))
+        out: torch.Tensor = self.out_norm(x + self.out(F.gelu(self.inner(x))))
+        return out
 
 
 class _Bert(nn.Module):
@@ -84,7 +85,8 @@ class _Bert(nn.Module):
         mask = keep[:, None, None, :]  # padding is attended by nothing
         for layer in self.layers:
             x = layer(x, mask)
-        return x
+        out: torch.Tensor = x
+        return out
 
 
 def _renamed(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

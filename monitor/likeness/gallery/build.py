@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from monitor.errors import CohortError, MediaError, NoUsableReferenceError, ReferenceMediaError
+from monitor.likeness.captions import everyday_captions
 from monitor.likeness.embedders.base import Embeddings
 from monitor.likeness.features import extract_faces, extract_visual
 from monitor.likeness.footage.fingerprint import Fingerprint
@@ -31,7 +32,9 @@ from monitor.likeness.footage.hashes import (
 )
 from monitor.likeness.footage.match import FootageClip, FootageIndex
 from monitor.likeness.gallery.built import (
+    CaptionGallery,
     CohortSet,
+    DescribedEntity,
     EntityGallery,
     Gallery,
     NegativeSet,
@@ -48,7 +51,7 @@ from monitor.media import load_every_frame, load_media
 from monitor.media.frames import Frame
 from monitor.media.settings import DecodeSettings
 
-__all__ = ["Progress", "build_gallery"]
+__all__ = ["Progress", "build_gallery", "describe_entities"]
 
 Progress = Callable[[str], None]
 """Called once per media file processed, with its path relative to the gallery folder."""
@@ -270,9 +273,13 @@ def _content_hash(
     settings: LikenessSettings,
     decode: DecodeSettings,
     cohort: CohortSet | None,
+    captions: CaptionGallery | None,
 ) -> str:
     digest = hashlib.sha256(folder.content_digest().encode())
     digest.update(f"cohort={cohort.bundled if cohort else None}".encode())
+    if captions is not None:
+        digest.update(f"text={captions.model};".encode())
+        digest.update("\n".join(everyday_captions()).encode())
     digest.update(json.dumps(models.versions, sort_keys=True).encode())
     digest.update(settings.model_dump_json(exclude={"device", "batch_size"}).encode())
     digest.update(REFERENCE_HASHING.encode())
@@ -305,8 +312,9 @@ def build_gallery(
         entities[entity.id] = EntityGallery(entity, embeddings, names, Threshold(0.0, "default"))
     visual = any(entry.signal == "visual" for entry in entities.values())
     cohort = _cohort(folder, files, report) if visual else None
+    captions = describe_entities(folder.entities, models)
     gallery = Gallery(
-        content=_content_hash(folder, models, settings, decode, cohort),
+        content=_content_hash(folder, models, settings, decode, cohort, captions),
         models=models.versions,
         settings=settings.model_dump(mode="json", exclude={"device", "batch_size"}),
         entities=entities,
@@ -315,8 +323,24 @@ def build_gallery(
         footage=_footage(folder, files, report),
         dismissed=dismissed,
         cohort=cohort,
+        captions=captions,
     )
     return calibrate(gallery, settings.target_fpr)
+
+
+def describe_entities(entities: Sequence[Entity], models: Models) -> CaptionGallery | None:
+    """Every entity's sentences and the everyday captions, embedded by the text model (a
+    second or two for a gallery: sentences are cheap); None without a text model."""
+    text = models.text_embedder
+    if text is None:
+        return None
+    described = {
+        entity.id: DescribedEntity(
+            entity.sentences, text.embed(entity.sentences), Threshold(0.0, "default")
+        )
+        for entity in entities
+    }
+    return CaptionGallery(text.name, described, text.embed(everyday_captions()))
 
 
 def media_count(root: Path) -> int:

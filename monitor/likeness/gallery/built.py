@@ -28,7 +28,15 @@ from monitor.likeness.footage.index import InvertedLayout
 from monitor.likeness.footage.match import FootageClip, FootageIndex
 from monitor.likeness.gallery.entities import Entity
 
-__all__ = ["CohortSet", "EntityGallery", "Gallery", "NegativeSet", "Threshold"]
+__all__ = [
+    "CaptionGallery",
+    "CohortSet",
+    "DescribedEntity",
+    "EntityGallery",
+    "Gallery",
+    "NegativeSet",
+    "Threshold",
+]
 
 FORMAT = 2
 """2: visual scores are margins over a cohort, whose embeddings the gallery carries."""
@@ -88,6 +96,26 @@ class CohortSet:
 
 
 @dataclass
+class DescribedEntity:
+    """An entity's sentences (descriptions, then names) as the text model embedded them, and
+    the similarity from which a caption's piece is taken to describe it."""
+
+    sentences: tuple[str, ...]
+    embeddings: Embeddings
+    threshold: Threshold
+
+
+@dataclass
+class CaptionGallery:
+    """Captions by meaning: every entity's sentences and the everyday captions its threshold
+    was calibrated against, all embedded by the text model ``model``."""
+
+    model: str
+    entities: dict[str, DescribedEntity]
+    everyday: Embeddings
+
+
+@dataclass
 class Gallery:
     """Reference embeddings, thresholds and the versions that produced them.
 
@@ -107,12 +135,17 @@ class Gallery:
     """Fingerprints of clips dismissed for an entity: a match keeps that entity from flagging."""
     cohort: CohortSet | None = None
     """What visual scores are measured against; None when no entity is scored visually."""
+    captions: CaptionGallery | None = None
+    """Captions by meaning; None when the gallery was built without the text model."""
 
     @property
     def version(self) -> str:
         digest = hashlib.sha256(self.content.encode())
         for entity_id, entry in sorted(self.entities.items()):
             digest.update(f"{entity_id}={entry.threshold.value:.6f};".encode())
+        if self.captions is not None:
+            for entity_id, described in sorted(self.captions.entities.items()):
+                digest.update(f"{entity_id}~{described.threshold.value:.6f};".encode())
         return digest.hexdigest()[:16]
 
     def save(self, out: Path) -> None:
@@ -128,6 +161,12 @@ class Gallery:
                 tensors[f"negatives/{signal}/items"] = np.ascontiguousarray(negatives.items)
             if self.cohort is not None:
                 tensors["cohort/visual"] = np.ascontiguousarray(self.cohort.embeddings)
+            if self.captions is not None:
+                tensors["captions/everyday"] = np.ascontiguousarray(self.captions.everyday)
+                for entity_id, described in self.captions.entities.items():
+                    tensors[f"captions/entity/{entity_id}"] = np.ascontiguousarray(
+                        described.embeddings
+                    )
             for prefix, index in (("footage", self.footage), ("dismissed", self.dismissed)):
                 for name in _FOOTAGE_ARRAYS:
                     tensors[f"{prefix}/{name}"] = np.ascontiguousarray(getattr(index, name))
@@ -159,6 +198,18 @@ class Gallery:
             "cohort": None
             if self.cohort is None
             else {"bundled": self.cohort.bundled, "names": self.cohort.names},
+            "captions": None
+            if self.captions is None
+            else {
+                "model": self.captions.model,
+                "entities": {
+                    entity_id: {
+                        "sentences": list(described.sentences),
+                        "threshold": asdict(described.threshold),
+                    }
+                    for entity_id, described in self.captions.entities.items()
+                },
+            },
             "entities": [
                 {
                     "entity": entry.entity.model_dump(mode="json"),
@@ -238,7 +289,30 @@ class Gallery:
             footage=_footage_index(index, tensors, "footage"),
             dismissed=_footage_index(index, tensors, "dismissed"),
             cohort=cohort,
+            captions=_captions(index.get("captions"), tensors),
         )
+
+
+def _captions(raw: Any, tensors: dict[str, np.ndarray]) -> CaptionGallery | None:
+    if raw is None:
+        return None
+    entities = {}
+    for entity_id, described in raw["entities"].items():
+        embeddings = tensors[f"captions/entity/{entity_id}"].astype(np.float32, copy=False)
+        sentences = tuple(str(s) for s in described["sentences"])
+        if embeddings.shape[0] != len(sentences):
+            raise ValueError(
+                f"captions of {entity_id!r}: {len(sentences)} sentences, "
+                f"{embeddings.shape[0]} vectors"
+            )
+        entities[str(entity_id)] = DescribedEntity(
+            sentences, embeddings, Threshold(**described["threshold"])
+        )
+    return CaptionGallery(
+        model=str(raw["model"]),
+        entities=entities,
+        everyday=tensors["captions/everyday"].astype(np.float32, copy=False),
+    )
 
 
 def _footage_index(

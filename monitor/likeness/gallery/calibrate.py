@@ -17,6 +17,11 @@ would otherwise lift its entity above every later true copy (seen: 0.55 to 0.86 
 click). The dismissed clip and its copies are already suppressed by fingerprint, so the
 threshold only has to absorb near misses: dismissals may raise an entity's threshold by at
 most ``DISMISSAL_MAX_RAISE`` above what the other negatives give.
+
+Captions by meaning are calibrated the same way, on text: an entity's negatives are the
+bundled everyday captions (``data/everyday_captions.txt``) and every sentence that describes
+or names another entity of the gallery (a caption describing another character must not lift
+this one), each scored by its best similarity to the entity's own sentences.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.likeness.embedders.base import Embeddings
-from monitor.likeness.gallery.built import EntityGallery, Gallery, Threshold
+from monitor.likeness.gallery.built import CaptionGallery, EntityGallery, Gallery, Threshold
 from monitor.likeness.gallery.folder import negative_owner
 
 __all__ = [
@@ -37,16 +42,22 @@ __all__ = [
     "DISMISSAL_MAX_RAISE",
     "MARGIN",
     "calibrate",
+    "caption_negative_scores",
     "negative_scores",
 ]
 
-DEFAULT_THRESHOLDS = {"face": 0.50, "visual": 0.10}
+DEFAULT_THRESHOLDS = {"face": 0.50, "visual": 0.10, "caption": 0.30}
 """Used when an entity has no negatives at all; also the lowest a calibration may go.
 
 The visual floor is on the cohort margin: 0.10 is the median best margin that another
 character of the cohort reaches against a one-picture entity (``bench/cohort_research.py``
 splits the cohort in two, one half normalising, the other playing entities and queries):
-below it, "nearer than the usual cartoons" is what a different character gets by chance."""
+below it, "nearer than the usual cartoons" is what a different character gets by chance.
+
+The caption floor is where all-MiniLM-L6-v2's similarities between unrelated English sentences
+end: ordinary captions score 0.06-0.11 against a written character description, a near miss
+(a generic monster costume against a described creature) 0.40 (``../shared/MODELS.md``);
+below 0.30 two sentences barely share a topic."""
 
 MARGIN = 0.02
 
@@ -121,10 +132,38 @@ def _threshold_for(gallery: Gallery, entry: EntityGallery, target_fpr: float) ->
     return Threshold(round(min(value, 0.999), 4), "calibrated", len(negatives), highest)
 
 
+def caption_negative_scores(captions: CaptionGallery, entity_id: str) -> npt.NDArray[np.float32]:
+    """Each negative sentence's best similarity to ``entity_id``'s own sentences."""
+    own = captions.entities[entity_id].embeddings
+    others = [d.embeddings for other, d in captions.entities.items() if other != entity_id]
+    negatives = np.concatenate([captions.everyday, *others]) if len(own) else own
+    if not len(own) or not len(negatives):
+        return np.zeros(0, np.float32)
+    return np.asarray((negatives @ own.T).max(axis=1), np.float32)
+
+
+def _caption_threshold(captions: CaptionGallery, entity_id: str, target_fpr: float) -> Threshold:
+    negatives = caption_negative_scores(captions, entity_id)
+    floor = DEFAULT_THRESHOLDS["caption"]
+    if not len(negatives):
+        return Threshold(floor, "default", 0, None)
+    value = _cut(negatives, floor, target_fpr)
+    return Threshold(
+        round(min(value, 0.999), 4), "calibrated", len(negatives), float(negatives.max())
+    )
+
+
 def calibrate(gallery: Gallery, target_fpr: float) -> Gallery:
-    """A copy of ``gallery`` with every entity's threshold set for ``target_fpr``."""
+    """A copy of ``gallery`` with every entity's thresholds set for ``target_fpr``."""
     entities = {
         entity_id: replace(entry, threshold=_threshold_for(gallery, entry, target_fpr))
         for entity_id, entry in gallery.entities.items()
     }
-    return replace(gallery, entities=entities, target_fpr=target_fpr)
+    captions = gallery.captions
+    if captions is not None:
+        described = {
+            entity_id: replace(d, threshold=_caption_threshold(captions, entity_id, target_fpr))
+            for entity_id, d in captions.entities.items()
+        }
+        captions = replace(captions, entities=described)
+    return replace(gallery, entities=entities, target_fpr=target_fpr, captions=captions)

@@ -4,8 +4,8 @@ of it flags its entity by hash even where no face or likeness would."""
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
