@@ -37,6 +37,7 @@ __all__ = [
     "NOTE_MAX",
     "RECORD_MAX_BYTES",
     "SCHEMA_VERSION",
+    "SYNTHETIC_DETAIL_MAX",
     "TITLE_MAX",
     "URL_MAX",
     "Alert",
@@ -52,6 +53,7 @@ __all__ = [
     "ParkedAlert",
     "Review",
     "ScoredEntity",
+    "Synthetic",
     "as_utc",
     "decode",
     "encode",
@@ -82,6 +84,8 @@ NAME_MAX = 300
 """Authors, entity names, franchises, owners, regions: cut beyond."""
 NOTE_MAX = 2000
 """Messages, reasons and evidence text: cut beyond."""
+SYNTHETIC_DETAIL_MAX = 500
+"""What a provenance verdict says about itself (``Synthetic.detail``): cut beyond."""
 
 
 def utcnow() -> datetime:
@@ -122,6 +126,27 @@ class _Record(BaseModel):
     schema_version: int = Field(default=SCHEMA_VERSION, alias="schema")
 
 
+class Synthetic(BaseModel):
+    """Whether a clip is AI-generated, and who says so: never a guess.
+
+    ``source`` is where the verdict comes from: the media's own C2PA manifest (``c2pa``), the
+    platform's label (``platform``: YouTube's ``status.containsSyntheticMedia``), or generator
+    hashtags and phrases in the caption (``caption``, the weakest). ``not_ai_generated`` only
+    when a source states it (a C2PA capture source type, a platform label of false); nothing
+    said is ``unknown``. ``validated`` is whether a C2PA manifest validated (``None`` for the
+    other sources); ``generator`` the manifest's claim generator. ``monitor/media/provenance.py``
+    reads the sources and says which one wins.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    source: Literal["c2pa", "platform", "caption", "unknown"] = "unknown"
+    value: Literal["ai_generated", "not_ai_generated", "unknown"] = "unknown"
+    detail: Annotated[str, _cut(SYNTHETIC_DETAIL_MAX)] | None = None
+    generator: Name | None = None
+    validated: bool | None = None
+
+
 class ClipSeen(_Record):
     """One observation of a clip on a platform, with its counts at ``observed_at``.
 
@@ -141,6 +166,10 @@ class ClipSeen(_Record):
     likes: int | None = Field(default=None, ge=0)
     shares: int | None = Field(default=None, ge=0)
     comments: int | None = Field(default=None, ge=0)
+    platform_synthetic: bool | None = None
+    """The platform's own label: True when its API says the clip is AI-generated or altered
+    (YouTube's ``status.containsSyntheticMedia``), False when it says it is not, None when it
+    says nothing (most platforms, and YouTube when the uploader did not answer)."""
 
     @property
     def key(self) -> str:
@@ -238,6 +267,8 @@ class ClipScored(_Record):
     scored_at: AwareDatetime = Field(default_factory=utcnow)
     trimmed: Note | None = None
     """Set when evidence was dropped so that the record fits ``RECORD_MAX_BYTES``."""
+    synthetic: Synthetic = Field(default_factory=Synthetic)
+    """Whether the clip is AI-generated (``unknown`` in records written before it existed)."""
 
     @property
     def flagged(self) -> list[ScoredEntity]:
@@ -299,6 +330,8 @@ class Alert(_Record):
     shares: int | None = None
     posted_at: AwareDatetime | None = None
     alerted_at: AwareDatetime = Field(default_factory=utcnow)
+    synthetic: Synthetic = Field(default_factory=Synthetic)
+    """The clip's ``ClipScored.synthetic`` (``unknown`` in alerts written before it existed)."""
 
     @staticmethod
     def id_for(clip_key: str, entity_id: str) -> str:
