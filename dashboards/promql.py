@@ -55,8 +55,8 @@ def exported_metric_names(app_id: str | None = None) -> frozenset[str]:
     import faust
     from faust.sensors.prometheus import setup_prometheus_sensors
 
-    from monitor.config import PipelineSettings
     from monitor import metrics
+    from monitor.config import PipelineSettings
 
     faust_registry = CollectorRegistry(auto_describe=True)
     app = faust.App(app_id or PipelineSettings().app_id, broker="kafka://127.0.0.1:9")

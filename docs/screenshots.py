@@ -18,19 +18,19 @@ from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
+from monitor.review.role import apply_review
+from monitor.review.store import ReviewStore
 from PIL import Image
 from playwright.async_api import async_playwright
 from pydantic import SecretStr
 
-from monitor.evidence.files import save_evidence
 from monitor.config import ReviewSettings
+from monitor.evidence.files import save_evidence
 from monitor.media import DecodeLimits, decode_clip
 from monitor.media.samples import sample
 from monitor.records import Alert, AlertEntity, ClipRef, EvidenceRecord, Review, utcnow
 from monitor.review.access import Access
 from monitor.review.page import ReviewPage
-from monitor.review.role import apply_review
-from monitor.review.store import ReviewStore
 
 __all__ = ["main"]
 

@@ -7,6 +7,11 @@ server serves it under a signed, expiring URL (``evidence_urls.py``) or to a rev
 alert id is a fixed-length hex digest, checked before it becomes a path, so a request cannot
 name any other file.
 
+Where the gallery's folder is at hand, the thumbnail shows the match beside the reference it
+matched (the face or region, cropped, next to the reference picture), so a reviewer judges the
+likeness at a glance; the frame alone is kept as ``<alert_id>.frame.jpg``, which is what a
+review files into the gallery (a negative must not contain the entity's own reference).
+
 Beside it goes the clip's fingerprint (``<alert_id>.pdq.json``, the PDQ hashes of its frames),
 which a dismissal files in the gallery so that neither the clip nor a copy flags again.
 """
@@ -21,7 +26,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from monitor.errors import MediaError
 from monitor.likeness.footage.fingerprint import FINGERPRINT_SUFFIX, Fingerprint, fingerprint
+from monitor.media import DecodeLimits, load_media
 from monitor.media.frames import Frame, RGBImage
 from monitor.records import Alert, ClipScored, EvidenceRecord
 
@@ -30,9 +37,11 @@ __all__ = [
     "best_evidence",
     "evidence_path",
     "fingerprint_path",
+    "frame_path",
     "is_alert_id",
     "read_evidence",
     "render_evidence",
+    "render_pair",
     "save_clip_evidence",
     "save_evidence",
 ]
@@ -53,6 +62,11 @@ def evidence_path(shared_dir: Path, alert_id: str) -> Path:
     if not is_alert_id(alert_id):
         raise ValueError("not an alert id")
     return shared_dir / "evidence" / f"{alert_id}.jpg"
+
+
+def frame_path(shared_dir: Path, alert_id: str) -> Path:
+    """The matched frame alone (the thumbnail may pair it with the reference)."""
+    return evidence_path(shared_dir, alert_id).with_suffix(".frame.jpg")
 
 
 def fingerprint_path(shared_dir: Path, alert_id: str) -> Path:
@@ -77,6 +91,44 @@ def best_evidence(evidence: Sequence[EvidenceRecord]) -> EvidenceRecord | None:
 
 def render_evidence(image: RGBImage, box: Sequence[int] | None, max_side: int = MAX_SIDE) -> bytes:
     """A JPEG of ``image`` no larger than ``max_side``, with ``box`` (x, y, w, h) outlined."""
+    return _jpeg(_outlined(image, box, max_side))
+
+
+def render_pair(
+    image: RGBImage, box: Sequence[int] | None, reference: RGBImage, max_side: int = MAX_SIDE
+) -> bytes:
+    """A JPEG of the match (the boxed face or region with some of its surroundings, else the
+    whole frame) beside the reference picture, each labelled, neither side over ``max_side``."""
+    match = _outlined(*_around(image, box), max_side)
+    picture = Image.fromarray(reference)
+    picture.thumbnail((max_side, match.height), Image.Resampling.BILINEAR)
+    gap, strip = 6, 16
+    canvas = Image.new(
+        "RGB",
+        (match.width + gap + picture.width, max(match.height, picture.height) + strip),
+        "white",
+    )
+    canvas.paste(match, (0, strip))
+    canvas.paste(picture, (match.width + gap, strip))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((2, 2), "match", fill=(0, 0, 0))
+    draw.text((match.width + gap + 2, 2), "reference", fill=(0, 0, 0))
+    return _jpeg(canvas)
+
+
+def _around(image: RGBImage, box: Sequence[int] | None) -> tuple[RGBImage, list[int] | None]:
+    """The part of ``image`` around ``box`` (half the box's size again on each side) and the
+    box within it; the whole image when the box is most of it or there is none."""
+    height, width = image.shape[:2]
+    if box is None or len(box) != 4 or box[2] * box[3] > width * height / 4:
+        return image, list(box) if box is not None else None
+    x, y, w, h = box
+    left, top = max(0, x - w // 2), max(0, y - h // 2)
+    right, bottom = min(width, x + w + w // 2), min(height, y + h + h // 2)
+    return image[top:bottom, left:right], [x - left, y - top, w, h]
+
+
+def _outlined(image: RGBImage, box: Sequence[int] | None, max_side: int) -> Image.Image:
     picture = Image.fromarray(image)
     width, height = picture.size
     scale = min(1.0, max_side / max(width, height))
@@ -90,26 +142,61 @@ def render_evidence(image: RGBImage, box: Sequence[int] | None, max_side: int = 
         ImageDraw.Draw(picture).rectangle(
             (x, y, x + max(w - 1, 1), y + max(h - 1, 1)), outline=_OUTLINE, width=line
         )
+    return picture
+
+
+def _jpeg(picture: Image.Image) -> bytes:
     out = io.BytesIO()
     picture.save(out, "JPEG", quality=85)
     return out.getvalue()
 
 
+def reference_picture(gallery_root: Path, reference: str) -> RGBImage | None:
+    """The first picture of a gallery reference (an image, or a clip's first frame); None when
+    it is not a file inside ``gallery_root`` or cannot be read."""
+    root = gallery_root.resolve()
+    path = (root / reference).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        return None
+    try:
+        return load_media(path, DecodeLimits(max_frames=1), even_frames=1)[0].image
+    except (MediaError, IndexError) as exc:
+        log.info("reference %s not shown beside the evidence: %s", reference, exc)
+        return None
+
+
 def save_evidence(
-    shared_dir: Path, alert_id: str, frames: Sequence[Frame], evidence: Sequence[EvidenceRecord]
+    shared_dir: Path,
+    alert_id: str,
+    frames: Sequence[Frame],
+    evidence: Sequence[EvidenceRecord],
+    gallery_root: Path | None = None,
 ) -> Path | None:
-    """Write the thumbnail of the best framed evidence; None when no evidence has a frame."""
+    """Write the thumbnail of the best framed evidence (beside its reference picture when
+    ``gallery_root`` holds it) and the frame alone; None when no evidence has a frame."""
     best = best_evidence(evidence)
     if best is None or not frames or best.frame_time is None:
         return None
     at = best.frame_time
     frame = min(frames, key=lambda f: abs(f.time - at))
+    alone = render_evidence(frame.image, best.box)
+    reference = (
+        reference_picture(gallery_root, best.reference)
+        if gallery_root is not None and best.reference and best.signal in ("face", "visual")
+        else None
+    )
+    shown = alone if reference is None else render_pair(frame.image, best.box, reference)
     path = evidence_path(shared_dir, alert_id)
+    _write(frame_path(shared_dir, alert_id), alone)
+    _write(path, shown)
+    return path
+
+
+def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".part")
-    partial.write_bytes(render_evidence(frame.image, best.box))
+    partial.write_bytes(data)
     partial.replace(path)  # a reader never sees half a file
-    return path
 
 
 def save_clip_evidence(
@@ -117,8 +204,10 @@ def save_clip_evidence(
     record: ClipScored,
     frames: Sequence[Frame],
     clip_fingerprint: Fingerprint | None = None,
+    gallery_root: Path | None = None,
 ) -> None:
-    """For each entity a scored clip flags: its thumbnail and the clip's fingerprint
+    """For each entity a scored clip flags: its thumbnail (beside the matched reference when
+    ``gallery_root``, the gallery's folder, is given) and the clip's fingerprint
     (``clip_fingerprint``, of every frame; else made from the sampled ``frames``).
 
     A file that cannot be written is logged and skipped: a message without its picture still
@@ -132,7 +221,7 @@ def save_clip_evidence(
     for entity in record.flagged:
         alert_id = Alert.id_for(record.clip.key, entity.entity_id)
         try:
-            save_evidence(shared_dir, alert_id, frames, entity.evidence)
+            save_evidence(shared_dir, alert_id, frames, entity.evidence, gallery_root)
             kept.with_about(alert_id=alert_id, entity=entity.entity_id).save(
                 fingerprint_path(shared_dir, alert_id)
             )

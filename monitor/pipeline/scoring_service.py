@@ -51,6 +51,7 @@ from monitor.records import (
     decode,
     encode,
 )
+from monitor.review.teach import gallery_folder
 
 __all__ = ["Prepared", "ScoringService", "to_record"]
 
@@ -316,7 +317,13 @@ class ScoringService:
                     "fingerprint of %s from its sampled frames only: %s", record.clip.key, exc
                 )
         await asyncio.get_running_loop().run_in_executor(
-            None, save_clip_evidence, self.settings.pipeline.shared_root, record, frames, kept
+            None,
+            save_clip_evidence,
+            self.settings.pipeline.shared_root,
+            record,
+            frames,
+            kept,
+            gallery_folder(self.settings.pipeline.gallery),
         )
 
     def _remember(self, record: ClipScored) -> None:

@@ -25,7 +25,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from monitor.evidence.files import evidence_path, fingerprint_path
+from monitor.evidence.files import evidence_path, fingerprint_path, frame_path
 from monitor.likeness.footage.fingerprint import FINGERPRINT_SUFFIX
 from monitor.likeness.gallery.build import build_gallery
 from monitor.likeness.gallery.built import Gallery
@@ -62,12 +62,15 @@ def learn(review: Review, alert: Alert, shared_dir: Path, folder: Path) -> bool:
         changed = _remove(frame) | _remove(kept)
     if review.decision != "confirm" and _remove(confirmed):
         _write_cases(folder)
+    evidence = frame_path(shared_dir, alert_id)
+    if not evidence.is_file():  # an alert from before the thumbnail could be a pair
+        evidence = evidence_path(shared_dir, alert_id)
     if review.decision == "dismiss":
-        if not _copy(evidence_path(shared_dir, alert_id), frame):
+        if not _copy(evidence, frame):
             log.warning("alert %s dismissed without an evidence frame to learn from", alert_id)
         changed |= frame.is_file()
         changed |= _copy(fingerprint_path(shared_dir, alert_id), kept)
-    elif review.decision == "confirm" and _copy(evidence_path(shared_dir, alert_id), confirmed):
+    elif review.decision == "confirm" and _copy(evidence, confirmed):
         _write_cases(folder, {alert_id: alert})
     return changed
 

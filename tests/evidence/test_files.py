@@ -13,7 +13,13 @@ from aiohttp import web
 from PIL import Image
 
 from monitor.config import PipelineSettings, Settings
-from monitor.evidence.files import best_evidence, evidence_path, read_evidence, save_evidence
+from monitor.evidence.files import (
+    best_evidence,
+    evidence_path,
+    frame_path,
+    read_evidence,
+    save_evidence,
+)
 from monitor.evidence.urls import EvidenceUrls
 from monitor.media import load_media
 from monitor.media.frames import Frame
@@ -55,6 +61,51 @@ def test_the_thumbnail_is_a_jpeg_at_most_480_px_with_the_box_outlined(
     edge = thumb[round((h // 4 + h // 4) * scale), round(w // 4 * scale) + 1]
     assert edge[0] > 180 and edge[1] < 90 and edge[2] < 90  # red outline on the box's left side
     assert thumb.mean() > 20  # the photo, not the black frame at t=0
+
+
+def gallery_with_reference(root: Path, colour: tuple[int, int, int]) -> Path:
+    (root / "refs" / "ghostface").mkdir(parents=True)
+    Image.new("RGB", (300, 400), colour).save(root / "refs" / "ghostface" / "mask.png")
+    return root
+
+
+def test_the_match_is_shown_beside_the_reference_it_matched_and_the_frame_kept_alone(
+    photo: Frame, tmp_path: Path
+) -> None:
+    """The thumbnail pairs the boxed face (with some surroundings) and the reference picture;
+    the frame alone is what a review files into the gallery."""
+    root = gallery_with_reference(tmp_path / "gallery", (0, 200, 0))
+    h, w = photo.height, photo.width
+    box = [w // 3, h // 3, w // 6, h // 6]
+    evidence = [
+        EvidenceRecord(
+            signal="face", score=0.9, frame_time=0.0, box=box, reference="refs/ghostface/mask.png"
+        )
+    ]
+    path = save_evidence(tmp_path, ALERT_ID, [Frame(photo.image, time=0.0)], evidence, root)
+    assert path is not None
+    pair = np.asarray(Image.open(path).convert("RGB")).astype(int)
+    alone = Image.open(frame_path(tmp_path, ALERT_ID))
+    assert max(alone.size) == min(480, max(h, w)), "the frame alone, as without a gallery"
+    right = pair[20:, -20:]
+    assert right[..., 1].mean() > 150 and right[..., 0].mean() < 60, "the green reference"
+    assert pair.shape[1] < alone.size[0] + 300, "the match is cropped around its box"
+
+
+@pytest.mark.parametrize(
+    "reference",
+    ["../outside.png", "refs/ghostface/missing.png", "refs/ghostface/broken.png", None],
+)
+def test_without_a_readable_reference_inside_the_gallery_the_frame_is_shown_alone(
+    photo: Frame, tmp_path: Path, reference: str | None
+) -> None:
+    root = gallery_with_reference(tmp_path / "gallery", (0, 200, 0))
+    (root / "refs" / "ghostface" / "broken.png").write_bytes(b"not a picture")
+    Image.new("RGB", (50, 50), "blue").save(tmp_path / "outside.png")
+    evidence = [EvidenceRecord(signal="face", score=0.9, frame_time=0.0, reference=reference)]
+    path = save_evidence(tmp_path, ALERT_ID, [Frame(photo.image, time=0.0)], evidence, root)
+    assert path is not None
+    assert path.read_bytes() == frame_path(tmp_path, ALERT_ID).read_bytes()
 
 
 def test_no_thumbnail_without_framed_evidence(photo: Frame, tmp_path: Path) -> None:

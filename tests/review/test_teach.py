@@ -15,7 +15,7 @@ import yaml
 from PIL import Image
 
 from monitor.config import DecodeSettings, LikenessSettings, PipelineSettings, Settings
-from monitor.evidence.files import save_clip_evidence
+from monitor.evidence.files import evidence_path, frame_path, save_clip_evidence
 from monitor.likeness.evaluation import load_cases
 from monitor.likeness.gallery.build import build_gallery
 from monitor.likeness.gallery.built import Gallery
@@ -25,7 +25,14 @@ from monitor.media import decode_clip, load_media
 from monitor.media.frames import Frame
 from monitor.pipeline.scoring_service import to_record
 from monitor.records import Alert, AlertEntity, ClipRef, ClipSeen, Review, utcnow
-from monitor.review.teach import CONFIRMED, DISMISSED, REVIEWED_CASES, GalleryTeacher, learn
+from monitor.review.teach import (
+    CONFIRMED,
+    DISMISSED,
+    REVIEWED_CASES,
+    GalleryTeacher,
+    gallery_folder,
+    learn,
+)
 from tests.media.clips import transform_clip
 
 DECODE = DecodeSettings(max_frames=4, even_frames=4)
@@ -92,7 +99,12 @@ def alerted(settings: Settings, models: Models, clip_id: str, frames: list[Frame
     )
     scored = to_record(seen, Scorer(gallery, models, settings.likeness).score_frames(frames))
     [flagged] = scored.flagged
-    save_clip_evidence(settings.pipeline.state_dir, scored, frames)
+    save_clip_evidence(
+        settings.pipeline.state_dir,
+        scored,
+        frames,
+        gallery_root=gallery_folder(settings.pipeline.gallery),
+    )
     return Alert(
         alert_id=Alert.id_for(seen.key, "bunny"),
         entity=AlertEntity(id="bunny", name="Bunny", kind="character"),
@@ -124,6 +136,12 @@ def test_a_dismissed_alert_becomes_a_negative_and_the_rebuilt_gallery_stops_flag
         f"{alert.alert_id}.jpg",
         f"{alert.alert_id}.pdq.json",
     }
+    shown = evidence_path(settings.pipeline.state_dir, alert.alert_id).read_bytes()
+    assert (
+        (filed / f"{alert.alert_id}.jpg").read_bytes()
+        == frame_path(settings.pipeline.state_dir, alert.alert_id).read_bytes()
+        != shown
+    ), "the frame alone is filed, not the thumbnail beside its reference"
 
     teacher = GalleryTeacher(settings.pipeline.gallery, settings.likeness, settings.decode)
     taught_version = teacher.rebuild()
