@@ -11,6 +11,11 @@ pages are conditional (``If-None-Match``), which answers ``304`` when nothing ch
 The API key travels in the ``X-Goog-Api-Key`` header, not in the URL, so it never reaches a
 log. YouTube does not hand out video files: ``media_url`` is the largest thumbnail, which is
 what the scorer can see of the clip.
+
+``videos.list`` also asks for the ``status`` part (no extra quota: a call costs 1 unit whatever
+its parts) for ``status.containsSyntheticMedia``, the uploader's disclosure of altered or
+synthetic content that YouTube returns when it is set (API revision of 2024-10-30): it becomes
+``ClipSeen.platform_synthetic`` (absent: None).
 """
 
 from __future__ import annotations
@@ -62,6 +67,11 @@ class _Video(_Loose):
     id: str = Field(min_length=1)
     snippet: dict[str, Any] = Field(default_factory=dict)
     statistics: dict[str, Any] = Field(default_factory=dict)
+    status: dict[str, Any] = Field(default_factory=dict)
+
+
+_VIDEO_PARTS = "snippet,statistics,status"
+"""What ``videos.list`` asks for: titles, counts, and the synthetic-media label."""
 
 
 class _VideoList(_Loose):
@@ -174,7 +184,7 @@ class YouTubePlatform(Platform):
         if cursor:
             params["pageToken"] = cursor
         if feed.kind == "popular":
-            params.update(part="snippet,statistics", chart="mostPopular", regionCode=feed.query)
+            params.update(part=_VIDEO_PARTS, chart="mostPopular", regionCode=feed.query)
             response = await api.send(
                 "GET",
                 f"{self.base_url}/videos",
@@ -213,7 +223,7 @@ class YouTubePlatform(Platform):
             response = await api.send(
                 "GET",
                 f"{self.base_url}/videos",
-                params={"part": "snippet,statistics", "id": ",".join(chunk), "maxResults": 50},
+                params={"part": _VIDEO_PARTS, "id": ",".join(chunk), "maxResults": 50},
                 cost=VIDEOS_COST,
             )
             listing = parse(_VideoList, response, "a videos.list response")
@@ -223,6 +233,7 @@ class YouTubePlatform(Platform):
     def _clip(self, item: dict[str, Any]) -> ClipSeen:
         video = _Video.model_validate(item)
         snippet, stats = video.snippet, video.statistics
+        synthetic = video.status.get("containsSyntheticMedia")
         return ClipSeen(
             platform=self.name,
             clip_id=video.id,
@@ -236,4 +247,5 @@ class YouTubePlatform(Platform):
             views=_count(stats.get("viewCount")),
             likes=_count(stats.get("likeCount")),
             comments=_count(stats.get("commentCount")),
+            platform_synthetic=synthetic if isinstance(synthetic, bool) else None,
         )

@@ -45,6 +45,8 @@ class Video:
     posted_at: datetime = field(default_factory=lambda: datetime.now(UTC) - timedelta(hours=2))
     posted_as: Any = None
     """What the platform writes for the posting time instead of ``posted_at`` (a malformed one)."""
+    synthetic: bool | None = None
+    """YouTube's ``status.containsSyntheticMedia`` (None: not set, so not returned)."""
 
 
 def catalogue(n: int, prefix: str = "v") -> list[Video]:
@@ -225,10 +227,25 @@ class FakeYouTube(FakePlatform):
         else:
             ids = request.query.get("id", "").split(",")
             videos = [self.by_id[i] for i in ids if i in self.by_id]
-        return self._page(request, videos, "youtube#videoListResponse", self.resource)
+        parts = set(request.query.get("part", "").split(",")) | {"kind", "id"}
+
+        def item(v: Video) -> dict[str, Any]:  # only the parts asked for, as YouTube answers
+            return {k: value for k, value in self.resource(v).items() if k in parts}
+
+        return self._page(request, videos, "youtube#videoListResponse", item)
 
     @staticmethod
     def resource(v: Video) -> dict[str, Any]:
+        status: dict[str, Any] = {
+            "uploadStatus": "processed",
+            "privacyStatus": "public",
+            "license": "youtube",
+            "embeddable": True,
+            "publicStatsViewable": True,
+            "madeForKids": False,
+        }
+        if v.synthetic is not None:
+            status["containsSyntheticMedia"] = v.synthetic
         return {
             "kind": "youtube#video",
             "id": v.id,
@@ -250,6 +267,7 @@ class FakeYouTube(FakePlatform):
                 "commentCount": str(v.comments),
                 "favoriteCount": "0",
             },
+            "status": status,
         }
 
 

@@ -248,3 +248,20 @@ async def test_a_video_whose_time_does_not_parse_is_kept_without_a_posting_time(
     assert sorted(seen) == [v.id for v in videos] and source.report.skipped == 0
     assert seen[videos[1].id].posted_at is None
     assert seen[videos[0].id].posted_at is not None
+
+
+async def test_the_synthetic_media_label_is_asked_for_and_carried_on_the_observation(
+    state: CrawlState,
+) -> None:
+    found = catalogue(3)
+    found[0].synthetic, found[1].synthetic = True, False  # found[2]: the uploader never said
+    popular = catalogue(2, prefix="pop")
+    popular[0].synthetic = True
+    fake = FakeYouTube(found, popular=popular)
+    async with serve(fake) as url:
+        seen = await crawl(crawler(url, state, Sleeps(), regions=("GB",)))
+
+    label = {c.clip_id: c.platform_synthetic for c in seen}
+    assert label == {"v000": True, "v001": False, "v002": None, "pop000": True, "pop001": None}
+    videos = fake.to("/youtube/v3/videos")
+    assert videos and {r["query"]["part"] for r in videos} == {"snippet,statistics,status"}
