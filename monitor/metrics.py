@@ -33,6 +33,7 @@ __all__ = [
     "SCORING_SECONDS",
     "SOURCE_PAUSED",
     "SOURCE_QUOTA_USED",
+    "SYNTHETIC",
     "registry",
 ]
 
@@ -40,6 +41,9 @@ registry: CollectorRegistry = REGISTRY
 """The registry served at ``/metrics``, shared with Faust's own sensors."""
 
 _ENTITY = ("entity", "franchise", "platform", "kind")
+SYNTHETIC = "synthetic"
+"""Whether the clip is AI-generated, as ``Synthetic.value`` says: ``ai_generated``,
+``not_ai_generated`` or ``unknown`` (three values: the label stays bounded)."""
 
 CLIPS_DISCOVERED = Counter(
     "likeness_clips_discovered",
@@ -83,14 +87,16 @@ CLIPS_SCORED = Counter(
 )
 CLIPS_FLAGGED = Counter(
     "likeness_clips_flagged",
-    "Clips newly found to show a protected entity (once per clip and entity).",
-    list(_ENTITY),
+    "Clips newly found to show a protected entity (once per clip and entity), by whether "
+    "the clip is AI-generated (synthetic: ai_generated, not_ai_generated, unknown).",
+    [*_ENTITY, SYNTHETIC],
     registry=registry,
 )
 ALERTS = Counter(
     "likeness_alerts",
-    "Alerts emitted on the alerts topic (one per clip and entity).",
-    list(_ENTITY),
+    "Alerts emitted on the alerts topic (one per clip and entity), by whether the clip is "
+    "AI-generated (synthetic: ai_generated, not_ai_generated, unknown).",
+    [*_ENTITY, SYNTHETIC],
     registry=registry,
 )
 FLAGGED_VIEWS = Gauge(

@@ -11,6 +11,8 @@ shared the pool with it are decoded normally on their second try.
 
 The pool also hashes every frame of a flagged clip for its fingerprint (``fingerprint``): that
 decodes the clip once more, in full, and a codec that crashes on it must not take the worker.
+And it reads each clip's C2PA manifest (``provenance``): native code fed by strangers, bounded
+by ``read_c2pa`` and kept out of the worker's process like a decode.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from monitor.errors import DecoderCrashError
 from monitor.likeness.footage import Fingerprint, fingerprint_file
 from monitor.media import DecodeLimits, load_media
 from monitor.media.frames import Frame
+from monitor.media.provenance import read_c2pa
+from monitor.records import Synthetic
 
 __all__ = ["DecodePool"]
 
@@ -81,6 +85,10 @@ class DecodePool:
         """The fingerprint of every frame of ``path`` (``fingerprint_file``), with the errors
         of ``decode``."""
         return await self._guarded(path, fingerprint_file, path, limits)
+
+    async def provenance(self, path: Path) -> Synthetic:
+        """What ``path``'s C2PA manifest says (``read_c2pa``), with the errors of ``decode``."""
+        return await self._guarded(path, read_c2pa, path)
 
     async def _guarded(
         self, path: Path, work: Callable[P, R], *args: P.args, **kwargs: P.kwargs

@@ -288,7 +288,13 @@ async def _decide_one(pipeline: Pipeline, alerts: Any, raw: bytes | None) -> Non
     state, seen = pipeline.state, scored.observation
     first_seen = state.observe(seen.key, seen.platform, seen.observed_at, seen.views, seen.shares)
     for entity in scored.flagged:
-        labels = (entity.entity_id, entity.franchise or "", seen.platform, entity.kind)
+        labels = (
+            entity.entity_id,
+            entity.franchise or "",
+            seen.platform,
+            entity.kind,
+            scored.synthetic.value,
+        )
         if state.flag(seen.key, entity.entity_id, entity.franchise, entity.kind):
             metrics.CLIPS_FLAGGED.labels(*labels).inc()
         velocity = _views_per_hour(seen)
@@ -318,6 +324,7 @@ async def _decide_one(pipeline: Pipeline, alerts: Any, raw: bytes | None) -> Non
             views=seen.views,
             shares=seen.shares,
             posted_at=seen.posted_at,
+            synthetic=scored.synthetic,
         )
         record = encode(alert)
         delivery = await alerts.send(key=key.encode(), value=record)

@@ -36,6 +36,7 @@ from monitor.likeness.gallery.built import Gallery
 from monitor.likeness.scoring import ClipScore, Scorer
 from monitor.media.fetch import fetch_media
 from monitor.media.frames import Frame
+from monitor.media.provenance import strongest, verdict_for
 from monitor.media.resolve import CommandResolver, ListedMedia, MediaResolver
 from monitor.media.safety import AddressGuard, guarded_client
 from monitor.pipeline.decode_pool import DecodePool
@@ -48,6 +49,7 @@ from monitor.records import (
     EvidenceRecord,
     Failure,
     ScoredEntity,
+    Synthetic,
     decode,
     encode,
 )
@@ -79,6 +81,8 @@ class Prepared:
     """The slot its frames hold until they are scored (``prepare``'s ``frames_gate``)."""
     media: Path | None = None
     """The fetched file, kept until scored: a flagged clip's fingerprint reads every frame."""
+    provenance: Synthetic | None = None
+    """What the fetched file's C2PA manifest says (``DecodePool.provenance``)."""
 
     def release(self) -> None:
         """Give back the frames' slot and delete the fetched file (once scored): another clip
@@ -91,7 +95,9 @@ class Prepared:
             self.media = None
 
 
-def to_record(seen: ClipSeen, result: ClipScore) -> ClipScored:
+def to_record(seen: ClipSeen, result: ClipScore, media: Synthetic | None = None) -> ClipScored:
+    """The verdict on ``seen``, its ``synthetic`` from the media's C2PA verdict (``media``),
+    the platform's label and the caption (``verdict_for``)."""
     entities = [
         ScoredEntity(
             entity_id=s.entity_id,
@@ -130,6 +136,7 @@ def to_record(seen: ClipSeen, result: ClipScore) -> ClipScored:
         models=result.models,
         frames=result.frames,
         timings={k: round(v, 4) for k, v in result.timings.items()},
+        synthetic=verdict_for(seen, media),
     )
 
 
@@ -140,6 +147,7 @@ def _failed(seen: ClipSeen, scorer: Scorer, reason: str, message: str) -> ClipSc
         gallery_version=scorer.gallery.version,
         models=dict(scorer.models.versions),
         failure=Failure(reason=reason, message=message[:500]),
+        synthetic=verdict_for(seen),
     )
 
 
@@ -243,12 +251,16 @@ class ScoringService:
         if cached is not None:
             record = decode(ClipScored, cached)
             metrics.CLIPS_SCORED.labels(seen.platform, "cached").inc()
-            update = {"observation": seen, "rescored": False}
+            # the media's verdict is the cached one's; the label and caption are this observation's
+            synthetic = strongest([record.synthetic, verdict_for(seen)])
+            update = {"observation": seen, "rescored": False, "synthetic": synthetic}
             return Prepared(seen, record.model_copy(update=update), cached=True)
         loaded = await self._fetch_and_decode(seen, frames_gate)
         if isinstance(loaded, tuple):
-            frames, media = loaded
-            return Prepared(seen, None, frames, started, gate=frames_gate, media=media)
+            frames, media, provenance = loaded
+            return Prepared(
+                seen, None, frames, started, gate=frames_gate, media=media, provenance=provenance
+            )
         record = _failed(seen, self.scorer, loaded.reason, loaded.message)
         self._remember(record)
         self.health.failed(loaded.reason)
@@ -281,7 +293,7 @@ class ScoringService:
                     metrics.CLIPS_SCORED.labels(p.seen.platform, "failed").inc()
             for (i, p, frames), result in zip(ready, results or [], strict=False):
                 seen = p.seen
-                record = to_record(seen, result)
+                record = to_record(seen, result, p.provenance)
                 await self._save_evidence(record, frames, p.media)  # before the verdict is cached
                 self.state.save_score(
                     seen.key, record.gallery_version or "", record.models, encode(record).decode()
@@ -335,10 +347,20 @@ class ScoringService:
                 encode(record).decode(),
             )
 
+    async def _provenance(self, path: Path) -> Synthetic:
+        """The media's C2PA verdict; a reader that fails (its process died twice, say) is a
+        c2pa verdict of unknown that says so, and costs the clip nothing else."""
+        try:
+            return await self.decoders.provenance(path)
+        except Exception as exc:
+            log.warning("the C2PA manifest of %s could not be read: %s", path, exc)
+            return Synthetic(source="c2pa", detail=f"C2PA manifest not read: {exc}")
+
     async def _fetch_and_decode(
         self, seen: ClipSeen, gate: asyncio.Semaphore | None = None
-    ) -> tuple[list[Frame], Path] | Failure:
-        """The frames and the fetched file (the caller deletes it), or why there are none."""
+    ) -> tuple[list[Frame], Path, Synthetic] | Failure:
+        """The frames, the fetched file (the caller deletes it) and what its C2PA manifest
+        says, or why there are none."""
         try:
             async with self._fetch_slots:
                 media_url = await self._resolver.resolve(seen)
@@ -355,6 +377,7 @@ class ScoringService:
                     validate_url=self._guard,
                 )
             try:
+                provenance = await self._provenance(path)
                 if gate is not None:
                     await gate.acquire()
                 try:
@@ -368,7 +391,7 @@ class ScoringService:
             except BaseException:
                 path.unlink(missing_ok=True)
                 raise
-            return frames, path
+            return frames, path, provenance
         except MediaError as exc:
             return Failure(reason=exc.reason, message=str(exc))
         except Exception as exc:  # whatever else: report, don't crash

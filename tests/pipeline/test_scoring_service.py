@@ -3,6 +3,7 @@ version, and a rebuilt or recalibrated gallery picked up without a restart (hot 
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -25,24 +26,35 @@ from monitor.media import decode_clip
 from monitor.pipeline.scoring_service import ScoringService
 from monitor.pipeline.worker_state import StateStore
 from monitor.records import Alert, ClipSeen
+from tests.media.c2pa_signing import sign_media
 
 DECODE = DecodeSettings(max_frames=4, even_frames=4)
 
 
-@pytest.fixture
-async def media_server(package_file: Callable[[str], Path]) -> AsyncIterator[str]:
-    async def bunny(_: web.Request) -> web.FileResponse:
-        return web.FileResponse(package_file("bigbuckbunny.mp4"))
+@contextlib.asynccontextmanager
+async def serving(files: dict[str, Path]) -> AsyncIterator[str]:
+    """An HTTP server on 127.0.0.1 that serves ``files`` by name; its base URL."""
+
+    async def serve_file(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(files[request.match_info["name"]])
 
     app = web.Application()
-    app.router.add_get("/bunny.mp4", bunny)
+    app.router.add_get("/{name}", serve_file)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}"
-    await runner.cleanup()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def media_server(package_file: Callable[[str], Path]) -> AsyncIterator[str]:
+    async with serving({"bunny.mp4": package_file("bigbuckbunny.mp4")}) as url:
+        yield url
 
 
 @pytest.fixture
@@ -151,3 +163,62 @@ async def test_a_flagged_clip_is_fingerprinted_from_every_frame_and_its_file_the
     finally:
         await service.close()
         state.close()
+
+
+async def test_each_verdict_says_whether_the_clip_is_ai_generated_and_who_says_so(
+    built: Path, models: Models, tmp_path: Path, package_file: Callable[[str], Path]
+) -> None:
+    """The fetched file's C2PA manifest, read in a decode process, the platform's label and
+    the caption: the strongest source wins, on fresh and cached verdicts alike."""
+    bunny = package_file("bigbuckbunny.mp4")
+    signed = sign_media(bunny, tmp_path / "signed.mp4", generator="Sora")
+    altered = bytearray(signed.read_bytes())
+    at = altered.find(b"mdat") + 4096
+    altered[at : at + 64] = bytes(64)
+    (tmp_path / "altered.mp4").write_bytes(bytes(altered))
+    files = {"signed.mp4": signed, "altered.mp4": tmp_path / "altered.mp4", "plain.mp4": bunny}
+    server = serving(files)
+    url = await server.__aenter__()
+    settings = service_settings(built, tmp_path)
+    state = StateStore(tmp_path / "state" / "state.sqlite3")
+    service = ScoringService(
+        Scorer(Gallery.load(built), models, settings.likeness), state, settings
+    )
+
+    def seen(name: str, **fields: Any) -> ClipSeen:
+        return ClipSeen(
+            platform="youtube", clip_id=name, url="u", media_url=f"{url}/{name}", **fields
+        )
+
+    try:
+        generated, edited, hinted = await service.score_batch(
+            [
+                seen("signed.mp4", title="a bunny #veo3"),
+                seen("altered.mp4", platform_synthetic=False),
+                seen("plain.mp4", caption="made with AI"),
+            ]
+        )
+        assert generated.flagged and generated.failure is None
+        synthetic = generated.synthetic
+        assert (synthetic.source, synthetic.value, synthetic.validated) == (
+            "c2pa",
+            "ai_generated",
+            True,
+        )
+        assert synthetic.generator == "Sora 1.0"
+        assert synthetic.detail is not None and "caption says ai_generated" in synthetic.detail
+        # the platform's "no" outranks a manifest that no longer matches its content
+        assert (edited.synthetic.source, edited.synthetic.value) == ("platform", "not_ai_generated")
+        assert (
+            edited.synthetic.detail is not None
+            and "c2pa says ai_generated" in edited.synthetic.detail
+        )
+        assert (hinted.synthetic.source, hinted.synthetic.value) == ("caption", "ai_generated")
+
+        [again] = await service.score_batch([seen("signed.mp4", platform_synthetic=False)])
+        assert not again.rescored and again.synthetic.source == "c2pa"
+        assert again.synthetic.validated is True
+    finally:
+        await service.close()
+        state.close()
+        await server.__aexit__(None, None, None)
