@@ -36,6 +36,7 @@ from slack_sdk.models.blocks import (
 from monitor.alerts.base import DeliveryContext, FloodSummary, Sink
 from monitor.alerts.secrets import post, url_secrets
 from monitor.errors import PermanentDeliveryError
+from monitor.media.provenance import describe
 from monitor.records import Alert, EvidenceRecord
 
 __all__ = ["SlackSink", "slack_message", "slack_summary", "views_per_hour"]
@@ -126,6 +127,12 @@ def slack_message(alert: Alert, context: DeliveryContext, *, image: bool = True)
         blocks.append(
             ContextBlock(elements=[MarkdownTextObject(text=_clip(line, 2000)) for line in captions])
         )
+    if alert.synthetic.source != "unknown":  # who says whether it is AI-generated
+        blocks.append(
+            ContextBlock(
+                elements=[MarkdownTextObject(text=_escape(_clip(describe(alert.synthetic), 2000)))]
+            )
+        )
     evidence_url = context.evidence_url(alert.alert_id)
     if image and context.evidence_images and _web_url(evidence_url):
         signals = ", ".join(sorted({e.signal for e in alert.evidence})) or "none"
@@ -151,6 +158,7 @@ def slack_message(alert: Alert, context: DeliveryContext, *, image: bool = True)
     text = (
         f"{entity.name} ({entity.franchise or entity.kind}) found on {clip.platform}: "
         f"score {alert.score:.3f} vs {alert.threshold:.3f}, views {_count(alert.views)}"
+        + (" (AI-generated)" if alert.synthetic.value == "ai_generated" else "")
     )
     return {"text": _escape(text), "blocks": [block.to_dict() for block in blocks]}
 

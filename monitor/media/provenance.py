@@ -44,6 +44,7 @@ __all__ = [
     "CAPTURE_SOURCE_TYPES",
     "MANIFEST_MAX_BYTES",
     "caption_verdict",
+    "describe",
     "platform_verdict",
     "read_c2pa",
     "strongest",
@@ -159,6 +160,29 @@ def strongest(verdicts: Iterable[Synthetic]) -> Synthetic:
     )
     detail = f"{winner.detail or winner.source}; also: {also}"
     return winner.model_copy(update={"detail": Synthetic(detail=detail).detail})
+
+
+_VALUES = {
+    "ai_generated": "AI-generated",
+    "not_ai_generated": "Not AI-generated",
+    "unknown": "AI provenance unknown",
+}
+
+
+def describe(verdict: Synthetic) -> str:
+    """One line for people (Slack, the review page): the value, who says so, the claim
+    generator and the detail; "AI provenance unknown: nothing says" when nothing does."""
+    if verdict.source == "unknown":
+        return f"{_VALUES[verdict.value]}: nothing says"
+    if verdict.source == "c2pa":
+        who = "C2PA manifest, " + ("validated" if verdict.validated else "NOT validated")
+    else:
+        who = {"platform": "the platform's label", "caption": "caption hints (weak)"}[
+            verdict.source
+        ]
+    generator = f", generator {verdict.generator}" if verdict.generator else ""
+    detail = f": {verdict.detail}" if verdict.detail else ""
+    return f"{_VALUES[verdict.value]} ({who}{generator}){detail}"
 
 
 def verdict_for(seen: ClipSeen, media: Synthetic | None = None) -> Synthetic:

@@ -15,7 +15,7 @@ from slack_sdk.models.blocks import Block
 from monitor.alerts.base import DeliveryContext, FloodSummary, SummaryClip
 from monitor.alerts.slack import SlackSink, slack_message, slack_summary
 from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
-from monitor.records import EvidenceRecord
+from monitor.records import EvidenceRecord, Synthetic
 from tests.alerts.receiver import Receiver, make_alert
 
 CONTEXT = DeliveryContext(public_base_url="https://monitor.example.org")
@@ -210,3 +210,24 @@ def test_caption_evidence_says_what_the_caption_said_and_what_it_read_like() -> 
         "Caption “the masked &lt;!here&gt; killer with the long black robe” reads like "
         "“a killer in a white screaming mask and a black hooded robe” (0.71 vs 0.42)"
     )
+
+
+def test_whether_the_clip_is_ai_generated_and_who_says_so_is_a_context_line() -> None:
+    synthetic = Synthetic(
+        source="c2pa",
+        value="ai_generated",
+        validated=True,
+        generator="Sora <2.0>",
+        detail="C2PA: digitalSourceType trainedAlgorithmicMedia; manifest Valid",
+    )
+    message = slack_message(make_alert("c1").model_copy(update={"synthetic": synthetic}), CONTEXT)
+    blocks = valid_block_kit(message)
+    lines = [e["text"] for b in blocks if b["type"] == "context" for e in b["elements"]]
+    [said] = [line for line in lines if line.startswith("AI-generated")]
+    assert "C2PA manifest, validated, generator Sora &lt;2.0&gt;" in said
+    assert "trainedAlgorithmicMedia" in said
+    assert message["text"].endswith("(AI-generated)")
+    # nothing says: no line (never a guess), and the fallback text says nothing either
+    plain = slack_message(make_alert("c1"), CONTEXT)
+    assert not any("AI" in b.get("elements", [{}])[0].get("text", "") for b in plain["blocks"])
+    assert "AI-generated" not in plain["text"]

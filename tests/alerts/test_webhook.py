@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
 
 import httpx
@@ -17,7 +18,7 @@ from monitor.alerts.webhook import (
     sign,
     verify_signature,
 )
-from monitor.records import Alert, decode
+from monitor.records import Alert, Synthetic, decode
 from tests.alerts.receiver import Receiver, Request, make_alert
 
 SECRET = "whsec-test-6f1c"
@@ -98,3 +99,17 @@ async def test_the_sink_signs_the_bytes_it_sends_with_the_whole_seconds_it_sends
     assert request.headers["X-Likeness-Timestamp"] == "1767225600"
     by_hand = hmac.new(b"whsec-test-6f1c", b"1767225600." + request.body, hashlib.sha256)
     assert request.headers["X-Likeness-Signature"] == f"sha256={by_hand.hexdigest()}"
+
+
+async def test_the_body_carries_whether_the_clip_is_ai_generated(receiver: Receiver) -> None:
+    synthetic = Synthetic(source="platform", value="ai_generated", detail="YouTube label")
+    request = await delivered(
+        receiver, make_alert("c1").model_copy(update={"synthetic": synthetic})
+    )
+    assert json.loads(request.body)["synthetic"] == {
+        "source": "platform",
+        "value": "ai_generated",
+        "detail": "YouTube label",
+        "generator": None,
+        "validated": None,
+    }

@@ -12,6 +12,7 @@ import pytest
 
 from monitor.media.provenance import (
     caption_verdict,
+    describe,
     platform_verdict,
     read_c2pa,
     strongest,
@@ -183,3 +184,16 @@ def test_verdict_for_an_observation() -> None:
     assert verdict_for(seen.model_copy(update={"title": "x", "platform_synthetic": None})) == (
         Synthetic()
     )
+
+
+def test_describe_says_the_value_who_says_so_and_the_generator() -> None:
+    valid = Synthetic(
+        source="c2pa", value="ai_generated", validated=True, generator="Sora 1.0", detail="d"
+    )
+    assert describe(valid) == "AI-generated (C2PA manifest, validated, generator Sora 1.0): d"
+    assert "NOT validated" in describe(valid.model_copy(update={"validated": False}))
+    assert describe(platform_verdict("youtube", False)).startswith(
+        "Not AI-generated (the platform's label): YouTube"
+    )
+    assert describe(caption_verdict("#sora")).startswith("AI-generated (caption hints (weak))")
+    assert describe(Synthetic()) == "AI provenance unknown: nothing says"
