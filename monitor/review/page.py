@@ -25,6 +25,7 @@ from aiohttp import web
 
 from monitor.evidence.files import is_alert_id, read_evidence
 from monitor.evidence.urls import EvidenceUrls, may_see_evidence
+from monitor.media.provenance import describe
 from monitor.records import Review
 from monitor.review.access import CSRF_COOKIE, CSRF_FIELD, Access
 from monitor.review.decisions import STATES, AlertFilter, ReviewedAlert, ReviewStore
@@ -74,6 +75,9 @@ _CSV_COLUMNS = (
     "confirmed_by",
     "gallery_version",
     "evidence_url",
+    "synthetic",
+    "synthetic_source",
+    "synthetic_detail",
 )
 
 
@@ -250,6 +254,10 @@ class ReviewPage:
                 + ("" if e["threshold"] is None else f"/{e['threshold']:.3f}")
                 for e in flat["evidence"]
             )
+            synthetic = row.alert.synthetic
+            flat["synthetic"] = synthetic.value
+            flat["synthetic_source"] = synthetic.source
+            flat["synthetic_detail"] = describe(synthetic)
             writer.writerow({key: _cell(value) for key, value in flat.items()})
         return web.Response(
             text=out.getvalue(),
@@ -286,6 +294,7 @@ class ReviewPage:
             "gallery_version": alert.gallery_version,
             "evidence_url": self.evidence.url(self.public_base_url, alert.alert_id),
             "evidence": [e.model_dump(mode="json") for e in alert.evidence],
+            "synthetic": alert.synthetic.model_dump(mode="json"),
         }
 
 

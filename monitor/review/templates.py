@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 from jinja2 import DictLoader, Environment, StrictUndefined
 
+from monitor.media.provenance import describe
+
 __all__ = ["environment"]
 
 _BASE = """<!doctype html>
@@ -29,6 +31,7 @@ img.evidence { max-width: 200px; max-height: 140px; }
 form.inline { display: inline; }
 .filters label { margin-right: 1rem; }
 .empty { color: #777; padding: 2rem 0; }
+.synthetic { color: #777; font-size: 90%; } .synthetic-ai_generated { color: #a0a; font-weight: bold; }
 </style>
 </head>
 <body>
@@ -83,6 +86,7 @@ Export confirmed alerts: <a href="/review/export.csv">CSV</a> · <a href="/revie
 <ul class="signals">
 {% for e in alert.evidence %}<li>{{ e.signal }} {{ "%.3f"|format(e.score) }}{% if e.threshold is not none %} / {{ "%.3f"|format(e.threshold) }}{% endif %}{% if e.region %} ({{ e.region }}){% endif %}{% if e.frame_time is not none %} at {{ "%.1f"|format(e.frame_time) }} s{% endif %}{% if e.signal == "caption" and e.text %}: “{{ e.text }}”{% if e.reference %} reads like “{{ e.reference }}”{% endif %}{% endif %}</li>
 {% endfor %}</ul>
+<div class="synthetic synthetic-{{ alert.synthetic.value }}" data-source="{{ alert.synthetic.source }}">{{ alert.synthetic|provenance }}</div>
 </td>
 <td><div class="views">{{ "{:,}".format(alert.views) if alert.views is not none else "?" }} views</div>
 <div class="velocity">{{ "{:,.0f}".format(row.velocity) if row.velocity is not none else "?" }} views/h</div></td>
@@ -129,4 +133,5 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.tests["web_url"] = _web_url
+    env.filters["provenance"] = describe
     return env

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from monitor.config import ReviewSettings
 from monitor.pipeline.review_role import apply_review
-from monitor.records import EvidenceRecord, Review
+from monitor.records import EvidenceRecord, Review, Synthetic
 from monitor.review.decisions import ReviewStore
 from tests.conftest import require_binary
 from tests.review.conftest import (
@@ -290,3 +290,43 @@ def test_caption_evidence_shows_the_sentence_and_the_description_it_read_like(
         "reads like “a killer in a white screaming mask and a black hooded robe”"
     )
     assert signals[-2] == "caption 1.000: “ghostface”"
+
+
+def test_whether_a_clip_is_ai_generated_is_shown_and_exported(serve: Serve, page: Page) -> None:
+    server = serve()
+    synthetic = Synthetic(
+        source="c2pa",
+        value="ai_generated",
+        validated=True,
+        generator="Sora <1.0>",
+        detail="C2PA: digitalSourceType trainedAlgorithmicMedia; manifest Valid",
+    )
+    made = server.add(make_alert("made", "ghostface").model_copy(update={"synthetic": synthetic}))
+    plain = server.add(make_alert("plain", "ghostface"))
+    page.goto(f"{server.url}/review")
+    said = page.locator(f"#alert-{made.alert_id} .synthetic")
+    assert said.inner_text() == (
+        "AI-generated (C2PA manifest, validated, generator Sora <1.0>): "
+        "C2PA: digitalSourceType trainedAlgorithmicMedia; manifest Valid"
+    )
+    assert said.get_attribute("data-source") == "c2pa"
+    assert page.locator(f"#alert-{plain.alert_id} .synthetic").inner_text() == (
+        "AI provenance unknown: nothing says"
+    )
+
+    for alert in (made, plain):
+        apply_review(
+            server.store, Review(alert_id=alert.alert_id, decision="confirm", reviewer=USER)
+        )
+    exported = httpx.get(f"{server.url}/review/export.json", auth=(USER, PASSWORD)).json()
+    by_id = {row["alert_id"]: row["synthetic"] for row in exported}
+    assert by_id[made.alert_id] == synthetic.model_dump(mode="json")
+    assert by_id[plain.alert_id]["value"] == "unknown"
+    response = httpx.get(f"{server.url}/review/export.csv", auth=(USER, PASSWORD))
+    rows = {row["alert_id"]: row for row in csv.DictReader(io.StringIO(response.text))}
+    assert (rows[made.alert_id]["synthetic"], rows[made.alert_id]["synthetic_source"]) == (
+        "ai_generated",
+        "c2pa",
+    )
+    assert rows[made.alert_id]["synthetic_detail"].startswith("AI-generated (C2PA manifest")
+    assert rows[plain.alert_id]["synthetic"] == "unknown"
