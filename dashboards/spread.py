@@ -2,7 +2,10 @@
 
 Views and shares are gauges of the latest counts (the decide role re-sums them as clips are
 observed again), so "over time" is the gauge itself and "how fast" is its derivative; flagged
-clips and alerts are counters, read with ``increase``.
+clips and alerts are counters, read with ``increase``. Flagged clips and alerts carry a
+``synthetic`` label (ai_generated, not_ai_generated, unknown: whether a C2PA manifest, the
+platform's label or the caption says a generator made the clip), so AI-generated spread is
+charted apart from the rest.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ _SEL_FP = 'franchise=~"$franchise", platform=~"$platform"'
 def spread_dashboard() -> dashboard.Dashboard:
     views = f"likeness_flagged_views{{{_SEL}}}"
     flagged = f"likeness_clips_flagged_total{{{_SEL}}}"
+    generated = f'likeness_clips_flagged_total{{{_SEL}, synthetic="ai_generated"}}'
     return (
         dashboard.Dashboard("Likeness Monitor: Spread")
         .uid(UID)
@@ -43,6 +47,14 @@ def spread_dashboard() -> dashboard.Dashboard:
                 "Flagged clips",
                 "Clips found showing a selected entity, all time (one per clip and entity).",
                 f"sum({flagged})",
+            )
+        )
+        .with_panel(
+            single_stat(
+                "AI-generated flagged clips",
+                "Flagged clips that a C2PA manifest, the platform's label or the caption says "
+                "a generator made, all time.",
+                f"sum({generated})",
             )
         )
         .with_panel(
@@ -86,6 +98,23 @@ def spread_dashboard() -> dashboard.Dashboard:
                 "Newly flagged clips per hour, by franchise",
                 "Clips found showing an entity of the franchise for the first time.",
                 [(f"sum by (franchise) (increase({flagged}[1h]))", "{{franchise}}")],
+                stacked=True,
+            )
+        )
+        .with_panel(
+            time_series(
+                "Newly flagged clips per hour, AI-generated or not",
+                "By what says whether a generator made the clip: ai_generated, "
+                "not_ai_generated (a C2PA capture or the platform says so) or unknown.",
+                [(f"sum by (synthetic) (increase({flagged}[1h]))", "{{synthetic}}")],
+                stacked=True,
+            )
+        )
+        .with_panel(
+            time_series(
+                "Newly flagged AI-generated clips per hour, by entity",
+                "Which entities generators are being prompted with.",
+                [(f"sum by (entity) (increase({generated}[1h]))", "{{entity}}")],
                 stacked=True,
             )
         )

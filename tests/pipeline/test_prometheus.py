@@ -37,7 +37,16 @@ from dashboards.promql import metric_names
 from monitor.likeness.models import Models
 from monitor.pipeline.broker import EmbeddedBroker, free_port
 from monitor.pipeline.harness import Worker, produce
-from monitor.records import Alert, ClipRef, ClipScored, ClipSeen, Review, ScoredEntity, encode
+from monitor.records import (
+    Alert,
+    ClipRef,
+    ClipScored,
+    ClipSeen,
+    Review,
+    ScoredEntity,
+    Synthetic,
+    encode,
+)
 from tests.conftest import require_binary
 from tests.resilience.media import MediaServer, build_bunny_gallery, clip, scorer_env
 from tests.sources.platforms import FakeYouTube, Video, catalogue
@@ -53,6 +62,10 @@ SINTEL = ("sintel", "Blender")
 OURS = ("Go", "Blender")
 """The franchises of the verdicts the test sends: only these figures are known in advance (the
 scored clip may flag the gallery's entity too, with no franchise)."""
+
+AI_MADE_CLIPS = frozenset({"a"})
+"""The clips whose verdicts say they are AI-generated: the Spread dashboard charts them apart."""
+AI_MADE = Synthetic(source="caption", value="ai_generated", detail="caption hints: #sora")
 
 NOT_PRODUCED: dict[str, str] = {}
 """Metrics that the queries read but this test's traffic cannot make, each with why: a query
@@ -333,7 +346,10 @@ def _verdict(clip_id: str, entity: tuple[str, str] | None, views: int, at: datet
         )
         for entity in ([entity] if entity else [])
     ]
-    return ClipScored(clip=ClipRef.of(seen), observation=seen, entities=flagged)
+    synthetic = AI_MADE if clip_id in AI_MADE_CLIPS else Synthetic()
+    return ClipScored(
+        clip=ClipRef.of(seen), observation=seen, entities=flagged, synthetic=synthetic
+    )
 
 
 def _send(bootstrap: str, topic: str, *records: tuple[bytes, bytes]) -> None:
@@ -498,6 +514,15 @@ def test_the_readme_spread_queries_return_the_figures_of_the_traffic(
         "entity=sintel": 1.0,
     }
     assert q("count(likeness_flagged_views == 999 or likeness_flagged_views == 5000)") == {}
+    # Clip a said it was AI-generated: counted apart, by the bounded synthetic label.
+    assert q(
+        'sum by (entity, synthetic) (likeness_clips_flagged_total{franchise=~"Go|Blender"})'
+    ) == {
+        "entity=gopher,synthetic=ai_generated": 1.0,
+        "entity=gopher,synthetic=unknown": 2.0,
+        "entity=sintel,synthetic=unknown": 1.0,
+    }
+    assert q('sum(likeness_alerts_total{synthetic="ai_generated"})') == {"": 1.0}
 
 
 def test_the_other_roles_figures_are_those_of_the_traffic(traffic: PrometheusServer) -> None:
