@@ -18,8 +18,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from aiohttp import web
-from monitor.review.role import apply_review
-from monitor.review.store import ReviewStore
 from PIL import Image
 from playwright.async_api import async_playwright
 from pydantic import SecretStr
@@ -28,8 +26,10 @@ from monitor.config import ReviewSettings
 from monitor.evidence.files import save_evidence
 from monitor.media import DecodeLimits, decode_clip
 from monitor.media.samples import sample
+from monitor.pipeline.review_role import apply_review
 from monitor.records import Alert, AlertEntity, ClipRef, EvidenceRecord, Review, utcnow
 from monitor.review.access import Access
+from monitor.review.decisions import ReviewStore
 from monitor.review.page import ReviewPage
 
 __all__ = ["main"]
