@@ -28,10 +28,13 @@ from monitor.pipeline.broker import EmbeddedBroker, free_port
 from monitor.pipeline.harness import Topics, Worker, produce
 from monitor.pipeline.run import demo_platform_in_thread
 from monitor.records import Alert, ClipScored, ClipSeen, DeadLetter, decode, encode
+from tests.media.c2pa_signing import sign_media
 
 DECODE = DecodeSettings(max_frames=4, even_frames=4)
 FIRST_ALERTS_S = 240.0
 REVIEW_TOKEN = "e2e-review-token"
+SIGNED_CLIP = "bbb-cropped"
+"""The demo clip whose file carries a C2PA manifest saying a generator made it."""
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +46,9 @@ def broker() -> Iterator[EmbeddedBroker]:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory, models: Models) -> DemoCatalogue:
     catalogue = build_demo(tmp_path_factory.mktemp("demo"))
+    # One positive is an upload whose file a generator signed (C2PA, a chain made here).
+    media = catalogue.media_dir / catalogue.clip(SIGNED_CLIP).media
+    sign_media(media, media.with_suffix(".signed.mp4"), generator="DemoGen").replace(media)
     built = build_gallery(catalogue.gallery_dir, models, LikenessSettings(device="cpu"), DECODE)
     built.save(catalogue.gallery_dir / "built")
     return catalogue
@@ -174,9 +180,45 @@ def test_every_positive_is_alerted_exactly_once_and_no_negative_ever(
     alerts = [decode(Alert, value) for value in topics.of("alerts")]
     topics.wait_for(lambda: len(FakeSlack.messages) >= len(alerts), 30, "the Slack messages")
     assert slack_alert_ids() == Counter(a.alert_id for a in alerts), "one message per alert"
-    image = FakeSlack.messages[0]["blocks"][2]["image_url"]
+    image = next(b for b in FakeSlack.messages[0]["blocks"] if b["type"] == "image")["image_url"]
     evidence = httpx.get(image, timeout=10)
     assert evidence.status_code == 200 and evidence.content[:3] == b"\xff\xd8\xff"
+
+
+def test_a_clip_signed_by_a_generator_alerts_as_ai_generated_in_slack_and_metrics(
+    worker: Worker, topics: Topics, demo: DemoCatalogue
+) -> None:
+    alerts = [decode(Alert, value) for value in topics.of("alerts")]
+    [signed] = [a for a in alerts if a.clip.clip_id == SIGNED_CLIP]
+    synthetic = signed.synthetic
+    assert (synthetic.source, synthetic.value, synthetic.validated) == (
+        "c2pa",
+        "ai_generated",
+        True,
+    )
+    assert synthetic.generator == "DemoGen 1.0"
+    assert {a.synthetic.value for a in alerts if a is not signed} == {"unknown"}, "never a guess"
+    said = [
+        element["text"]
+        for message in FakeSlack.messages
+        if signed.alert_id in message["blocks"][-1]["elements"][0]["text"]
+        for block in message["blocks"]
+        if block["type"] == "context"
+        for element in block["elements"]
+    ]
+    assert any(
+        line.startswith("AI-generated (C2PA manifest, validated, generator DemoGen 1.0)")
+        for line in said
+    ), said
+    port = worker.env["LIKENESS_MONITOR_PIPELINE__WEB_PORT"]
+    page = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    counted = [
+        line
+        for line in page.splitlines()
+        if line.startswith("likeness_alerts_total{") and 'synthetic="ai_generated"' in line
+    ]
+    assert len(counted) == 1 and 'entity="big-buck-bunny"' in counted[0], counted
+    assert counted[0].endswith(" 1.0"), counted
 
 
 def test_broken_media_yield_a_scored_record_with_the_reason_and_a_metric(
