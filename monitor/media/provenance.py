@@ -14,7 +14,9 @@ source states anything.
 C2PA is read with ``c2pa-python`` (the reference Rust SDK), bounded: only containers whose
 manifest store can be measured before the SDK sees it (ISO BMFF: MP4, MOV, M4V; JPEG; PNG),
 and only when that store is at most ``MANIFEST_MAX_BYTES``; no network (remote manifests and
-OCSP are not fetched). Validation then parses at most that many bytes of manifest and hashes
+OCSP are not fetched). ``measure_c2pa`` does that measuring alone, reading only headers, so the
+scorer asks its decode processes only about the few files that carry a manifest. Validation
+then parses at most that many bytes of manifest and hashes
 the file once, so its time is bounded by the file's size, which the fetch bounds. Any error of
 the SDK is a ``c2pa`` verdict of ``unknown`` that says why; nothing else is lost. The scorer
 calls ``read_c2pa`` in its decode processes, so a crash in the native code costs one process,
@@ -31,7 +33,7 @@ import json
 import re
 import struct
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -45,6 +47,7 @@ __all__ = [
     "MANIFEST_MAX_BYTES",
     "caption_verdict",
     "describe",
+    "measure_c2pa",
     "platform_verdict",
     "read_c2pa",
     "strongest",
@@ -200,10 +203,22 @@ def verdict_for(seen: ClipSeen, media: Synthetic | None = None) -> Synthetic:
 # ---- C2PA ---------------------------------------------------------------------------------
 
 
+_MAX_ENTRIES = 10_000
+"""The most boxes, segments or chunks of a container walked (real files have a few dozen at
+the top level; a PNG may have thousands of image chunks)."""
+
+
+def _entries() -> Iterator[int]:
+    yield from range(_MAX_ENTRIES)
+    raise ValueError(f"over {_MAX_ENTRIES} entries at its top level")
+
+
 def _bmff_store(f: BinaryIO, size: int) -> int:
     """Bytes of C2PA boxes (``uuid`` with the C2PA user type) at the top level of a BMFF file."""
     total, at = 0, 0
-    while at + 8 <= size:
+    for _ in _entries():
+        if at + 8 > size:
+            break
         f.seek(at)
         header = f.read(16 + 8)
         if len(header) < 8:
@@ -228,7 +243,9 @@ def _bmff_store(f: BinaryIO, size: int) -> int:
 def _jpeg_store(f: BinaryIO, size: int) -> int:
     """Bytes of APP11 segments (where JPEG carries JUMBF) before the image data."""
     total, at = 0, 2
-    while at + 4 <= size:
+    for _ in _entries():
+        if at + 4 > size:
+            break
         f.seek(at)
         marker, length = struct.unpack(">2sH", f.read(4))
         if marker[0] != 0xFF:
@@ -244,7 +261,9 @@ def _jpeg_store(f: BinaryIO, size: int) -> int:
 def _png_store(f: BinaryIO, size: int) -> int:
     """Bytes of ``caBX`` chunks (where PNG carries C2PA)."""
     total, at = 0, 8
-    while at + 8 <= size:
+    for _ in _entries():
+        if at + 8 > size:
+            break
         f.seek(at)
         length, kind = struct.unpack(">I4s", f.read(8))
         if kind == b"caBX":
@@ -271,10 +290,12 @@ def _unknown(detail: str) -> Synthetic:
     return Synthetic(source="c2pa", value="unknown", detail=detail)
 
 
-def read_c2pa(path: Path, max_manifest_bytes: int = MANIFEST_MAX_BYTES) -> Synthetic:
-    """The verdict of ``path``'s C2PA manifest: ``Synthetic()`` (unknown) when it has none or
-    its format is not one read here; a ``c2pa`` verdict otherwise, ``unknown`` with the reason
-    when the manifest is too large or cannot be read. Never raises for what the file holds."""
+def measure_c2pa(path: Path, max_manifest_bytes: int = MANIFEST_MAX_BYTES) -> Synthetic | None:
+    """None when ``path`` holds a C2PA manifest store within ``max_manifest_bytes`` (then
+    ``read_c2pa`` reads it); else the verdict, found without the SDK: ``Synthetic()`` when
+    there is none or the format is not one read here, a ``c2pa`` verdict of ``unknown`` saying
+    why when the store is too large or the file cannot be opened. Reads only the container's
+    headers (at most ``_MAX_ENTRIES`` of them): cheap enough for the worker's own process."""
     try:
         with path.open("rb") as f:
             size = path.stat().st_size
@@ -285,15 +306,28 @@ def read_c2pa(path: Path, max_manifest_bytes: int = MANIFEST_MAX_BYTES) -> Synth
             try:
                 store = measure(f, size)
             except (ValueError, struct.error) as exc:
-                return Synthetic(detail=f"no C2PA read: the {mime} container is malformed: {exc}")
-            if store == 0:
-                return Synthetic()
-            if store > max_manifest_bytes:
-                return _unknown(
-                    f"C2PA manifest not read: {store} bytes, over the {max_manifest_bytes}-byte limit"
-                )
-            f.seek(0)
-            return _read(f, mime)
+                return Synthetic(detail=f"no C2PA read from the {mime} container: {exc}")
+    except OSError as exc:
+        return _unknown(f"C2PA manifest not read: {exc}")
+    if store == 0:
+        return Synthetic()
+    if store > max_manifest_bytes:
+        return _unknown(
+            f"C2PA manifest not read: {store} bytes, over the {max_manifest_bytes}-byte limit"
+        )
+    return None
+
+
+def read_c2pa(path: Path, max_manifest_bytes: int = MANIFEST_MAX_BYTES) -> Synthetic:
+    """The verdict of ``path``'s C2PA manifest: ``Synthetic()`` (unknown) when it has none or
+    its format is not one read here; a ``c2pa`` verdict otherwise, ``unknown`` with the reason
+    when the manifest is too large or cannot be read. Never raises for what the file holds."""
+    measured = measure_c2pa(path, max_manifest_bytes)
+    if measured is not None:
+        return measured
+    try:
+        with path.open("rb") as f:
+            return _read(f, _container(f.read(16)) or "video/mp4")
     except OSError as exc:
         return _unknown(f"C2PA manifest not read: {exc}")
 

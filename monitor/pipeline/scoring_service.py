@@ -36,7 +36,7 @@ from monitor.likeness.gallery.built import Gallery
 from monitor.likeness.scoring import ClipScore, Scorer
 from monitor.media.fetch import fetch_media
 from monitor.media.frames import Frame
-from monitor.media.provenance import strongest, verdict_for
+from monitor.media.provenance import measure_c2pa, strongest, verdict_for
 from monitor.media.resolve import CommandResolver, ListedMedia, MediaResolver
 from monitor.media.safety import AddressGuard, guarded_client
 from monitor.pipeline.decode_pool import DecodePool
@@ -351,6 +351,10 @@ class ScoringService:
         """The media's C2PA verdict; a reader that fails (its process died twice, say) is a
         c2pa verdict of unknown that says so, and costs the clip nothing else."""
         try:
+            # Most files carry no manifest: known from their headers, without the pool.
+            measured = await asyncio.to_thread(measure_c2pa, path)
+            if measured is not None:
+                return measured
             return await self.decoders.provenance(path)
         except Exception as exc:
             log.warning("the C2PA manifest of %s could not be read: %s", path, exc)

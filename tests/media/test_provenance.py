@@ -13,6 +13,7 @@ import pytest
 from monitor.media.provenance import (
     caption_verdict,
     describe,
+    measure_c2pa,
     platform_verdict,
     read_c2pa,
     strongest,
@@ -197,3 +198,19 @@ def test_describe_says_the_value_who_says_so_and_the_generator() -> None:
     )
     assert describe(caption_verdict("#sora")).startswith("AI-generated (caption hints (weak))")
     assert describe(Synthetic()) == "AI provenance unknown: nothing says"
+
+
+def test_measuring_reads_headers_only_and_sends_only_manifests_to_the_sdk(
+    plain: Path, signed: Path, tmp_path: Path
+) -> None:
+    assert measure_c2pa(signed) is None  # a manifest within bounds: read_c2pa reads it
+    assert measure_c2pa(plain) == Synthetic()
+    # a file of 20,000 empty boxes is not walked to its end
+    boxes = tmp_path / "boxes.mp4"
+    ftyp = struct.pack(">I4s4sI", 16, b"ftyp", b"isom", 0)
+    boxes.write_bytes(ftyp + struct.pack(">I4s", 8, b"free") * 20_000)
+    started = time.perf_counter()
+    verdict = measure_c2pa(boxes)
+    assert verdict is not None and verdict.value == "unknown"
+    assert "over 10000 entries" in (read_c2pa(boxes).detail or "")
+    assert time.perf_counter() - started < 2.0
