@@ -44,6 +44,7 @@ __all__ = [
     "render_pair",
     "save_clip_evidence",
     "save_evidence",
+    "save_fingerprints",
 ]
 
 MAX_SIDE = 480
@@ -215,15 +216,26 @@ def save_clip_evidence(
     """
     if not record.flagged:
         return
-    kept = (clip_fingerprint or fingerprint(frames)).with_about(
+    for entity in record.flagged:
+        alert_id = Alert.id_for(record.clip.key, entity.entity_id)
+        try:
+            save_evidence(shared_dir, alert_id, frames, entity.evidence, gallery_root)
+        except (OSError, ValueError) as exc:
+            log.warning("no evidence thumbnail for alert %s: %s", alert_id, exc)
+    save_fingerprints(shared_dir, record, clip_fingerprint or fingerprint(frames))
+
+
+def save_fingerprints(shared_dir: Path, record: ClipScored, kept: Fingerprint) -> None:
+    """The clip's fingerprint beside each of its alerts' thumbnails (replacing one made
+    earlier); a file that cannot be written is logged and skipped."""
+    kept = kept.with_about(
         clip=record.clip.key, url=record.clip.url, gallery_version=record.gallery_version or ""
     )
     for entity in record.flagged:
         alert_id = Alert.id_for(record.clip.key, entity.entity_id)
         try:
-            save_evidence(shared_dir, alert_id, frames, entity.evidence, gallery_root)
             kept.with_about(alert_id=alert_id, entity=entity.entity_id).save(
                 fingerprint_path(shared_dir, alert_id)
             )
         except (OSError, ValueError) as exc:
-            log.warning("no evidence files for alert %s: %s", alert_id, exc)
+            log.warning("no fingerprint for alert %s: %s", alert_id, exc)

@@ -30,8 +30,7 @@ import httpx
 from monitor import metrics
 from monitor.config import Settings
 from monitor.errors import MediaError, MonitorError
-from monitor.evidence.files import save_clip_evidence
-from monitor.likeness.footage import Fingerprint
+from monitor.evidence.files import save_clip_evidence, save_fingerprints
 from monitor.likeness.gallery.built import Gallery
 from monitor.likeness.scoring import ClipScore, Scorer
 from monitor.media.fetch import fetch_media
@@ -59,6 +58,9 @@ __all__ = ["Prepared", "ScoringService", "to_record"]
 
 log = logging.getLogger(__name__)
 
+
+DENSE_BACKLOG = 16
+"""Flagged clips whose every-frame fingerprint may wait (with their files) at once."""
 
 TRANSIENT_FAILURES = frozenset(
     {"timeout", "network", "http_5xx", "http_other", "internal", "scoring_error", "resolve_failed"}
@@ -163,6 +165,8 @@ class ScoringService:
         self.decoders = DecodePool(settings.pipeline.decode_workers, on_death=self._pool_died)
         self._fetch_slots = asyncio.Semaphore(settings.pipeline.fetch_concurrency)
         self._workdir = tempfile.TemporaryDirectory(prefix="likeness-fetch-")
+        self._dense: set[asyncio.Task[None]] = set()
+        self._dense_slot = asyncio.Semaphore(1)
         timeout = httpx.Timeout(settings.pipeline.fetch_timeout_s, connect=5.0)
         # Media URLs come from strangers: no private, loopback or metadata addresses, unless
         # the operator allowed them (the demo platform on 127.0.0.1, say).
@@ -220,6 +224,9 @@ class ScoringService:
         metrics.DECODER_RESTARTS.labels(self.device).inc()
 
     async def close(self) -> None:
+        for task in self._dense:
+            task.cancel()
+        await asyncio.gather(*self._dense, return_exceptions=True)
         await self._client.aclose()
         self._inference.shutdown(wait=True)
         self.decoders.shutdown()
@@ -294,7 +301,10 @@ class ScoringService:
             for (i, p, frames), result in zip(ready, results or [], strict=False):
                 seen = p.seen
                 record = to_record(seen, result, p.provenance)
-                await self._save_evidence(record, frames, p.media)  # before the verdict is cached
+                await self._save_evidence(record, frames)  # before the verdict is cached
+                if record.flagged and p.media is not None:
+                    self._fingerprint_later(record, p.media)
+                    p.media = None  # the background fingerprint deletes it
                 self.state.save_score(
                     seen.key, record.gallery_version or "", record.models, encode(record).decode()
                 )
@@ -308,35 +318,55 @@ class ScoringService:
             metrics.SCORING_SECONDS.labels(self.device).observe(elapsed / len(fresh))
         return [out[i] for i in range(len(prepared))]
 
-    async def _save_evidence(
-        self, record: ClipScored, frames: list[Frame], media: Path | None
-    ) -> None:
+    async def _save_evidence(self, record: ClipScored, frames: list[Frame]) -> None:
         """Per flagged entity, a thumbnail for the alert's message (served at /evidence/) and
-        the clip's fingerprint, for the review loop should the alert be dismissed.
+        the clip's fingerprint from its sampled frames, for the review loop should the alert
+        be dismissed (``_fingerprint_later`` replaces it with one of every frame)."""
+        if record.flagged:
+            await asyncio.get_running_loop().run_in_executor(
+                None,
+                save_clip_evidence,
+                self.settings.pipeline.shared_root,
+                record,
+                frames,
+                None,
+                gallery_folder(self.settings.pipeline.gallery),
+            )
 
-        The fingerprint hashes every frame of the clip (in the decode pool); if that fails,
-        the sampled frames' hashes stand in, and the failure is logged."""
-        if not record.flagged:
+    def _fingerprint_later(self, record: ClipScored, media: Path) -> None:
+        """Hash every frame of a flagged clip's file in the background and replace its
+        fingerprint, then delete the file.
+
+        Not before the verdict: reading every frame costs seconds a clip, and a wave of
+        flagged clips would hold every verdict behind it. One at a time, so at most one decode
+        process is taken from new clips; past ``DENSE_BACKLOG`` waiting, a clip keeps its
+        sampled fingerprint (logged), so a wave cannot pile up files."""
+        if len(self._dense) >= DENSE_BACKLOG:
+            log.warning("fingerprint of %s from its sampled frames only: backlog", record.clip.key)
+            media.unlink(missing_ok=True)
             return
-        kept: Fingerprint | None = None
-        if media is not None:
-            try:
+        task = asyncio.create_task(self._fingerprint(record, media))
+        self._dense.add(task)
+        task.add_done_callback(self._dense.discard)
+
+    async def _fingerprint(self, record: ClipScored, media: Path) -> None:
+        try:
+            async with self._dense_slot:
                 kept = await self.decoders.fingerprint(
                     media, self.settings.decode.fingerprint_limits
                 )
-            except Exception as exc:  # the alert goes out whatever its fingerprint
-                log.warning(
-                    "fingerprint of %s from its sampled frames only: %s", record.clip.key, exc
-                )
-        await asyncio.get_running_loop().run_in_executor(
-            None,
-            save_clip_evidence,
-            self.settings.pipeline.shared_root,
-            record,
-            frames,
-            kept,
-            gallery_folder(self.settings.pipeline.gallery),
-        )
+            await asyncio.get_running_loop().run_in_executor(
+                None, save_fingerprints, self.settings.pipeline.shared_root, record, kept
+            )
+        except Exception as exc:  # the sampled fingerprint stays
+            log.warning("fingerprint of %s from its sampled frames only: %s", record.clip.key, exc)
+        finally:
+            media.unlink(missing_ok=True)
+
+    async def settle(self) -> None:
+        """Wait for the background fingerprints (tests, and an orderly stop)."""
+        while self._dense:
+            await asyncio.gather(*self._dense, return_exceptions=True)
 
     def _remember(self, record: ClipScored) -> None:
         if record.failure is None or record.failure.reason not in TRANSIENT_FAILURES:

@@ -141,8 +141,9 @@ async def test_a_flagged_clip_is_fingerprinted_from_every_frame_and_its_file_the
     built: Path, models: Models, media_server: str, tmp_path: Path
 ) -> None:
     """The sampled frames are enough to score a clip, not to know its copies again: the
-    fingerprint kept for the review loop hashes every frame of the fetched file (bounded by
-    ``decode.fingerprint_max_frames``), and the file goes once the clip is scored."""
+    fingerprint kept for the review loop is first of the sampled frames (the verdict does not
+    wait), then, in the background, of every frame of the fetched file (bounded by
+    ``decode.fingerprint_max_frames``), and the file goes once that is done."""
     settings = service_settings(built, tmp_path, shared_dir=tmp_path / "shared")
     settings = settings.model_copy(
         update={"decode": DECODE.model_copy(update={"fingerprint_max_frames": 40})}
@@ -156,8 +157,11 @@ async def test_a_flagged_clip_is_fingerprinted_from_every_frame_and_its_file_the
         [scored] = await service.score_batch([seen])
         assert scored.flagged and scored.frames == DECODE.even_frames
         alert_id = Alert.id_for(scored.clip.key, "bunny")
-        kept = Fingerprint.load(fingerprint_path(settings.pipeline.shared_root, alert_id))
-        assert DECODE.even_frames < len(kept.times) <= 40
+        path = fingerprint_path(settings.pipeline.shared_root, alert_id)
+        assert len(Fingerprint.load(path).times) <= DECODE.even_frames, "at once: sampled"
+        await service.settle()
+        kept = Fingerprint.load(path)
+        assert DECODE.even_frames < len(kept.times) <= 40, "then: every frame"
         assert kept.about["alert_id"] == alert_id
         assert not list(Path(service._workdir.name).iterdir()), "the fetched file is deleted"
     finally:
