@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from datetime import UTC
 from typing import Any
 
@@ -99,6 +100,19 @@ def _caption_line(evidence: EvidenceRecord) -> str:
     )
 
 
+def _signals(evidence: Sequence[EvidenceRecord]) -> str:
+    """Each signal once, at its best score, against its threshold where it has one:
+    ``face 0.912/0.800 · caption 1.00``."""
+    best: dict[str, EvidenceRecord] = {}
+    for item in evidence:
+        if item.signal not in best or item.score > best[item.signal].score:
+            best[item.signal] = item
+    return " · ".join(
+        f"{signal} {e.score:.3f}" + ("" if e.threshold is None else f"/{e.threshold:.3f}")
+        for signal, e in best.items()
+    )
+
+
 def slack_message(alert: Alert, context: DeliveryContext, *, image: bool = True) -> dict[str, Any]:
     """The incoming-webhook payload for ``alert``: fallback ``text`` plus validated ``blocks``."""
     entity, clip = alert.entity, alert.clip
@@ -113,6 +127,9 @@ def slack_message(alert: Alert, context: DeliveryContext, *, image: bool = True)
         f"*Views*\n{_count(alert.views)}"
         + ("" if velocity is None else f" (≈ {_count(velocity)}/h)"),
     ]
+    signals = _signals(alert.evidence)
+    if signals:
+        fields.append(f"*Signals*\n{signals}")
     blocks: list[Block] = [
         HeaderBlock(
             text=PlainTextObject(text=_clip(f"{entity.name} in a {clip.platform} clip", 150))

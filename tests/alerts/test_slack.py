@@ -50,6 +50,7 @@ def test_an_alert_message_is_valid_block_kit_with_entity_owner_score_views_clip_
         "0.910 vs threshold 0.800",
         "24,000",
         "/h)",
+        "*Signals*\nvisual 0.910/0.800",
     ):
         assert expected in fields, expected
     assert "https://clips.example/watch/c1" in blocks[1]["text"]["text"]
