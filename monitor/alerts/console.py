@@ -19,11 +19,14 @@ __all__ = ["ConsoleSink", "alert_line"]
 def alert_line(alert: Alert) -> str:
     entity = alert.entity
     views = "?" if alert.views is None else f"{alert.views:,}"
-    return (
+    line = (
         f"ALERT {entity.name} ({entity.kind}, {entity.franchise or '-'}) "
         f"score {alert.score:.3f} >= {alert.threshold:.3f}  {alert.clip.platform}  "
         f"views {views}  {alert.clip.url}"
     )
+    if alert.synthetic.value == "ai_generated":  # only what a source says; unknown stays quiet
+        line += f"  AI-generated ({alert.synthetic.source})"
+    return line
 
 
 def _print(line: str) -> None:

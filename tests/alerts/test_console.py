@@ -11,7 +11,7 @@ from monitor.alerts.console import ConsoleSink, alert_line
 from monitor.alerts.deliveries import DeliveryStore
 from monitor.alerts.notifier import Notifier, build_sinks
 from monitor.config import NotifySettings
-from monitor.records import Alert, ParkedAlert
+from monitor.records import Alert, ParkedAlert, Synthetic
 from tests.review.conftest import make_alert
 
 
@@ -67,3 +67,12 @@ async def test_the_console_is_on_unless_switched_off() -> None:
     async with httpx.AsyncClient() as client:
         assert [s.name for s in build_sinks(NotifySettings(), client)] == ["console"]
         assert build_sinks(NotifySettings(console=False), client) == []
+
+
+def test_an_ai_generated_clip_says_so_and_who_says_it_and_unknown_says_nothing() -> None:
+    alert = make_alert("c1", "ghostface")
+    assert "AI-generated" not in alert_line(alert)
+    labelled = alert.model_copy(
+        update={"synthetic": Synthetic(source="platform", value="ai_generated")}
+    )
+    assert alert_line(labelled).endswith("  AI-generated (platform)")
