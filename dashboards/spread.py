@@ -66,6 +66,14 @@ def spread_dashboard() -> dashboard.Dashboard:
         )
         .with_panel(
             single_stat(
+                "Views of AI-generated flagged clips",
+                "Latest total views of the flagged clips that a C2PA manifest, the platform's "
+                "label or the caption says a generator made.",
+                f'sum(likeness_flagged_views{{{_SEL}, synthetic="ai_generated"}})',
+            )
+        )
+        .with_panel(
+            single_stat(
                 "Shares of flagged clips",
                 "Latest total shares of those clips.",
                 f"sum(likeness_flagged_shares{{{_SEL}}})",

@@ -101,14 +101,15 @@ ALERTS = Counter(
 )
 FLAGGED_VIEWS = Gauge(
     "likeness_flagged_views",
-    "Latest total views of the clips flagged for an entity: the spread.",
-    list(_ENTITY),
+    "Latest total views of the clips flagged for an entity: the spread, by whether the clip "
+    "is AI-generated (synthetic).",
+    [*_ENTITY, SYNTHETIC],
     registry=registry,
 )
 FLAGGED_SHARES = Gauge(
     "likeness_flagged_shares",
-    "Latest total shares of the clips flagged for an entity.",
-    list(_ENTITY),
+    "Latest total shares of the clips flagged for an entity, by synthetic.",
+    [*_ENTITY, SYNTHETIC],
     registry=registry,
 )
 FLAGGED_VIEW_VELOCITY = Histogram(

@@ -41,7 +41,7 @@ from monitor.pipeline.broker import bootstrap_servers, cluster_id
 from monitor.pipeline.feed import TopicFeed
 from monitor.pipeline.poison import describe
 from monitor.pipeline.review_role import install_review
-from monitor.pipeline.worker_state import StateStore
+from monitor.pipeline.worker_state import EntitySpread, StateStore
 from monitor.records import (
     Alert,
     AlertEntity,
@@ -286,7 +286,14 @@ async def resend_alerts(
 async def _decide_one(pipeline: Pipeline, alerts: Any, raw: bytes | None) -> None:
     scored = decode(ClipScored, raw)
     state, seen = pipeline.state, scored.observation
-    first_seen = state.observe(seen.key, seen.platform, seen.observed_at, seen.views, seen.shares)
+    first_seen = state.observe(
+        seen.key,
+        seen.platform,
+        seen.observed_at,
+        seen.views,
+        seen.shares,
+        scored.synthetic.value,
+    )
     for entity in scored.flagged:
         labels = (
             entity.entity_id,
@@ -334,10 +341,28 @@ async def _decide_one(pipeline: Pipeline, alerts: Any, raw: bytes | None) -> Non
         metrics.DISCOVERY_TO_ALERT.labels(seen.platform).observe(
             max((utcnow() - first_seen).total_seconds(), 0.0)
         )
-    for spread in state.spread():
-        spread_labels = (spread.entity, spread.franchise, spread.platform, spread.kind)
-        metrics.FLAGGED_VIEWS.labels(*spread_labels).set(spread.views)
-        metrics.FLAGGED_SHARES.labels(*spread_labels).set(spread.shares)
+    _publish_spread(state)
+
+
+def _publish_spread(state: StateStore) -> None:
+    """The spread gauges, each series as the state has it now. A clip whose verdict changed
+    (a platform label that appeared) moves its views to another ``synthetic`` series; the one
+    it left is set to what remains there, zero when nothing does."""
+    current: dict[tuple[str, ...], EntitySpread] = {
+        (s.entity, s.franchise, s.platform, s.kind, s.synthetic): s for s in state.spread()
+    }
+    for gone in _SPREAD_SERIES - current.keys():
+        metrics.FLAGGED_VIEWS.labels(*gone).set(0)
+        metrics.FLAGGED_SHARES.labels(*gone).set(0)
+    for series, spread in current.items():
+        metrics.FLAGGED_VIEWS.labels(*series).set(spread.views)
+        metrics.FLAGGED_SHARES.labels(*series).set(spread.shares)
+    _SPREAD_SERIES.update(current)
+
+
+_SPREAD_SERIES: set[tuple[str, ...]] = set()
+"""Every spread series this process has published (a series is never removed, only zeroed:
+a series that vanished would read as a gap, not as its clips having moved)."""
 
 
 def _views_per_hour(seen: ClipSeen) -> float | None:

@@ -17,6 +17,7 @@ here says it was sent. Decide puts the kept records back on a new broker's ``ale
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -61,8 +62,22 @@ CREATE TABLE IF NOT EXISTS flagged (
 );
 """
 
-MIGRATIONS = (Migration("scores, alerts sent, spread", _SCHEMA),)
+MIGRATIONS = (
+    Migration("scores, alerts sent, spread", _SCHEMA),
+    Migration(
+        "each clip's AI-generated verdict, so the spread is charted by it",
+        run=lambda db: _add_column(db, "clips", "synthetic TEXT NOT NULL DEFAULT 'unknown'"),
+    ),
+)
 """The schema of the file, in order (``monitor.storage``): append, never edit one released."""
+
+
+def _add_column(db: sqlite3.Connection, table: str, column: str) -> None:
+    """``ALTER TABLE ... ADD COLUMN``, unless the column is there already (a file whose
+    version mark was lost keeps its columns: adding one twice is an error)."""
+    name = column.split()[0]
+    if name not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+        db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,7 @@ class EntitySpread:
     franchise: str
     platform: str
     kind: str
+    synthetic: str
     clips: int
     views: int
     shares: int
@@ -149,16 +165,19 @@ class StateStore(SqliteStore):
         observed_at: datetime,
         views: int | None,
         shares: int | None,
+        synthetic: str = "unknown",
     ) -> datetime:
-        """Record counts if newer than what is kept; returns when the clip was first seen."""
+        """Record counts (and whether the clip is AI-generated, as the newest verdict says) if
+        newer than what is kept; returns when the clip was first seen."""
         stamp = observed_at.isoformat()
         with self._tx() as db:
             db.execute(
-                "INSERT INTO clips VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(clip_key) DO UPDATE SET "
+                "INSERT INTO clips (clip_key, platform, first_seen, observed_at, views, shares, "
+                "synthetic) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(clip_key) DO UPDATE SET "
                 "observed_at=excluded.observed_at, views=excluded.views, shares=excluded.shares, "
-                "first_seen=min(first_seen, excluded.first_seen) "
+                "synthetic=excluded.synthetic, first_seen=min(first_seen, excluded.first_seen) "
                 "WHERE excluded.observed_at > clips.observed_at",
-                (clip_key, platform, stamp, stamp, views, shares),
+                (clip_key, platform, stamp, stamp, views, shares, synthetic),
             )
             row = db.execute(
                 "SELECT first_seen FROM clips WHERE clip_key=?", (clip_key,)
@@ -175,12 +194,13 @@ class StateStore(SqliteStore):
             return cursor.rowcount == 1
 
     def spread(self) -> list[EntitySpread]:
-        """Per entity and platform: flagged clips and their latest total views and shares."""
+        """Per entity, platform and AI-generated verdict: flagged clips and their latest total
+        views and shares."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT f.entity, f.franchise, c.platform, f.kind, count(*), "
+                "SELECT f.entity, f.franchise, c.platform, f.kind, c.synthetic, count(*), "
                 "coalesce(sum(c.views), 0), coalesce(sum(c.shares), 0) "
                 "FROM flagged f JOIN clips c USING (clip_key) "
-                "GROUP BY f.entity, f.franchise, c.platform, f.kind"
+                "GROUP BY f.entity, f.franchise, c.platform, f.kind, c.synthetic"
             ).fetchall()
         return [EntitySpread(*row) for row in rows]
