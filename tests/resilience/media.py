@@ -128,13 +128,19 @@ def _has_open(pid: int, wanted: Callable[[str], bool]) -> bool:
 
 class Killer:
     """Kills (SIGKILL, as the OOM killer does) every process under ``root`` that has a file
-    open for which ``wanted(path)`` holds, while ``armed``. ``kills`` counts them."""
+    open for which ``wanted(path)`` holds, while ``armed``. ``kills`` counts them.
+
+    A process must be seen holding the file at two polls in a row: a child that is being
+    spawned holds its parent's open files for the moment between fork and exec, and the
+    worker reads each fetched file's headers itself (its C2PA store), so a decoder started
+    just then would otherwise be killed for a file it never opened."""
 
     def __init__(self, root: int, wanted: Callable[[str], bool]) -> None:
         self.root, self.wanted = root, wanted
         self.armed = True
         self.kills = 0
         self._killed: set[int] = set()
+        self._holding: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -142,14 +148,19 @@ class Killer:
     def _run(self) -> None:
         while not self._stop.is_set():
             if self.armed:
-                for pid in _children(self.root):
-                    if pid not in self._killed and _has_open(pid, self.wanted):
-                        self._killed.add(pid)
-                        try:
-                            os.kill(pid, signal.SIGKILL)
-                            self.kills += 1
-                        except ProcessLookupError:
-                            pass
+                holding = {
+                    pid
+                    for pid in _children(self.root)
+                    if pid not in self._killed and _has_open(pid, self.wanted)
+                }
+                for pid in holding & self._holding:
+                    self._killed.add(pid)
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                        self.kills += 1
+                    except ProcessLookupError:
+                        pass
+                self._holding = holding - self._killed
             time.sleep(0.002)
 
     def close(self) -> None:
