@@ -14,6 +14,7 @@ as well as its English words and shared word pieces allow, which is little.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -90,6 +91,7 @@ def caption_pieces(caption: str | None) -> list[str]:
     return list(dict.fromkeys(kept))[:MAX_PIECES]
 
 
+@functools.cache
 def everyday_captions() -> tuple[str, ...]:
     """The bundled ordinary captions that caption thresholds are calibrated against
     (``data/everyday_captions.txt``; evaluation captions are kept apart in ``bench/captions``)."""

@@ -344,6 +344,9 @@ async def _decide_one(pipeline: Pipeline, alerts: Any, raw: bytes | None) -> Non
     _publish_spread(state)
 
 
+_SPREAD_LABELS = ("entity", "franchise", "platform", "kind", "synthetic")
+
+
 def _publish_spread(state: StateStore) -> None:
     """The spread gauges, each series as the state has it now. A clip whose verdict changed
     (a platform label that appeared) moves its views to another ``synthetic`` series; the one
@@ -351,18 +354,16 @@ def _publish_spread(state: StateStore) -> None:
     current: dict[tuple[str, ...], EntitySpread] = {
         (s.entity, s.franchise, s.platform, s.kind, s.synthetic): s for s in state.spread()
     }
-    for gone in _SPREAD_SERIES - current.keys():
-        metrics.FLAGGED_VIEWS.labels(*gone).set(0)
-        metrics.FLAGGED_SHARES.labels(*gone).set(0)
+    for gauge in (metrics.FLAGGED_VIEWS, metrics.FLAGGED_SHARES):
+        # A series is zeroed, never removed: a vanished one would read as a gap.
+        for family in gauge.collect():
+            for sample in family.samples:
+                series = tuple(sample.labels[name] for name in _SPREAD_LABELS)
+                if series not in current:
+                    gauge.labels(*series).set(0)
     for series, spread in current.items():
         metrics.FLAGGED_VIEWS.labels(*series).set(spread.views)
         metrics.FLAGGED_SHARES.labels(*series).set(spread.shares)
-    _SPREAD_SERIES.update(current)
-
-
-_SPREAD_SERIES: set[tuple[str, ...]] = set()
-"""Every spread series this process has published (a series is never removed, only zeroed:
-a series that vanished would read as a gap, not as its clips having moved)."""
 
 
 def _views_per_hour(seen: ClipSeen) -> float | None:

@@ -210,9 +210,8 @@ def queries_for(entities: Iterable[Entity], limit: int | None = None) -> list[Qu
             )
         )
     for entity in entities:
-        described = (*((entity.description,) if entity.description else ()), *entity.descriptions)
         searched: set[tuple[str, ...]] = set()
-        for number, description in enumerate(described, start=1):
+        for number, description in enumerate(entity.described, start=1):
             words = key_words(description)
             if len(words) >= 2 and words not in searched:
                 searched.add(words)

@@ -7,6 +7,8 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from monitor import metrics
+from monitor.pipeline.roles import _publish_spread
 from monitor.pipeline.worker_state import EntitySpread, StateStore
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -49,4 +51,25 @@ def test_a_state_file_from_before_the_verdict_is_migrated_and_its_clips_are_unkn
     assert state.version == 2
     [spread] = state.spread()
     assert (spread.synthetic, spread.views) == ("unknown", 100)
+    state.close()
+
+
+def test_views_that_move_to_another_verdict_leave_their_old_series_at_zero(
+    tmp_path: Path,
+) -> None:
+    state = StateStore(tmp_path / "state.sqlite3")
+    state.observe("yt:9", "youtube", T0, 700, 0)
+    state.flag("yt:9", "moved-entity", "Go", "character")
+    _publish_spread(state)
+    labels = {"entity": "moved-entity", "franchise": "Go", "platform": "youtube"}
+    labels["kind"] = "character"
+
+    def views(synthetic: str) -> float | None:
+        sample = {**labels, "synthetic": synthetic}
+        return metrics.registry.get_sample_value("likeness_flagged_views", sample)
+
+    assert views("unknown") == 700 and views("ai_generated") is None
+    state.observe("yt:9", "youtube", T0 + timedelta(hours=1), 900, 0, "ai_generated")
+    _publish_spread(state)
+    assert views("unknown") == 0 and views("ai_generated") == 900
     state.close()

@@ -66,10 +66,15 @@ class Entity(BaseModel):
         return (self.name, *self.aliases)
 
     @property
+    def described(self) -> tuple[str, ...]:
+        """Every description, the note first, each once."""
+        notes = (self.description,) if self.description else ()
+        return tuple(dict.fromkeys((*notes, *self.descriptions)))
+
+    @property
     def sentences(self) -> tuple[str, ...]:
         """What a caption is compared with by meaning: every description, then the names."""
-        described = (*((self.description,) if self.description else ()), *self.descriptions)
-        return (*dict.fromkeys(described), *self.names)
+        return (*self.described, *self.names)
 
 
 def load_entities(path: Path) -> list[Entity]:
