@@ -25,7 +25,7 @@ from monitor.pipeline.broker import ensure_topics, resolve_broker
 from monitor.pipeline.roles import create_pipeline
 from monitor.sources.base import Source
 
-__all__ = ["demo_platform_in_thread", "prepare_demo_gallery", "up"]
+__all__ = ["demo_platform_in_thread", "prepare_demo_gallery", "stop_service_threads", "up"]
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +150,30 @@ def _allow_fetch_from(settings: Settings, url: str) -> Settings:
     )
 
 
+def stop_service_threads(timeout_s: float = 10.0) -> list[str]:
+    """Stop what the worker left of Faust's service threads (its Kafka consumer's, say);
+    returns the names of those that would not stop.
+
+    mode's ``ServiceThread.stop`` does nothing to a thread that had not finished starting when
+    the worker stopped (Ctrl-C during start-up): the thread then waits for a stop that never
+    comes, and the interpreter, at exit, waits for it (it is not a daemon). Seen as a Ctrl-C
+    that did not end ``up``. Each such thread is told to stop, as its service would have been.
+    """
+    from mode.threads import WorkerThread
+
+    stuck = []
+    for thread in threading.enumerate():
+        if not isinstance(thread, WorkerThread) or not thread.is_alive():
+            continue
+        with contextlib.suppress(RuntimeError):  # its loop closed meanwhile: it is ending
+            thread.service._stopped_set()
+        thread.join(timeout_s)
+        if thread.is_alive():
+            log.error("service thread %s did not stop within %g s", thread.name, timeout_s)
+            stuck.append(thread.name)
+    return stuck
+
+
 def up(
     settings: Settings,
     *,
@@ -197,3 +221,5 @@ def up(
         except SystemExit as exit_:
             if exit_.code not in (0, None):
                 raise
+        finally:
+            stop_service_threads()

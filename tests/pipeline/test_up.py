@@ -3,6 +3,7 @@ the review page with a password made for the run, and Ctrl-C stops every process
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -12,8 +13,10 @@ import time
 from pathlib import Path
 
 import httpx
+from mode.threads import ServiceThread
 
 from monitor.pipeline.broker import free_port
+from monitor.pipeline.run import stop_service_threads
 
 
 def _children(pid: int) -> set[int]:
@@ -98,3 +101,25 @@ def test_ctrl_c_stops_the_worker_the_broker_and_the_demo_platform(tmp_path: Path
         pass
     else:
         raise AssertionError("the demo platform still answers after Ctrl-C")
+
+
+def test_a_service_thread_that_missed_its_stop_is_stopped_so_the_process_can_exit() -> None:
+    """Ctrl-C while Faust's consumer thread was still starting left that thread waiting for a
+    stop that never came, and the process waiting for the thread (seen in CI: ``up`` did not
+    end). Whatever service thread the worker leaves running is stopped after it."""
+
+    class Idle(ServiceThread):
+        abstract = False
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        service = Idle(loop=loop)
+        loop.run_until_complete(service.start())  # and never stopped, as in the race
+        thread = service._thread
+        assert thread is not None and thread.is_alive()
+        assert stop_service_threads(timeout_s=10) == []
+        assert not thread.is_alive()
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
