@@ -32,11 +32,13 @@ from monitor.errors import RecordError
 __all__ = [
     "CAPTION_MAX",
     "DEADLETTER_RAW_MAX",
+    "FOOTPRINT_MAX",
     "ID_MAX",
     "NAME_MAX",
     "NOTE_MAX",
     "RECORD_MAX_BYTES",
     "SCHEMA_VERSION",
+    "STORY_HISTORY_MAX",
     "SYNTHETIC_DETAIL_MAX",
     "TITLE_MAX",
     "URL_MAX",
@@ -53,7 +55,9 @@ __all__ = [
     "ParkedAlert",
     "Review",
     "ScoredEntity",
+    "Story",
     "Synthetic",
+    "ViewsAt",
     "as_utc",
     "decode",
     "encode",
@@ -86,6 +90,10 @@ NOTE_MAX = 2000
 """Messages, reasons and evidence text: cut beyond."""
 SYNTHETIC_DETAIL_MAX = 500
 """What a provenance verdict says about itself (``Synthetic.detail``): cut beyond."""
+FOOTPRINT_MAX = 64
+"""PDQ hashes a ``ClipScored.footprint`` carries, at most (one per sampled frame)."""
+STORY_HISTORY_MAX = 96
+"""Points of a story's views over time an alert carries, at most (the newest)."""
 
 
 def utcnow() -> datetime:
@@ -145,6 +153,48 @@ class Synthetic(BaseModel):
     detail: Annotated[str, _cut(SYNTHETIC_DETAIL_MAX)] | None = None
     generator: Name | None = None
     validated: bool | None = None
+
+
+PdqHex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+StoryId = Annotated[str, Field(pattern=r"^[0-9a-f]{20}$")]
+
+
+class ViewsAt(BaseModel):
+    """A story's views, all its copies together, at one time."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: AwareDatetime
+    views: int = Field(ge=0)
+
+
+class Story(BaseModel):
+    """The viral clip an alert's clip is a copy of, as decide knew it when it sent the alert.
+
+    Copies are found by their frames' PDQ hashes, with the known-footage rule
+    (``monitor/pipeline/stories.py``); a story is one entity's: a clip that shows two entities
+    is in a story of each. ``copies`` counts the clips in the story so far (1: this alert's
+    clip started it); ``history`` is its total views over time, newest last.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    story_id: StoryId
+    first_clip: Ident
+    first_seen: AwareDatetime
+    copies: int = Field(ge=1)
+    platforms: dict[Ident, int] = Field(default_factory=dict, max_length=64)
+    views: int | None = Field(default=None, ge=0)
+    history: list[ViewsAt] = Field(default_factory=list, max_length=STORY_HISTORY_MAX)
+
+    @staticmethod
+    def id_for(first_clip: str, entity_id: str) -> str:
+        return hashlib.sha256(f"story|{first_clip}|{entity_id}".encode()).hexdigest()[:20]
+
+    @property
+    def starts(self) -> bool:
+        """Whether this alert's clip is the story's first."""
+        return self.copies == 1
 
 
 class ClipSeen(_Record):
@@ -269,6 +319,9 @@ class ClipScored(_Record):
     """Set when evidence was dropped so that the record fits ``RECORD_MAX_BYTES``."""
     synthetic: Synthetic = Field(default_factory=Synthetic)
     """Whether the clip is AI-generated (``unknown`` in records written before it existed)."""
+    footprint: list[PdqHex] = Field(default_factory=list, max_length=FOOTPRINT_MAX)
+    """The PDQ hashes (hex) of the sampled frames of a flagged clip, in frame order, for decide
+    to know its copies by (``Story``); empty when nothing was flagged."""
 
     @property
     def flagged(self) -> list[ScoredEntity]:
@@ -332,6 +385,8 @@ class Alert(_Record):
     alerted_at: AwareDatetime = Field(default_factory=utcnow)
     synthetic: Synthetic = Field(default_factory=Synthetic)
     """The clip's ``ClipScored.synthetic`` (``unknown`` in alerts written before it existed)."""
+    story: Story | None = None
+    """The viral clip this one is a copy of (None in alerts written before stories existed)."""
 
     @staticmethod
     def id_for(clip_key: str, entity_id: str) -> str:
