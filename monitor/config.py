@@ -86,6 +86,12 @@ class PipelineSettings(_Section):
         description="decide keeps the alerts it sent this long and sends them again to a new "
         "broker (the embedded one restarts empty); consumers drop the repeats",
     )
+    story_window_s: float = Field(
+        default=7 * 86_400.0,
+        gt=0,
+        description="a flagged clip joins the story of a clip it copies if that story had a "
+        "copy seen within this long; a copy of a story quiet for longer starts a new one",
+    )
     demo_platform_url: str | None = Field(
         default=None, description="crawl this demo platform; `up` starts one when no source is set"
     )

@@ -33,6 +33,10 @@ __all__ = [
     "SCORING_SECONDS",
     "SOURCE_PAUSED",
     "SOURCE_QUOTA_USED",
+    "STORIES",
+    "STORY_COPIES",
+    "STORY_TOP",
+    "STORY_VIEWS",
     "SYNTHETIC",
     "registry",
 ]
@@ -112,6 +116,30 @@ FLAGGED_SHARES = Gauge(
     [*_ENTITY, SYNTHETIC],
     registry=registry,
 )
+STORY_TOP = 5
+"""Stories per entity whose copies and views are exported, the most viewed first."""
+_STORY = ("entity", "franchise", "kind")
+STORIES = Gauge(
+    "likeness_stories",
+    "Stories of an entity (a viral clip and its copies, on any platform) active within the "
+    "story window.",
+    list(_STORY),
+    registry=registry,
+)
+STORY_COPIES = Gauge(
+    "likeness_story_copies",
+    f"Copies in each of an entity's {STORY_TOP} most viewed active stories, by rank (1: the "
+    "most viewed); a rank's story may change as stories overtake each other.",
+    [*_STORY, "rank"],
+    registry=registry,
+)
+STORY_VIEWS = Gauge(
+    "likeness_story_views",
+    f"Total views of all copies of each of an entity's {STORY_TOP} most viewed active "
+    "stories, by rank (1: the most viewed).",
+    [*_STORY, "rank"],
+    registry=registry,
+)
 FLAGGED_VIEW_VELOCITY = Histogram(
     "likeness_flagged_view_velocity",
     "Views per hour of a flagged clip since it was posted, at each observation of it. An "
@@ -163,7 +191,8 @@ NOTIFICATIONS = Counter(
     "likeness_notifications",
     "Alerts handled by a notifier sink, by outcome: sent (delivered), parked (on the retry "
     "topic while the receiver fails), failed (refused by the receiver or given up; sent to "
-    "deadletter), suppressed (flood control: counted in the entity's summary instead).",
+    "deadletter), suppressed (flood control: counted in the entity's summary instead), "
+    "grouped (a copy of a story past the sink's own messages per story: counted in the story).",
     ["sink", *_ENTITY, "outcome"],
     registry=registry,
 )

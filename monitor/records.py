@@ -173,8 +173,9 @@ class Story(BaseModel):
 
     Copies are found by their frames' PDQ hashes, with the known-footage rule
     (``monitor/pipeline/stories.py``); a story is one entity's: a clip that shows two entities
-    is in a story of each. ``copies`` counts the clips in the story so far (1: this alert's
-    clip started it); ``history`` is its total views over time, newest last.
+    is in a story of each. ``copies`` counts the clips in the story so far, ``copy`` is this
+    alert's clip's place among them (1: it started the story); ``history`` is the story's total
+    views over time, newest last.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -183,6 +184,7 @@ class Story(BaseModel):
     first_clip: Ident
     first_seen: AwareDatetime
     copies: int = Field(ge=1)
+    copy_number: int = Field(default=1, ge=1)
     platforms: dict[Ident, int] = Field(default_factory=dict, max_length=64)
     views: int | None = Field(default=None, ge=0)
     history: list[ViewsAt] = Field(default_factory=list, max_length=STORY_HISTORY_MAX)
@@ -193,8 +195,8 @@ class Story(BaseModel):
 
     @property
     def starts(self) -> bool:
-        """Whether this alert's clip is the story's first."""
-        return self.copies == 1
+        """Whether this alert's clip started the story."""
+        return self.copy_number == 1
 
 
 class ClipSeen(_Record):

@@ -31,6 +31,7 @@ from monitor import metrics
 from monitor.config import Settings
 from monitor.errors import MediaError, MonitorError
 from monitor.evidence.files import save_clip_evidence, save_fingerprints
+from monitor.likeness.footage.copies import footprint, footprint_hex
 from monitor.likeness.gallery.built import Gallery
 from monitor.likeness.scoring import ClipScore, Scorer
 from monitor.media.fetch import fetch_media
@@ -300,7 +301,7 @@ class ScoringService:
                     metrics.CLIPS_SCORED.labels(p.seen.platform, "failed").inc()
             for (i, p, frames), result in zip(ready, results or [], strict=False):
                 seen = p.seen
-                record = to_record(seen, result, p.provenance)
+                record = await self._with_footprint(to_record(seen, result, p.provenance), frames)
                 await self._save_evidence(record, frames)  # before the verdict is cached
                 if record.flagged and p.media is not None:
                     self._fingerprint_later(record, p.media)
@@ -317,6 +318,13 @@ class ScoringService:
             elapsed = time.perf_counter() - earliest
             metrics.SCORING_SECONDS.labels(self.device).observe(elapsed / len(fresh))
         return [out[i] for i in range(len(prepared))]
+
+    async def _with_footprint(self, record: ClipScored, frames: list[Frame]) -> ClipScored:
+        """A flagged clip's record with its frames' hashes, for decide to know its copies by."""
+        if not record.flagged:
+            return record
+        hashes = await asyncio.get_running_loop().run_in_executor(None, footprint, frames)
+        return record.model_copy(update={"footprint": footprint_hex(hashes)})
 
     async def _save_evidence(self, record: ClipScored, frames: list[Frame]) -> None:
         """Per flagged entity, a thumbnail for the alert's message (served at /evidence/) and

@@ -47,6 +47,7 @@ __all__ = [
     "REFERENCE_HASHING",
     "FrameHashes",
     "HashedFootage",
+    "hash_frame",
     "hash_query",
     "hash_reference",
 ]
@@ -192,6 +193,12 @@ def hash_reference(frames: Iterable[Frame], keep_bits: int = KEEP_BITS) -> Hashe
     for frame in frames:
         hasher.add(frame)
     return hasher.result()
+
+
+def hash_frame(image: RGBImage) -> tuple[npt.NDArray[np.uint8], int]:
+    """The PDQ hash (32 bytes) and quality of a whole frame, downscaled as every view is."""
+    bits, quality = pdqhash.compute(_downscaled(image))
+    return np.packbits(np.asarray(bits, np.uint8)), int(quality)
 
 
 def _bits_apart(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8]) -> int:

@@ -25,7 +25,14 @@ from monitor.likeness.footage.hashes import HASH_BYTES, FrameHashes, hash_query
 from monitor.likeness.footage.index import HashIndex, InvertedLayout
 from monitor.media.frames import Frame
 
-__all__ = ["FootageClip", "FootageIndex", "FootageMatch", "TimeRange", "query_hashes"]
+__all__ = [
+    "FootageClip",
+    "FootageIndex",
+    "FootageMatch",
+    "TimeRange",
+    "longest_forward_chain",
+    "query_hashes",
+]
 
 RANGE_GAP_S = 2.0
 """Matched frames further apart than this (on either side) start a new time range."""
@@ -175,7 +182,7 @@ class FootageIndex:
                 key = (int(hashes.frames[row]), int(self.frame[ref_row]))
                 if key not in best or distance < best[key][0]:
                     best[key] = (distance, hashes.views[row], ref_row)
-            chain = _longest_forward_chain(list(best))
+            chain = longest_forward_chain(list(best))
             if len(chain) < min(2, usable_frames):
                 continue
             clip = self.clips[number]
@@ -202,7 +209,7 @@ def query_hashes(clips: Sequence[Sequence[Frame]]) -> list[FrameHashes]:
     return [hash_query(frames) for frames in clips]
 
 
-def _longest_forward_chain(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def longest_forward_chain(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """The longest run of (query frame, reference frame) pairs with the query frame strictly
     and the reference frame weakly increasing (a still shot, or a slowed-down copy, maps two
     query frames onto one kept reference hash), in O(n log n): patience sorting on the

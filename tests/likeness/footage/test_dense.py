@@ -16,7 +16,7 @@ from monitor.config import DecodeSettings, LikenessSettings
 from monitor.errors import UnreadableMediaError
 from monitor.likeness.footage import FootageClip, FootageIndex, fingerprint
 from monitor.likeness.footage.hashes import KEEP_BITS, hash_reference
-from monitor.likeness.footage.match import _longest_forward_chain
+from monitor.likeness.footage.match import longest_forward_chain
 from monitor.media import DecodeLimits, Frame, decode_clip, decode_every_frame
 from monitor.media.transforms import corrupt_copy, transform_clip
 
@@ -180,7 +180,7 @@ def test_the_ordered_chain_is_the_longest_with_query_frames_rising_and_reference
     None
 ):
     for pairs in random_pairs(0):
-        chain = _longest_forward_chain(pairs)
+        chain = longest_forward_chain(pairs)
         assert len(chain) == brute_force_chain(pairs)
         assert all(a[0] < b[0] and a[1] <= b[1] for a, b in itertools.pairwise(chain))
         assert set(chain) <= set(pairs)
@@ -188,8 +188,8 @@ def test_the_ordered_chain_is_the_longest_with_query_frames_rising_and_reference
 
 def test_repeated_and_dropped_frames_keep_the_chain_whole() -> None:
     slowed = [(q, q // 2) for q in range(10)]  # 0.5x: each reference frame shown twice
-    assert len(_longest_forward_chain(slowed)) == 10
+    assert len(longest_forward_chain(slowed)) == 10
     sped_up = [(q, 2 * q) for q in range(10)]  # 2x: every other reference frame dropped
-    assert len(_longest_forward_chain(sped_up)) == 10
+    assert len(longest_forward_chain(sped_up)) == 10
     shuffled = [(0, 5), (1, 1), (2, 4), (3, 2), (4, 3)]  # a collage, not a copy
-    assert len(_longest_forward_chain(shuffled)) == 3
+    assert len(longest_forward_chain(shuffled)) == 3

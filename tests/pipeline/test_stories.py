@@ -1,0 +1,146 @@
+"""Decide's story book: a flagged clip joins the story of the clip it copies (per entity),
+once, whatever replays and restarts; the story counts copies by platform and keeps its total
+views over time within a bounded history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from monitor.pipeline.stories import Copy, StoryBook
+from monitor.records import STORY_HISTORY_MAX, Story
+
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+rng = np.random.default_rng(11)
+VIRAL = rng.integers(0, 256, (9, 32), dtype=np.uint8)
+OTHER = rng.integers(0, 256, (9, 32), dtype=np.uint8)
+
+
+def reencoded(hashes: np.ndarray, bits: int = 6) -> bytes:
+    """The hashes with a few bits flipped in each, as a re-encode moves them."""
+    moved = hashes.copy()
+    for row in moved:
+        for bit in rng.choice(256, bits, replace=False):
+            row[bit // 8] ^= 1 << (bit % 8)
+    return moved.tobytes()
+
+
+def book(tmp_path: Path, window_s: float = 86_400.0) -> StoryBook:
+    return StoryBook(tmp_path / "stories.sqlite3", match_share=0.3, window_s=window_s)
+
+
+def copy(
+    clip: str,
+    hashes: bytes,
+    *,
+    platform: str = "tiktok",
+    entity: str = "ghostface",
+    at: datetime = T0,
+    views: int | None = 100,
+) -> Copy:
+    return Copy(
+        clip_key=f"{platform}:{clip}",
+        entity=entity,
+        franchise="Scream",
+        kind="character",
+        platform=platform,
+        footprint=hashes,
+        seen_at=at,
+        views=views,
+    )
+
+
+def test_copies_of_one_clip_on_two_platforms_are_one_story(tmp_path: Path) -> None:
+    stories = book(tmp_path)
+    first = stories.join(copy("a", VIRAL.tobytes(), views=1000))
+    assert first.copies == 1 and first.starts and first.first_clip == "tiktok:a"
+    second = stories.join(copy("b", reencoded(VIRAL), platform="youtube", views=500))
+    third = stories.join(copy("c", reencoded(VIRAL), at=T0 + timedelta(minutes=5), views=20))
+    assert second.story_id == third.story_id == first.story_id
+    assert (second.copy_number, third.copy_number) == (2, 3)
+    assert not third.starts
+    assert third.copies == 3
+    assert third.platforms == {"tiktok": 2, "youtube": 1}
+    assert third.views == 1520
+    assert third.first_seen == T0
+
+
+def test_another_clip_or_another_entity_is_another_story(tmp_path: Path) -> None:
+    stories = book(tmp_path)
+    viral = stories.join(copy("a", VIRAL.tobytes()))
+    other = stories.join(copy("b", OTHER.tobytes()))
+    same_clip_other_entity = stories.join(copy("a", VIRAL.tobytes(), entity="billy"))
+    nothing_to_match = stories.join(copy("c", b""))
+    ids = {viral.story_id, other.story_id, same_clip_other_entity.story_id}
+    assert len(ids | {nothing_to_match.story_id}) == 4
+    assert all(s.copies == 1 for s in (other, same_clip_other_entity, nothing_to_match))
+
+
+def test_a_replayed_verdict_finds_the_story_it_joined_even_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    stories = book(tmp_path)
+    stories.join(copy("a", VIRAL.tobytes()))
+    joined = stories.join(copy("b", reencoded(VIRAL), platform="youtube"))
+    stories.close()
+    reopened = book(tmp_path)
+    again = reopened.join(copy("b", reencoded(VIRAL), platform="youtube"))
+    assert (again.story_id, again.copy_number, again.copies) == (joined.story_id, 2, 2)
+
+
+def test_a_copy_of_a_story_quiet_for_longer_than_the_window_starts_a_new_one(
+    tmp_path: Path,
+) -> None:
+    stories = book(tmp_path, window_s=3600)
+    old = stories.join(copy("a", VIRAL.tobytes()))
+    late = stories.join(copy("b", reencoded(VIRAL), at=T0 + timedelta(hours=2)))
+    assert late.story_id != old.story_id and late.starts
+
+
+def test_views_over_time_follow_newer_counts_and_ignore_older_ones(tmp_path: Path) -> None:
+    stories = book(tmp_path)
+    story = stories.join(copy("a", VIRAL.tobytes(), views=100))
+    stories.join(copy("b", reencoded(VIRAL), platform="youtube", at=T0 + timedelta(minutes=1)))
+    stories.observe("tiktok:a", T0 + timedelta(minutes=10), 900)
+    stories.observe("tiktok:a", T0 + timedelta(minutes=5), 400)  # older, processed late
+    now = stories.story(story.story_id)
+    assert now is not None
+    assert [(p.at - T0, p.views) for p in now.history] == [
+        (timedelta(0), 100),
+        (timedelta(minutes=1), 200),
+        (timedelta(minutes=10), 1000),
+    ]
+    assert now.views == 1000
+    assert stories.story("0" * 20) is None
+
+
+def test_a_long_history_is_thinned_keeping_its_first_and_last_points(tmp_path: Path) -> None:
+    stories = book(tmp_path, window_s=30 * 86_400.0)
+    story = stories.join(copy("a", VIRAL.tobytes(), views=0))
+    for minute in range(1, 3 * STORY_HISTORY_MAX):
+        stories.observe("tiktok:a", T0 + timedelta(minutes=minute), minute * 10)
+    kept = stories.story(story.story_id)
+    assert kept is not None
+    assert len(kept.history) == STORY_HISTORY_MAX
+    assert kept.history[0].at == T0
+    assert kept.history[-1].views == (3 * STORY_HISTORY_MAX - 1) * 10
+    gaps = np.diff([p.at.timestamp() for p in kept.history])
+    assert gaps.max() <= 4 * gaps.min(), "points spread over the whole story, not bunched"
+
+
+def test_the_spread_counts_stories_and_ranks_them_by_views(tmp_path: Path) -> None:
+    stories = book(tmp_path, window_s=1e9)
+    stories.join(copy("a", VIRAL.tobytes(), views=10))
+    stories.join(copy("b", reencoded(VIRAL), platform="youtube", views=20))
+    stories.join(copy("c", OTHER.tobytes(), views=1000))
+    (spread,) = stories.spread(top=5)
+    assert (spread.entity, spread.franchise, spread.kind) == ("ghostface", "Scream", "character")
+    assert spread.stories == 2
+    assert spread.top == ((1, 1000), (2, 30))
+
+
+def test_story_ids_are_stable_and_of_the_records_format() -> None:
+    assert Story.id_for("tiktok:a", "ghostface") == Story.id_for("tiktok:a", "ghostface")
+    assert len(Story.id_for("tiktok:a", "ghostface")) == 20
