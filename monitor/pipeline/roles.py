@@ -41,6 +41,7 @@ from monitor.pipeline.broker import bootstrap_servers, cluster_id
 from monitor.pipeline.feed import TopicFeed
 from monitor.pipeline.poison import describe
 from monitor.pipeline.review_role import install_review
+from monitor.pipeline.stories import Copy, StoryBook
 from monitor.pipeline.worker_state import EntitySpread, StateStore
 from monitor.records import (
     Alert,
@@ -234,11 +235,18 @@ def _scoring_service(pipeline: Pipeline) -> ScoringService:
 
 def _decide(pipeline: Pipeline) -> None:
     alerts = pipeline.topics["alerts"]
+    settings = pipeline.settings
+    stories = StoryBook(
+        settings.pipeline.state_dir / "stories.sqlite3",
+        match_share=settings.likeness.footage_match_share,
+        window_s=settings.pipeline.story_window_s,
+    )
 
     @pipeline.app.agent(pipeline.topics["clips.scored"], name="decide")
     async def decide(stream: Any) -> None:
         async for event in stream.events():
-            await pipeline.guarded(event, "decide", _decide_one(pipeline, alerts, event.value))
+            work = _decide_one(pipeline, stories, alerts, event.value)
+            await pipeline.guarded(event, "decide", work)
 
     started = utcnow()  # decide may send (and mark) alerts before the task below runs
 
@@ -274,7 +282,8 @@ async def resend_alerts(
         except RecordError as exc:  # written by another version: pass it over, do not crash
             log.error("a sent alert kept for resending cannot be read: %s", exc)
             continue
-        deliveries.append(await alerts.send(key=alert.key.encode(), value=raw))
+        key = alert.story.story_id if alert.story is not None else alert.key
+        deliveries.append(await alerts.send(key=key.encode(), value=raw))
     for delivery in deliveries:
         await delivery
     state.follow_broker(cluster)  # after: a crash midway sends them all again
@@ -283,7 +292,9 @@ async def resend_alerts(
     return len(deliveries)
 
 
-async def _decide_one(pipeline: Pipeline, alerts: Any, raw: bytes | None) -> None:
+async def _decide_one(
+    pipeline: Pipeline, stories: StoryBook, alerts: Any, raw: bytes | None
+) -> None:
     scored = decode(ClipScored, raw)
     state, seen = pipeline.state, scored.observation
     first_seen = state.observe(
@@ -294,6 +305,7 @@ async def _decide_one(pipeline: Pipeline, alerts: Any, raw: bytes | None) -> Non
         seen.shares,
         scored.synthetic.value,
     )
+    stories.observe(seen.key, seen.observed_at, seen.views)
     for entity in scored.flagged:
         labels = (
             entity.entity_id,
@@ -309,6 +321,18 @@ async def _decide_one(pipeline: Pipeline, alerts: Any, raw: bytes | None) -> Non
             metrics.FLAGGED_VIEW_VELOCITY.labels(
                 entity.franchise or "", seen.platform, entity.kind
             ).observe(velocity)
+        story = stories.join(
+            Copy(
+                clip_key=seen.key,
+                entity=entity.entity_id,
+                franchise=entity.franchise or "",
+                kind=entity.kind,
+                platform=seen.platform,
+                footprint=bytes.fromhex("".join(scored.footprint)),
+                seen_at=seen.observed_at,
+                views=seen.views,
+            )
+        )
         key = f"{seen.key}:{entity.entity_id}"
         if state.alert_sent(key):
             continue
@@ -332,9 +356,11 @@ async def _decide_one(pipeline: Pipeline, alerts: Any, raw: bytes | None) -> Non
             shares=seen.shares,
             posted_at=seen.posted_at,
             synthetic=scored.synthetic,
+            story=story,
         )
         record = encode(alert)
-        delivery = await alerts.send(key=key.encode(), value=record)
+        # Keyed by story: one notify worker takes a story's copies, in order (one message).
+        delivery = await alerts.send(key=story.story_id.encode(), value=record)
         await delivery  # the broker's acknowledgement, before the key is marked
         state.mark_alert(key, alert.alert_id, alert.alerted_at, record)
         metrics.ALERTS.labels(*labels).inc()
@@ -342,6 +368,8 @@ async def _decide_one(pipeline: Pipeline, alerts: Any, raw: bytes | None) -> Non
             max((utcnow() - first_seen).total_seconds(), 0.0)
         )
     _publish_spread(state)
+    if scored.flagged or scored.footprint:
+        _publish_stories(stories)
 
 
 _SPREAD_LABELS = ("entity", "franchise", "platform", "kind", "synthetic")
@@ -364,6 +392,25 @@ def _publish_spread(state: StateStore) -> None:
     for series, spread in current.items():
         metrics.FLAGGED_VIEWS.labels(*series).set(spread.views)
         metrics.FLAGGED_SHARES.labels(*series).set(spread.shares)
+
+
+def _publish_stories(stories: StoryBook) -> None:
+    """The story gauges as the book has them now. An entity or rank without an active story
+    reads 0 (zeroed, never removed: a vanished series would read as a gap)."""
+    top = {(s.entity, s.franchise, s.kind): s for s in stories.spread(metrics.STORY_TOP)}
+    known = {
+        (sample.labels["entity"], sample.labels["franchise"], sample.labels["kind"])
+        for family in metrics.STORIES.collect()
+        for sample in family.samples
+    }
+    for labels in known | set(top):
+        spread = top.get(labels)
+        ranked = spread.top if spread is not None else ()
+        metrics.STORIES.labels(*labels).set(spread.stories if spread is not None else 0)
+        for rank in range(1, metrics.STORY_TOP + 1):
+            copies, views = ranked[rank - 1] if rank <= len(ranked) else (0, 0)
+            metrics.STORY_COPIES.labels(*labels, str(rank)).set(copies)
+            metrics.STORY_VIEWS.labels(*labels, str(rank)).set(views)
 
 
 def _views_per_hour(seen: ClipSeen) -> float | None:
