@@ -1,5 +1,5 @@
-"""Alert delivery: sinks (Slack, a signed webhook) behind one engine that retries, parks,
-deduplicates and summarises floods, so every sink gets the same guarantees."""
+"""Alert delivery: sinks (Slack by webhook or Web API, a signed webhook) behind one engine that
+retries, parks, deduplicates and summarises floods, so every sink gets the same guarantees."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from monitor.alerts.base import DeliveryContext, FloodSummary, Sink, SummaryClip
 from monitor.alerts.deliveries import DeliveryStore
 from monitor.alerts.notifier import Notifier, build_sinks
 from monitor.alerts.slack import SlackSink, slack_message, slack_summary
+from monitor.alerts.slack_api import SlackApiSink
 from monitor.alerts.webhook import WebhookSink, sign, verify_signature
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "FloodSummary",
     "Notifier",
     "Sink",
+    "SlackApiSink",
     "SlackSink",
     "SummaryClip",
     "WebhookSink",

@@ -69,9 +69,16 @@ class FloodSummary(BaseModel):
 
 class Sink(ABC):
     """One destination of alerts. ``name`` is short and stable: it is a metric label and part
-    of the deduplication key, so renaming a sink would deliver its alerts again."""
+    of the deduplication key, so renaming a sink would deliver its alerts again.
+
+    ``story_messages``: how many copies of one story (``Alert.story``) get a delivery of their
+    own; the notifier settles the later ones as ``grouped``, without a call. None: every copy
+    (a webhook's machines get every alert, grouped by the ``story`` field it carries; a sink
+    that edits one message per story is handed every copy too).
+    """
 
     name: str
+    story_messages: int | None = None
 
     @abstractmethod
     async def deliver(self, alert: Alert, context: DeliveryContext) -> None:

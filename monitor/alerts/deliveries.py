@@ -14,6 +14,10 @@ suppressed); a new broker gets the outbox's copies back on its retry topic.
 Flood control counts an alert once, in the window in which the notifier first saw it; a
 replayed alert keeps its place, so replays neither inflate the count nor change who was
 suppressed.
+
+A sink that edits one message per story (``monitor/alerts/slack_api.py``) keeps here which
+message that is and how many copies it shows: a restarted worker must update the story's
+message, not post a second one, and never show fewer copies than it did.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pathlib import Path
 from monitor.records import Alert, decode, encode
 from monitor.storage import Migration, SqliteStore
 
-__all__ = ["MIGRATIONS", "DeliveryStore", "FloodWindow"]
+__all__ = ["MIGRATIONS", "DeliveryStore", "FloodWindow", "StoryPost"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -59,8 +63,33 @@ CREATE TABLE IF NOT EXISTS summaries (
 );
 """
 
-MIGRATIONS = (Migration("deliveries, flood windows, outbox, summaries", _SCHEMA),)
+_STORY_POSTS = """
+CREATE TABLE IF NOT EXISTS story_posts (
+    story_id TEXT NOT NULL,
+    sink TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    copies INTEGER NOT NULL,
+    at TEXT NOT NULL,
+    PRIMARY KEY (story_id, sink)
+);
+"""
+
+MIGRATIONS = (
+    Migration("deliveries, flood windows, outbox, summaries", _SCHEMA),
+    Migration("story posts: the message each story has in a sink that edits it", _STORY_POSTS),
+)
 """The schema of the file, in order (``monitor.storage``): append, never edit one released."""
+
+
+@dataclass(frozen=True)
+class StoryPost:
+    """The message a story has in a sink: where it is (``channel``, ``ts``, Slack's message
+    id) and how many copies of the story it shows."""
+
+    channel: str
+    ts: str
+    copies: int
 
 
 @dataclass(frozen=True)
@@ -79,7 +108,7 @@ class DeliveryStore(SqliteStore):
     # --- deliveries -----------------------------------------------------------------------
 
     def outcome(self, alert_key: str, sink: str) -> str | None:
-        """``sent``, ``suppressed`` or ``failed`` once the alert is settled for ``sink``."""
+        """``sent``, ``suppressed``, ``grouped`` or ``failed`` once the alert is settled for ``sink``."""
         with self._lock:
             row = self._db.execute(
                 "SELECT outcome FROM deliveries WHERE alert_key=? AND sink=?", (alert_key, sink)
@@ -94,6 +123,29 @@ class DeliveryStore(SqliteStore):
                 (alert_key, sink, outcome, at.isoformat()),
             )
             db.execute("DELETE FROM outbox WHERE alert_key=? AND sink=?", (alert_key, sink))
+
+    # --- story posts ----------------------------------------------------------------------
+
+    def story_post(self, story_id: str, sink: str) -> StoryPost | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT channel, ts, copies FROM story_posts WHERE story_id=? AND sink=?",
+                (story_id, sink),
+            ).fetchone()
+        return None if row is None else StoryPost(str(row[0]), str(row[1]), int(row[2]))
+
+    def keep_story_post(self, story_id: str, sink: str, post: StoryPost, at: datetime) -> None:
+        """Remember the story's message; idempotent. The same message never goes back to fewer
+        copies; another message (the first was deleted) replaces it as it is."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO story_posts VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (story_id, sink) DO UPDATE SET "
+                "copies = CASE WHEN channel=excluded.channel AND ts=excluded.ts "
+                "THEN max(copies, excluded.copies) ELSE excluded.copies END, "
+                "channel=excluded.channel, ts=excluded.ts, at=excluded.at",
+                (story_id, sink, post.channel, post.ts, post.copies, at.isoformat()),
+            )
 
     # --- parked alerts (the outbox) -------------------------------------------------------
 

@@ -17,7 +17,12 @@ event only when that returns, which is after one of these, per sink:
   dead-letter topic, where it stays for a person to look at;
 - suppressed by flood control: past ``flood_max_per_window`` alerts of one entity within a
   window, the rest go into one summary per sink, sent by ``Notifier.flush`` once the window
-  has closed, with their count and the most viewed clips.
+  has closed, with their count and the most viewed clips. Only alerts that start a story
+  (``Alert.story``; or have none) count and are held back: a copy of a viral clip is part of
+  a story already told, which a sink updates or groups, not news that floods a channel;
+- grouped: a copy of a story past a sink's ``story_messages`` (the Slack incoming webhook's
+  first few) gets no delivery of its own; it is counted in the story, which the next copies
+  to get a message, and the Slack Web API sink's edited message, show.
 
 A crash between a 2xx and its record repeats that one message; that is the only duplicate
 possible, and webhook receivers can drop it by ``X-Likeness-Delivery``.
@@ -41,6 +46,7 @@ from monitor.alerts.deliveries import DeliveryStore
 from monitor.alerts.secrets import SecretFilter
 from monitor.alerts.settings import NotifySettings
 from monitor.alerts.slack import SlackSink
+from monitor.alerts.slack_api import SlackApiSink
 from monitor.alerts.webhook import WebhookSink
 from monitor.errors import PermanentDeliveryError, RecordError, RetryableDeliveryError
 from monitor.evidence.urls import EvidenceUrls
@@ -57,11 +63,30 @@ Park = Callable[[ParkedAlert], Awaitable[None]]
 Reject = Callable[[Alert, str], Awaitable[None]]
 
 
-def build_sinks(settings: NotifySettings, client: httpx.AsyncClient) -> list[Sink]:
-    """The sinks the settings configure, in delivery order."""
+def build_sinks(
+    settings: NotifySettings, client: httpx.AsyncClient, store: DeliveryStore | None = None
+) -> list[Sink]:
+    """The sinks the settings configure, in delivery order. ``store``: the notifier's, where
+    the Slack Web API sink keeps each story's message (needed when a bot token is set)."""
     sinks: list[Sink] = [ConsoleSink()] if settings.console else []
     if settings.slack_webhook_url is not None:
-        sinks.append(SlackSink(client, settings.slack_webhook_url))
+        sinks.append(
+            SlackSink(
+                client, settings.slack_webhook_url, story_messages=settings.slack_story_messages
+            )
+        )
+    if settings.slack_bot_token is not None and settings.slack_channel:
+        if store is None:
+            raise ValueError("the Slack Web API sink keeps its messages in the DeliveryStore")
+        sinks.append(
+            SlackApiSink(
+                client,
+                settings.slack_bot_token,
+                settings.slack_channel,
+                store,
+                api_url=settings.slack_api_url,
+            )
+        )
     if settings.webhook_url is not None and settings.webhook_secret is not None:
         sinks.append(WebhookSink(client, settings.webhook_url, settings.webhook_secret))
     return sinks
@@ -79,6 +104,12 @@ def _readable(raw: bytes) -> ParkedAlert | None:
     except RecordError as exc:
         log.error("a parked alert in the outbox cannot be read: %s", exc)
         return None
+
+
+def _grouped(sink: Sink, alert: Alert) -> bool:
+    """Whether ``alert`` is a copy of a story past the copies ``sink`` delivers one by one."""
+    story, limit = alert.story, sink.story_messages
+    return story is not None and limit is not None and story.copy_number > limit
 
 
 def _labels(sink: Sink, alert: Alert) -> tuple[str, str, str, str, str]:
@@ -137,16 +168,16 @@ class Notifier:
             # flood control, whose window may have been forgotten since.
             return
         now = self._clock()
-        _, rank = self.store.admit(alert, self._window(now))
-        flooded = rank > self.settings.flood_max_per_window
+        flooded = self._flooded(alert, now)
         for sink in unsettled:
             held = self._held(alert.key, sink.name)
             if held is not None:  # parked before (a replay): its retry copy may be missing
                 await self._park(held)
                 continue
-            if flooded:
-                self.store.settle(alert.key, sink.name, "suppressed", _at(now))
-                metrics.NOTIFICATIONS.labels(*_labels(sink, alert), "suppressed").inc()
+            outcome = "suppressed" if flooded else "grouped" if _grouped(sink, alert) else None
+            if outcome is not None:
+                self.store.settle(alert.key, sink.name, outcome, _at(now))
+                metrics.NOTIFICATIONS.labels(*_labels(sink, alert), outcome).inc()
                 continue
             await self._try(
                 sink,
@@ -196,6 +227,13 @@ class Notifier:
         if put_back:
             log.warning("%d parked alerts put back on the retry topic of a new broker", put_back)
         return put_back
+
+    def _flooded(self, alert: Alert, now: float) -> bool:
+        """Whether flood control holds ``alert`` back; only alerts that start a story count."""
+        if alert.story is not None and not alert.story.starts:
+            return False
+        _, rank = self.store.admit(alert, self._window(now))
+        return rank > self.settings.flood_max_per_window
 
     def _held(self, alert_key: str, sink: str) -> ParkedAlert | None:
         held = self.store.held(alert_key, sink)

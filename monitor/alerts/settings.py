@@ -1,6 +1,10 @@
 """Where alerts go and how hard the notifier tries, as settings (``monitor.config`` composes
 them under ``notify``; the alerts package reads only these). Validation errors never quote
-their input: these carry webhook URLs and signing keys.
+their input: these carry webhook URLs, a bot token and signing keys.
+
+Slack is reached one of two ways: an incoming webhook, which can only post, so a story's
+copies past ``slack_story_messages`` are counted in it without a message; or the Web API with
+a bot token, which posts a story once and edits that message as copies come in.
 """
 
 from __future__ import annotations
@@ -21,6 +25,23 @@ class NotifySettings(BaseModel):
 
     console: bool = Field(default=True, description="print each alert on standard output")
     slack_webhook_url: SecretStr | None = None
+    slack_story_messages: int = Field(
+        default=3,
+        gt=0,
+        description="with the incoming webhook, which cannot edit a message: how many copies "
+        "of one story get a message of their own; the rest are counted in the story only",
+    )
+    slack_bot_token: SecretStr | None = Field(
+        default=None,
+        description="a Slack app's bot token (xoxb-..., scope chat:write): one message per "
+        "story, updated as its copies come in",
+    )
+    slack_channel: str | None = Field(
+        default=None, description="the channel id (C...) the bot posts to; needed with the token"
+    )
+    slack_api_url: str = Field(
+        default="https://slack.com/api", description="the Slack Web API's base URL"
+    )
     webhook_url: SecretStr | None = None
     webhook_secret: SecretStr | None = Field(
         default=None, description="HMAC-SHA256 key of the generic webhook's signature"
@@ -62,4 +83,15 @@ class NotifySettings(BaseModel):
     def _webhook_is_signed(self) -> NotifySettings:
         if self.webhook_url is not None and self.webhook_secret is None:
             raise ValueError("webhook_url needs webhook_secret: receivers verify the signature")
+        return self
+
+    @model_validator(mode="after")
+    def _bot_has_a_channel(self) -> NotifySettings:
+        # Both ways: a channel without its token would quietly send nothing to Slack.
+        if self.slack_bot_token is not None and not self.slack_channel:
+            raise ValueError(
+                "slack_bot_token needs slack_channel: the channel id (C...) to post to"
+            )
+        if self.slack_channel and self.slack_bot_token is None:
+            raise ValueError("slack_channel needs slack_bot_token: the bot posts to the channel")
         return self

@@ -10,6 +10,12 @@ would let a stranger's clip put ``<!channel>`` or a link of its choosing in the 
 Slack fetches the evidence image itself, and rejects the whole message (400
 ``invalid_blocks``) when it cannot; such a message is sent once more without the image, so a
 monitor whose public URL Slack cannot reach still alerts.
+
+An alert whose clip is in a story of several copies of one viral clip (``Alert.story``) says so: a
+section with the story's copies, platforms, total views and first sighting. An incoming
+webhook cannot edit a message, so only a story's first ``slack_story_messages`` copies get
+one (the notifier groups the rest); ``monitor/alerts/slack_api.py`` posts the same message
+through the Web API and edits it as copies come in.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from monitor.alerts.base import DeliveryContext, FloodSummary, Sink
 from monitor.alerts.secrets import post, url_secrets
 from monitor.errors import PermanentDeliveryError
 from monitor.media.provenance import describe
-from monitor.records import Alert, EvidenceRecord
+from monitor.records import Alert, EvidenceRecord, Story
 
 __all__ = ["SlackSink", "slack_message", "slack_summary", "views_per_hour"]
 
@@ -113,10 +119,46 @@ def _signals(evidence: Sequence[EvidenceRecord]) -> str:
     )
 
 
+def _copied(alert: Alert) -> Story | None:
+    """The alert's story once it has more than one clip: then the message tells it."""
+    story = alert.story
+    return story if story is not None and story.copies > 1 else None
+
+
+def _story_block(story: Story) -> SectionBlock:
+    """The story so far: copies, where (most copies first), views of all copies together."""
+    platforms = " · ".join(
+        f"{_escape(platform)} {count:,}"
+        for platform, count in sorted(story.platforms.items(), key=lambda pc: (-pc[1], pc[0]))
+    )
+    first = _escape(story.first_clip).replace("`", "'")
+    fields = [
+        f"*Copies*\n{story.copies:,}",
+        f"*Platforms*\n{platforms or '—'}",
+        f"*Views, all copies*\n{_count(story.views)}",
+        f"*First seen*\n{story.first_seen.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
+    ]
+    return SectionBlock(
+        text=MarkdownTextObject(
+            text=_clip(f"*A copy of a viral clip*: story `{story.story_id}`, first `{first}`", 3000)
+        ),
+        fields=[MarkdownTextObject(text=_clip(f, 2000)) for f in fields],
+    )
+
+
+def _headline(alert: Alert, story: Story | None) -> str:
+    entity, clip = alert.entity, alert.clip
+    if story is None:
+        return f"{entity.name} in a {clip.platform} clip"
+    return f"{entity.name}: {story.copies:,} copies of one clip, the latest on {clip.platform}"
+
+
 def slack_message(alert: Alert, context: DeliveryContext, *, image: bool = True) -> dict[str, Any]:
-    """The incoming-webhook payload for ``alert``: fallback ``text`` plus validated ``blocks``."""
+    """The Slack payload for ``alert``: fallback ``text`` plus validated ``blocks`` (a story
+    section after the clip's when it is a copy of a viral clip)."""
     entity, clip = alert.entity, alert.clip
     title = clip.title or clip.clip_id
+    story = _copied(alert)
     velocity = views_per_hour(alert)
     fields = [
         f"*Entity*\n{_escape(entity.name)} ({entity.kind})",
@@ -130,15 +172,18 @@ def slack_message(alert: Alert, context: DeliveryContext, *, image: bool = True)
     signals = _signals(alert.evidence)
     if signals:
         fields.append(f"*Signals*\n{signals}")
+    latest = "" if story is None else "Latest copy: "
     blocks: list[Block] = [
-        HeaderBlock(
-            text=PlainTextObject(text=_clip(f"{entity.name} in a {clip.platform} clip", 150))
-        ),
+        HeaderBlock(text=PlainTextObject(text=_clip(_headline(alert, story), 150))),
         SectionBlock(
-            text=MarkdownTextObject(text=_clip(f"*{_link(clip.url, _clip(title, 200))}*", 3000)),
+            text=MarkdownTextObject(
+                text=_clip(f"{latest}*{_link(clip.url, _clip(title, 200))}*", 3000)
+            ),
             fields=[MarkdownTextObject(text=_clip(f, 2000)) for f in fields],
         ),
     ]
+    if story is not None:
+        blocks.append(_story_block(story))
     captions = [_caption_line(e) for e in alert.evidence if e.signal == "caption"]
     if captions:
         blocks.append(
@@ -176,6 +221,11 @@ def slack_message(alert: Alert, context: DeliveryContext, *, image: bool = True)
         f"{entity.name} ({entity.franchise or entity.kind}) found on {clip.platform}: "
         f"score {alert.score:.3f} vs {alert.threshold:.3f}, views {_count(alert.views)}"
         + (" (AI-generated)" if alert.synthetic.value == "ai_generated" else "")
+        + (
+            ""
+            if story is None
+            else f"; {story.copies:,} copies of one clip, views in all {_count(story.views)}"
+        )
     )
     return {"text": _escape(text), "blocks": [block.to_dict() for block in blocks]}
 
@@ -217,13 +267,18 @@ def slack_summary(summary: FloodSummary, context: DeliveryContext) -> dict[str, 
 
 
 class SlackSink(Sink):
-    """Posts to one Slack incoming webhook (the URL is the credential)."""
+    """Posts to one Slack incoming webhook (the URL is the credential). It cannot edit what it
+    posted, so a story's copies past ``story_messages`` get no message (the notifier groups
+    them): a clip re-posted hundreds of times is a few messages, not hundreds."""
 
     name = "slack"
 
-    def __init__(self, client: httpx.AsyncClient, webhook_url: SecretStr) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, webhook_url: SecretStr, *, story_messages: int = 3
+    ) -> None:
         self._client = client
         self._url = webhook_url
+        self.story_messages = story_messages
 
     def secrets(self) -> list[str]:
         return url_secrets(self._url)

@@ -443,9 +443,10 @@ def _notify(pipeline: Pipeline) -> None:
 
     # One client and store for the worker's life; both go with the process.
     client = httpx.AsyncClient(timeout=settings.timeout_s, follow_redirects=False)
+    store = DeliveryStore(pipeline.settings.pipeline.state_dir / "notify.sqlite3")
     notifier = Notifier(
-        build_sinks(settings, client),
-        DeliveryStore(pipeline.settings.pipeline.state_dir / "notify.sqlite3"),
+        build_sinks(settings, client, store),
+        store,
         settings,
         park=park,
         reject=reject,

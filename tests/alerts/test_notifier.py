@@ -17,11 +17,12 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from monitor import metrics
 from monitor.alerts.deliveries import DeliveryStore
 from monitor.alerts.notifier import Notifier, build_sinks
 from monitor.config import NotifySettings
 from monitor.errors import RecordError
-from monitor.records import ID_MAX, NOTE_MAX, Alert, ParkedAlert, decode, encode
+from monitor.records import ID_MAX, NOTE_MAX, Alert, ParkedAlert, Story, decode, encode
 from tests.alerts.receiver import Receiver, make_alert
 
 SLACK_PATH = "/services/T0001/B0001/slack-test-token"
@@ -368,3 +369,78 @@ async def test_alerts_sent_again_after_their_window_closed_count_in_no_later_flo
     harness.now[0] += window
     assert await notifier.flush() == 0
     assert alerts_in(harness.slack_messages()) == {"e0": 1, "e1": 1, "e2": 1, "new": 1}
+
+
+def story_copy(first: str, copy: int) -> Alert:
+    """Copy ``copy`` of the story that clip ``first`` started (1: ``first`` itself)."""
+    alert = make_alert(first if copy == 1 else f"{first}c{copy}")
+    story = Story(
+        story_id=Story.id_for(f"demo:{first}", "ghostface"),
+        first_clip=f"demo:{first}",
+        first_seen=alert.first_seen,
+        copies=copy,
+        copy_number=copy,
+        platforms={"demo": copy},
+    )
+    return alert.model_copy(update={"story": story})
+
+
+async def test_flood_control_counts_and_holds_back_only_alerts_that_start_a_story(
+    harness: Harness,
+) -> None:
+    """A viral clip's copies are one story, updated or grouped by the sinks: they neither
+    flood a window nor are held back by one."""
+    window = 600.0
+    harness.now[0] = 6000 * window
+    notifier = harness.start(
+        flood_max_per_window=2, flood_window_s=window, slack_story_messages=100
+    )
+    alerts = [
+        story_copy("s1", 1),
+        *(story_copy("s1", n) for n in range(2, 7)),
+        story_copy("s2", 1),
+        story_copy("s3", 1),  # the third story in the window: held back
+        make_alert("plain"),  # an alert from before stories counts as one
+    ]
+    for alert in alerts:
+        await notifier.handle(alert)
+    assert alerts_in(harness.slack_messages()) == {
+        "s1": 1,
+        **{f"s1c{n}": 1 for n in range(2, 7)},
+        "s2": 1,
+    }
+    harness.now[0] += window
+    assert await notifier.flush() == 1
+    (summary,) = [m for m in harness.slack_messages() if "more clips" in str(m["text"])]
+    assert "Ghostface: 2 more clips (4 in all)" in str(summary["text"])
+
+
+def _grouped_count() -> float:
+    labels = {"sink": "slack", "entity": "ghostface", "franchise": "Scream", "platform": "demo"}
+    value = metrics.registry.get_sample_value(
+        "likeness_notifications_total", {**labels, "kind": "character", "outcome": "grouped"}
+    )
+    return value or 0.0
+
+
+async def test_copies_past_slack_story_messages_are_grouped_but_webhooks_get_every_copy(
+    harness: Harness,
+) -> None:
+    notifier = harness.start(
+        slack_story_messages=2,
+        webhook_url=harness.receiver.url + "/hook",
+        webhook_secret="signing-key",
+    )
+    grouped_before = _grouped_count()
+    copies = [story_copy("s1", n) for n in range(1, 6)]
+    for alert in copies:
+        await notifier.handle(alert)
+    assert alerts_in(harness.slack_messages()) == {"s1": 1, "s1c2": 1}
+    second = harness.slack_messages()[1]
+    assert "2 copies of one clip" in str(second["text"])
+    assert [notifier.store.outcome(a.key, "slack") for a in copies] == ["sent"] * 2 + [
+        "grouped"
+    ] * 3
+    assert _grouped_count() - grouped_before == 3
+    hooked = [json.loads(r.body) for r in harness.receiver.delivered("/hook")]
+    assert [h["story"]["copies"] for h in hooked] == [1, 2, 3, 4, 5]
