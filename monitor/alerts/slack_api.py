@@ -76,6 +76,16 @@ def _error_code(answer: dict[str, Any]) -> str:
     return "".join(c if c.isprintable() else "?" for c in code[:_ERROR_MAX])
 
 
+def _without(text: str, token: str) -> str:
+    """``text`` with ``token`` blanked, and a start of it too where ``text`` ends in one: the
+    error message keeps only the first 200 characters of the answer, which may cut it."""
+    text = text.replace(token, REDACTED)
+    for length in range(len(token) - 1, 7, -1):
+        if text.endswith(token[:length]):
+            return text[:-length] + REDACTED
+    return text
+
+
 class SlackApiSink(Sink):
     """Posts each story once to ``channel`` and edits that message as copies come in."""
 
@@ -200,11 +210,11 @@ class SlackApiSink(Sink):
     def _redacted(self, exc: DeliveryError) -> DeliveryError:
         """``exc`` without the token: an error page may echo the request's headers, and the
         message goes into log lines, a parked alert and a dead letter."""
-        token = self._token.get_secret_value()
         text = str(exc)
-        if token not in text:
+        message = _without(text, self._token.get_secret_value())
+        if message == text:
             return exc
-        message = text.removeprefix(f"{self.name}: ").replace(token, REDACTED)
+        message = message.removeprefix(f"{self.name}: ")
         if isinstance(exc, RetryableDeliveryError):
             return RetryableDeliveryError(
                 self.name, message, reason=exc.reason, retry_after=exc.retry_after
