@@ -6,6 +6,10 @@ clips and alerts are counters, read with ``increase``. Flagged clips and alerts 
 ``synthetic`` label (ai_generated, not_ai_generated, unknown: whether a C2PA manifest, the
 platform's label or the caption says a generator made the clip), so AI-generated spread is
 charted apart from the rest.
+
+A story is a viral clip and its copies on every platform, per entity (decide groups copies by
+their frames' hashes). Stories are exported for each entity's five most viewed active ones, by
+rank, never by story id: a label per story would be unbounded.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ UID = "likeness-spread"
 
 _SEL = 'franchise=~"$franchise", entity=~"$entity", platform=~"$platform"'
 _SEL_FP = 'franchise=~"$franchise", platform=~"$platform"'
+_SEL_STORY = 'franchise=~"$franchise", entity=~"$entity"'
 
 
 def spread_dashboard() -> dashboard.Dashboard:
@@ -163,6 +168,47 @@ def spread_dashboard() -> dashboard.Dashboard:
                     )
                 ],
                 stacked=True,
+            )
+        )
+        .with_row(dashboard.Row("Stories: a viral clip and its copies"))
+        .with_panel(
+            single_stat(
+                "Active stories",
+                "Viral clips of the selected entities with a copy seen within the story "
+                "window; each counts all its copies, on every platform, once.",
+                f"sum(likeness_stories{{{_SEL_STORY}}})",
+            )
+        )
+        .with_panel(
+            single_stat(
+                "Copies of the most viewed story",
+                "Re-posts of the single most viewed viral clip of the selected entities.",
+                f'max(likeness_story_copies{{{_SEL_STORY}, rank="1"}})',
+            )
+        )
+        .with_panel(
+            time_series(
+                "Copies per story (each entity's five most viewed stories)",
+                "How many re-posts each of the most viewed stories has collected; rank 1 is "
+                "an entity's most viewed story.",
+                [
+                    (
+                        f"max by (entity, rank) (likeness_story_copies{{{_SEL_STORY}}})",
+                        "{{entity}} #{{rank}}",
+                    )
+                ],
+            )
+        )
+        .with_panel(
+            time_series(
+                "Views per story (each entity's five most viewed stories)",
+                "Total views of all copies of each of the most viewed stories.",
+                [
+                    (
+                        f"max by (entity, rank) (likeness_story_views{{{_SEL_STORY}}})",
+                        "{{entity}} #{{rank}}",
+                    )
+                ],
             )
         )
         .with_row(dashboard.Row("Top entities and platforms"))
