@@ -99,10 +99,14 @@ class FakeSlackApi:
         self.messages[(channel, ts)] = {**message, "ts": ts, "edited": True}
         return {"ok": True, "channel": channel, "ts": ts, "text": message["text"]}
 
-    async def start(self) -> None:
+    def app(self) -> web.Application:
+        """The API as an aiohttp app, for a test that serves it itself (from a thread)."""
         app = web.Application()
         app.router.add_post("/api/{method}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
+        return app
+
+    async def start(self) -> None:
+        self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
         await site.start()
