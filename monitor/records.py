@@ -50,6 +50,8 @@ __all__ = [
     "DeadLetter",
     "EvidenceRecord",
     "Failure",
+    "Footprint",
+    "FrameHash",
     "Ident",
     "Note",
     "ParkedAlert",
@@ -90,8 +92,8 @@ NOTE_MAX = 2000
 """Messages, reasons and evidence text: cut beyond."""
 SYNTHETIC_DETAIL_MAX = 500
 """What a provenance verdict says about itself (``Synthetic.detail``): cut beyond."""
-FOOTPRINT_MAX = 64
-"""PDQ hashes a ``ClipScored.footprint`` carries, at most (one per sampled frame)."""
+FOOTPRINT_MAX = 512
+"""PDQ hashes each side of a ``Footprint`` carries, at most."""
 STORY_HISTORY_MAX = 96
 """Points of a story's views over time an alert carries, at most (the newest)."""
 
@@ -157,6 +159,28 @@ class Synthetic(BaseModel):
 
 PdqHex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 StoryId = Annotated[str, Field(pattern=r"^[0-9a-f]{20}$")]
+
+
+class FrameHash(BaseModel):
+    """One view's PDQ hash (hex) of the ``frame``-th sampled frame of a clip."""
+
+    model_config = ConfigDict(frozen=True)
+
+    frame: int = Field(ge=0, le=65_535)
+    pdq: PdqHex
+
+
+class Footprint(BaseModel):
+    """A flagged clip's sampled frames hashed as the known-footage rule hashes a query clip
+    (``query``: its views, mirrored too) and a reference clip (``reference``: whole, cropped, a
+    phone's band), so that decide can tell whether two uploads are copies either way round
+    (``monitor/likeness/footage/copies.py``); ``frames`` is how many frames were hashed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    frames: int = Field(default=0, ge=0, le=65_535)
+    query: list[FrameHash] = Field(default_factory=list, max_length=FOOTPRINT_MAX)
+    reference: list[FrameHash] = Field(default_factory=list, max_length=FOOTPRINT_MAX)
 
 
 class ViewsAt(BaseModel):
@@ -321,9 +345,9 @@ class ClipScored(_Record):
     """Set when evidence was dropped so that the record fits ``RECORD_MAX_BYTES``."""
     synthetic: Synthetic = Field(default_factory=Synthetic)
     """Whether the clip is AI-generated (``unknown`` in records written before it existed)."""
-    footprint: list[PdqHex] = Field(default_factory=list, max_length=FOOTPRINT_MAX)
-    """The PDQ hashes (hex) of the sampled frames of a flagged clip, in frame order, for decide
-    to know its copies by (``Story``); empty when nothing was flagged."""
+    footprint: Footprint | None = None
+    """A flagged clip's frames hashed, for decide to know its copies by (``Story``); None when
+    nothing was flagged."""
 
     @property
     def flagged(self) -> list[ScoredEntity]:

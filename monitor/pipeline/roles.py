@@ -328,7 +328,7 @@ async def _decide_one(
                 franchise=entity.franchise or "",
                 kind=entity.kind,
                 platform=seen.platform,
-                footprint=bytes.fromhex("".join(scored.footprint)),
+                footprint=scored.footprint,
                 seen_at=seen.observed_at,
                 views=seen.views,
             )
@@ -368,7 +368,7 @@ async def _decide_one(
             max((utcnow() - first_seen).total_seconds(), 0.0)
         )
     _publish_spread(state)
-    if scored.flagged or scored.footprint:
+    if scored.flagged:
         _publish_stories(stories)
 
 

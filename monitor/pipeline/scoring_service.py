@@ -31,7 +31,7 @@ from monitor import metrics
 from monitor.config import Settings
 from monitor.errors import MediaError, MonitorError
 from monitor.evidence.files import save_clip_evidence, save_fingerprints
-from monitor.likeness.footage.copies import footprint, footprint_hex
+from monitor.likeness.footage.copies import footprint
 from monitor.likeness.gallery.built import Gallery
 from monitor.likeness.scoring import ClipScore, Scorer
 from monitor.media.fetch import fetch_media
@@ -323,8 +323,8 @@ class ScoringService:
         """A flagged clip's record with its frames' hashes, for decide to know its copies by."""
         if not record.flagged:
             return record
-        hashes = await asyncio.get_running_loop().run_in_executor(None, footprint, frames)
-        return record.model_copy(update={"footprint": footprint_hex(hashes)})
+        hashed = await asyncio.get_running_loop().run_in_executor(None, footprint, frames)
+        return record.model_copy(update={"footprint": hashed})
 
     async def _save_evidence(self, record: ClipScored, frames: list[Frame]) -> None:
         """Per flagged entity, a thumbnail for the alert's message (served at /evidence/) and

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from monitor.likeness.footage.copies import copy_share, footprint_array
-from monitor.records import STORY_HISTORY_MAX, Story, ViewsAt
+from monitor.likeness.footage.copies import Hashed, copy_share
+from monitor.records import STORY_HISTORY_MAX, Footprint, Story, ViewsAt
 from monitor.storage import Migration, SqliteStore
 
 __all__ = ["COMPARED_COPIES", "MIGRATIONS", "StoryBook", "StorySpread"]
@@ -51,7 +51,8 @@ CREATE TABLE IF NOT EXISTS copies (
     story_id TEXT NOT NULL,
     platform TEXT NOT NULL,
     joined INTEGER NOT NULL,
-    footprint BLOB NOT NULL,
+    query BLOB NOT NULL,
+    reference BLOB NOT NULL,
     observed_at REAL NOT NULL,
     views INTEGER,
     PRIMARY KEY (clip_key, entity)
@@ -90,8 +91,8 @@ class Copy:
     franchise: str
     kind: str
     platform: str
-    footprint: bytes
-    """Its frames' whole-frame PDQ hashes, end to end (``ClipScored.footprint``)."""
+    footprint: Footprint | None
+    """Its frames hashed (``ClipScored.footprint``); None for a verdict without one."""
     seen_at: datetime
     views: int | None
 
@@ -185,15 +186,17 @@ class StoryBook(SqliteStore):
         joined = db.execute(
             "SELECT coalesce(max(joined), 0) + 1 FROM copies WHERE story_id=?", (story_id,)
         ).fetchone()[0]
+        query, reference = _sides(copy.footprint)
         db.execute(
-            "INSERT INTO copies VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO copies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 copy.clip_key,
                 copy.entity,
                 story_id,
                 copy.platform,
                 joined,
-                copy.footprint,
+                query.to_bytes(),
+                reference.to_bytes(),
                 copy.seen_at.timestamp(),
                 copy.views,
             ),
@@ -202,23 +205,30 @@ class StoryBook(SqliteStore):
 
     def _copied(self, db: sqlite3.Connection, copy: Copy) -> str | None:
         """The story whose first copies this clip matches best, at ``match_share`` or more."""
-        clip = footprint_array(copy.footprint)
-        if not len(clip):
+        if copy.footprint is None or not copy.footprint.query:
             return None
+        clip = _sides(copy.footprint)
         since = copy.seen_at.timestamp() - self.window_s
         rows = db.execute(
-            "SELECT c.story_id, c.footprint FROM copies c JOIN ("
+            "SELECT c.story_id, c.query, c.reference FROM copies c JOIN ("
             "  SELECT story_id, last_seen FROM stories WHERE entity=? AND last_seen >= ? "
             "  ORDER BY last_seen DESC LIMIT ?"
             ") s USING (story_id) WHERE c.joined <= ? ORDER BY s.last_seen DESC, c.joined",
             (copy.entity, since, CANDIDATES_MAX, COMPARED_COPIES),
         ).fetchall()
         best: tuple[float, str] | None = None
-        for story_id, other in rows:
-            share = copy_share(clip, footprint_array(other))
+        for story_id, query, reference in rows:
+            other = (Hashed.from_bytes(query), Hashed.from_bytes(reference))
+            share = copy_share(clip, other)
             if share >= self.match_share and (best is None or share > best[0]):
                 best = (share, story_id)
         return None if best is None else best[1]
+
+
+def _sides(footprint: Footprint | None) -> tuple[Hashed, Hashed]:
+    if footprint is None:
+        footprint = Footprint()
+    return Hashed.of(footprint.query), Hashed.of(footprint.reference)
 
 
 def _sample(db: sqlite3.Connection, story_id: str, at: float) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from monitor.pipeline.stories import Copy, StoryBook
-from monitor.records import STORY_HISTORY_MAX, Story
+from monitor.records import STORY_HISTORY_MAX, Footprint, FrameHash, Story
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 rng = np.random.default_rng(11)
@@ -18,13 +18,19 @@ VIRAL = rng.integers(0, 256, (9, 32), dtype=np.uint8)
 OTHER = rng.integers(0, 256, (9, 32), dtype=np.uint8)
 
 
-def reencoded(hashes: np.ndarray, bits: int = 6) -> bytes:
+def printed(hashes: np.ndarray) -> Footprint:
+    """A footprint of one hash per frame, the same on both sides."""
+    listed = [FrameHash(frame=i, pdq=bytes(row).hex()) for i, row in enumerate(hashes)]
+    return Footprint(frames=len(hashes), query=listed, reference=listed)
+
+
+def reencoded(hashes: np.ndarray, bits: int = 6) -> Footprint:
     """The hashes with a few bits flipped in each, as a re-encode moves them."""
     moved = hashes.copy()
     for row in moved:
         for bit in rng.choice(256, bits, replace=False):
             row[bit // 8] ^= 1 << (bit % 8)
-    return moved.tobytes()
+    return printed(moved)
 
 
 def book(tmp_path: Path, window_s: float = 86_400.0) -> StoryBook:
@@ -33,7 +39,7 @@ def book(tmp_path: Path, window_s: float = 86_400.0) -> StoryBook:
 
 def copy(
     clip: str,
-    hashes: bytes,
+    hashes: Footprint | None,
     *,
     platform: str = "tiktok",
     entity: str = "ghostface",
@@ -54,7 +60,7 @@ def copy(
 
 def test_copies_of_one_clip_on_two_platforms_are_one_story(tmp_path: Path) -> None:
     stories = book(tmp_path)
-    first = stories.join(copy("a", VIRAL.tobytes(), views=1000))
+    first = stories.join(copy("a", printed(VIRAL), views=1000))
     assert first.copies == 1 and first.starts and first.first_clip == "tiktok:a"
     second = stories.join(copy("b", reencoded(VIRAL), platform="youtube", views=500))
     third = stories.join(copy("c", reencoded(VIRAL), at=T0 + timedelta(minutes=5), views=20))
@@ -69,10 +75,10 @@ def test_copies_of_one_clip_on_two_platforms_are_one_story(tmp_path: Path) -> No
 
 def test_another_clip_or_another_entity_is_another_story(tmp_path: Path) -> None:
     stories = book(tmp_path)
-    viral = stories.join(copy("a", VIRAL.tobytes()))
-    other = stories.join(copy("b", OTHER.tobytes()))
-    same_clip_other_entity = stories.join(copy("a", VIRAL.tobytes(), entity="billy"))
-    nothing_to_match = stories.join(copy("c", b""))
+    viral = stories.join(copy("a", printed(VIRAL)))
+    other = stories.join(copy("b", printed(OTHER)))
+    same_clip_other_entity = stories.join(copy("a", printed(VIRAL), entity="billy"))
+    nothing_to_match = stories.join(copy("c", None))
     ids = {viral.story_id, other.story_id, same_clip_other_entity.story_id}
     assert len(ids | {nothing_to_match.story_id}) == 4
     assert all(s.copies == 1 for s in (other, same_clip_other_entity, nothing_to_match))
@@ -82,7 +88,7 @@ def test_a_replayed_verdict_finds_the_story_it_joined_even_after_a_restart(
     tmp_path: Path,
 ) -> None:
     stories = book(tmp_path)
-    stories.join(copy("a", VIRAL.tobytes()))
+    stories.join(copy("a", printed(VIRAL)))
     joined = stories.join(copy("b", reencoded(VIRAL), platform="youtube"))
     stories.close()
     reopened = book(tmp_path)
@@ -94,14 +100,14 @@ def test_a_copy_of_a_story_quiet_for_longer_than_the_window_starts_a_new_one(
     tmp_path: Path,
 ) -> None:
     stories = book(tmp_path, window_s=3600)
-    old = stories.join(copy("a", VIRAL.tobytes()))
+    old = stories.join(copy("a", printed(VIRAL)))
     late = stories.join(copy("b", reencoded(VIRAL), at=T0 + timedelta(hours=2)))
     assert late.story_id != old.story_id and late.starts
 
 
 def test_views_over_time_follow_newer_counts_and_ignore_older_ones(tmp_path: Path) -> None:
     stories = book(tmp_path)
-    story = stories.join(copy("a", VIRAL.tobytes(), views=100))
+    story = stories.join(copy("a", printed(VIRAL), views=100))
     stories.join(copy("b", reencoded(VIRAL), platform="youtube", at=T0 + timedelta(minutes=1)))
     stories.observe("tiktok:a", T0 + timedelta(minutes=10), 900)
     stories.observe("tiktok:a", T0 + timedelta(minutes=5), 400)  # older, processed late
@@ -118,7 +124,7 @@ def test_views_over_time_follow_newer_counts_and_ignore_older_ones(tmp_path: Pat
 
 def test_a_long_history_is_thinned_keeping_its_first_and_last_points(tmp_path: Path) -> None:
     stories = book(tmp_path, window_s=30 * 86_400.0)
-    story = stories.join(copy("a", VIRAL.tobytes(), views=0))
+    story = stories.join(copy("a", printed(VIRAL), views=0))
     for minute in range(1, 3 * STORY_HISTORY_MAX):
         stories.observe("tiktok:a", T0 + timedelta(minutes=minute), minute * 10)
     kept = stories.story(story.story_id)
@@ -132,9 +138,9 @@ def test_a_long_history_is_thinned_keeping_its_first_and_last_points(tmp_path: P
 
 def test_the_spread_counts_stories_and_ranks_them_by_views(tmp_path: Path) -> None:
     stories = book(tmp_path, window_s=1e9)
-    stories.join(copy("a", VIRAL.tobytes(), views=10))
+    stories.join(copy("a", printed(VIRAL), views=10))
     stories.join(copy("b", reencoded(VIRAL), platform="youtube", views=20))
-    stories.join(copy("c", OTHER.tobytes(), views=1000))
+    stories.join(copy("c", printed(OTHER), views=1000))
     (spread,) = stories.spread(top=5)
     assert (spread.entity, spread.franchise, spread.kind) == ("ghostface", "Scream", "character")
     assert spread.stories == 2
