@@ -12,13 +12,21 @@ records are rewritten once, by the store's schema migration 2 (``monitor.storage
 every read is a plain parse (``_zone_old_alerts``). A file that the rewrite's earlier, separate
 mark (``user_version`` 1) says was rewritten is version 1 now and is scanned once more, finding
 nothing to rewrite.
+
+One viral clip re-posted on many platforms is many alerts, one per copy, all naming the same
+story (``Alert.story``). The page lists stories, not alerts, so each alert's story id is kept in
+a column of its own (migration 3, which fills it from the records already kept): grouping by it
+is an indexed query rather than a parse of every record. What a story's header shows is read
+from a bounded few of its copies (``STORY_SAMPLE``, ``HISTORY_NEWEST``, ``HISTORY_OLDEST``) and
+the copies listed under it are at most ``COPIES_SHOWN``, so that a story of thousands of copies
+costs a page view little more than a small one.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,17 +34,23 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from monitor.records import Alert, Review, as_utc
+from monitor.records import Alert, AlertEntity, Review, ViewsAt, as_utc
 from monitor.storage import FeedOffsets, Migration
 
 __all__ = [
+    "COPIES_SHOWN",
+    "HISTORY_NEWEST",
+    "HISTORY_OLDEST",
     "MIGRATIONS",
     "STATES",
+    "STORY_SAMPLE",
     "AlertFilter",
     "Applied",
     "ReviewStore",
     "ReviewedAlert",
+    "ReviewedStory",
     "State",
+    "StoryPage",
 ]
 
 State = Literal["new", "confirmed", "dismissed"]
@@ -77,6 +91,31 @@ _STATE_SQL = (
     "ELSE 'new' END"
 )
 
+# The same state, for one alert ``a`` at a time: an indexed look-up, where the join above
+# would read every review for a query that only needs a story's copies.
+_STATE_OF_ROW = (
+    "CASE (SELECT r.decision FROM reviews r WHERE r.alert_id = a.alert_id "
+    "ORDER BY r.at DESC, r.rowid DESC LIMIT 1) "
+    "WHEN 'confirm' THEN 'confirmed' WHEN 'dismiss' THEN 'dismissed' ELSE 'new' END"
+)
+
+# A story's key in a GROUP BY: its id, or for an alert without one the alert itself (marked,
+# so that an alert id can never pass for a story id).
+_STORY_KEY = "coalesce(a.story_id, '~' || a.alert_id)"
+
+# The copies a story's row counts for the exports: itself alone when it has no story.
+_STORY_COPIES = (
+    "CASE WHEN a.story_id IS NULL THEN 1 "
+    "ELSE (SELECT count(*) FROM alerts s WHERE s.story_id = a.story_id) END"
+)
+
+COPIES_SHOWN = 20
+"""The most copies listed under one story on the page; the rest are counted."""
+STORY_SAMPLE = 500
+"""The newest copies of a story its header's views and first sighting are read from."""
+HISTORY_NEWEST, HISTORY_OLDEST = 50, 10
+"""The copies of a story whose alerts' histories make its chart: the newest and the oldest."""
+
 
 @dataclass(frozen=True)
 class ReviewedAlert:
@@ -86,6 +125,42 @@ class ReviewedAlert:
     reason: str | None = None
     reviewer: str | None = None
     reviewed_at: datetime | None = None
+    story_copies: int = 1
+    """The copies of the alert's story this store holds (1: it has no story)."""
+
+
+@dataclass(frozen=True)
+class ReviewedStory:
+    """One story as the page lists it: the whole story in the header, and under it the copies
+    that match the page's filter, newest first, at most ``COPIES_SHOWN`` of ``matching``."""
+
+    story_id: str | None
+    """None for an alert without a story, which is a story of one."""
+    entity: AlertEntity
+    first_seen: datetime
+    copies: int
+    platforms: dict[str, int]
+    states: dict[State, int]
+    views: int | None
+    history: list[ViewsAt]
+    shown: list[ReviewedAlert]
+    matching: int
+
+    @property
+    def key(self) -> str:
+        """What names the story on the page: its id, or its only alert's."""
+        return self.story_id or self.shown[0].alert.alert_id
+
+    @property
+    def not_shown(self) -> int:
+        return self.matching - len(self.shown)
+
+
+@dataclass(frozen=True)
+class StoryPage:
+    stories: list[ReviewedStory]
+    more: bool
+    """Whether stories follow on a next page."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +200,8 @@ class ReviewStore(FeedOffsets):
         """Keep an alert; True the first time (a redelivered alert changes nothing)."""
         with self._tx() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO alerts (alert_id, entity, franchise, platform, clip_key, "
+                "alerted_at, velocity, record, story_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     alert.alert_id,
                     alert.entity.id,
@@ -135,6 +211,7 @@ class ReviewStore(FeedOffsets):
                     _stamp(alert.alerted_at),
                     views_per_hour(alert),
                     alert.model_dump_json(by_alias=True),
+                    None if alert.story is None else alert.story.story_id,
                 ),
             )
             return cursor.rowcount == 1
@@ -171,26 +248,118 @@ class ReviewStore(FeedOffsets):
 
     def alerts(self, where: AlertFilter = AlertFilter(), limit: int = 200) -> list[ReviewedAlert]:
         """Newest first, or fastest-spreading first; filtered on any of the four facets."""
-        clauses: list[str] = []
-        params: list[str] = []
-        for column, value in (
-            ("a.entity", where.entity),
-            ("a.franchise", where.franchise),
-            ("a.platform", where.platform),
-        ):
-            if value:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if where.state:
-            clauses.append(f"{_STATE_SQL} = ?")
-            params.append(where.state)
+        clauses, params = _clauses(where)
         order = (
             "a.velocity IS NULL, a.velocity DESC, a.alerted_at DESC"
             if where.sort == "spreading"
             else "a.alerted_at DESC"
         )
-        sql_where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        return self._select(sql_where, params, order, limit)
+        return self._select(_where_sql(clauses), params, order, limit)
+
+    def stories(
+        self, where: AlertFilter = AlertFilter(), limit: int = 50, offset: int = 0
+    ) -> StoryPage:
+        """The stories with a copy that matches ``where``, newest activity first (or fastest
+        spreading copy first), ``limit`` of them after the first ``offset``."""
+        clauses, params = _clauses(where)
+        order = (
+            "max(a.velocity) IS NULL, max(a.velocity) DESC, latest_at DESC"
+            if where.sort == "spreading"
+            else "latest_at DESC"
+        )
+        with self._lock:
+            keys = self._db.execute(
+                f"SELECT a.story_id, min(a.alert_id), count(*), max(a.alerted_at) AS latest_at "
+                f"FROM alerts a LEFT JOIN ({_LATEST}) latest USING (alert_id) "
+                f"{_where_sql(clauses)} GROUP BY {_STORY_KEY} ORDER BY {order} LIMIT ? OFFSET ?",
+                [*params, limit + 1, offset],
+            ).fetchall()
+        stories = [
+            self._story(story_id, alert_id, matching, where)
+            for story_id, alert_id, matching, _ in keys[:limit]
+        ]
+        return StoryPage(stories=stories, more=len(keys) > limit)
+
+    def story_states(self, story_id: str) -> dict[str, State]:
+        """Every copy of the story, by alert id, with its state: what a story-wide decision
+        acts on (empty for a story this store does not know)."""
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT a.alert_id, {_STATE_OF_ROW} FROM alerts a WHERE a.story_id = ?",
+                (story_id,),
+            ).fetchall()
+        return {alert_id: state for alert_id, state in rows}
+
+    def _story(
+        self, story_id: str | None, alert_id: str, matching: int, where: AlertFilter
+    ) -> ReviewedStory:
+        own, key = ("a.story_id = ?", story_id) if story_id else ("a.alert_id = ?", alert_id)
+        clauses, params = _clauses(where)
+        shown = self._select(
+            _where_sql([own, *clauses]), [key, *params], "a.alerted_at DESC", COPIES_SHOWN
+        )
+        platforms, states = self._tally(own, key)
+        sample = self._sample(own, key)
+        return ReviewedStory(
+            story_id=story_id,
+            entity=shown[0].alert.entity,
+            first_seen=min(copy.first_seen for copy in sample),
+            copies=sum(platforms.values()),
+            platforms=platforms,
+            states=states,
+            views=_story_views(sample),
+            history=self._history(own, key) or _observed_views(sample),
+            shown=shown,
+            matching=matching,
+        )
+
+    def _tally(self, own: str, key: str) -> tuple[dict[str, int], dict[State, int]]:
+        """A story's copies by platform and by state, all of them."""
+        platforms: dict[str, int] = {}
+        states: dict[State, int] = dict.fromkeys(STATES, 0)
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT a.platform, {_STATE_OF_ROW}, count(*) FROM alerts a WHERE {own} "
+                "GROUP BY 1, 2",
+                (key,),
+            ).fetchall()
+        for platform, state, count in rows:
+            platforms[platform] = platforms.get(platform, 0) + count
+            states[state] += count
+        return dict(sorted(platforms.items())), states
+
+    def _sample(self, own: str, key: str) -> list[_Copy]:
+        """What the header needs of a story's newest ``STORY_SAMPLE`` copies, read from their
+        records in SQL, without parsing each whole record."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT json_extract(a.record, '$.first_seen'), "
+                "json_extract(a.record, '$.story.first_seen'), "
+                "json_extract(a.record, '$.observed_at'), json_extract(a.record, '$.views'), "
+                f"json_extract(a.record, '$.story.views') FROM alerts a WHERE {own} "
+                "ORDER BY a.alerted_at DESC LIMIT ?",
+                (key, STORY_SAMPLE),
+            ).fetchall()
+        return [_Copy.of(*row) for row in rows]
+
+    def _history(self, own: str, key: str) -> list[ViewsAt]:
+        """The union of the story's views over time as its alerts told it, one point a time
+        (the highest count, should two alerts disagree), oldest first. Each alert told the
+        newest points up to its time, so the newest alerts tell the recent past and the oldest
+        the start; those are read, not the thousands between."""
+        copies = (
+            f"SELECT record FROM (SELECT a.record FROM alerts a WHERE {own} "
+            "ORDER BY a.alerted_at {} LIMIT ?)"
+        )
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT json_extract(h.value, '$.at') AS at, "
+                "max(json_extract(h.value, '$.views')) "
+                f"FROM ({copies.format('DESC')} UNION {copies.format('ASC')}) s, "
+                "json_each(s.record, '$.story.history') h GROUP BY at",
+                (key, HISTORY_NEWEST, key, HISTORY_OLDEST),
+            ).fetchall()
+        return _union((_parse_time(at), int(views)) for at, views in rows if views is not None)
 
     def facets(self) -> dict[str, list[str]]:
         """The entities, franchises and platforms there are alerts for: the filters' choices."""
@@ -232,7 +401,8 @@ class ReviewStore(FeedOffsets):
         with self._lock:
             rows = self._db.execute(
                 f"SELECT a.record, {_STATE_SQL}, a.velocity, latest.reason, latest.reviewer, "
-                f"latest.at FROM alerts a LEFT JOIN ({_LATEST}) latest USING (alert_id) "
+                f"latest.at, {_STORY_COPIES} FROM alerts a LEFT JOIN ({_LATEST}) latest "
+                "USING (alert_id) "
                 f"{where} ORDER BY {order} LIMIT ?",
                 [*params, limit],
             ).fetchall()
@@ -244,9 +414,86 @@ class ReviewStore(FeedOffsets):
                 reason=reason if state != "new" else None,
                 reviewer=reviewer,
                 reviewed_at=None if at is None else datetime.fromisoformat(at),
+                story_copies=copies,
             )
-            for record, state, velocity, reason, reviewer, at in rows
+            for record, state, velocity, reason, reviewer, at, copies in rows
         ]
+
+
+@dataclass(frozen=True)
+class _Copy:
+    """Of one copy of a story, what the story's header is made of."""
+
+    first_seen: datetime
+    observed_at: datetime
+    views: int | None
+    story_views: int | None
+    in_story: bool
+
+    @classmethod
+    def of(
+        cls,
+        first_seen: str,
+        story_first_seen: str | None,
+        observed_at: str,
+        views: int | None,
+        story_views: int | None,
+    ) -> _Copy:
+        return cls(
+            first_seen=_parse_time(story_first_seen or first_seen),
+            observed_at=_parse_time(observed_at),
+            views=views,
+            story_views=story_views,
+            in_story=story_first_seen is not None,
+        )
+
+
+def _story_views(sample: Sequence[_Copy]) -> int | None:
+    """The story's latest total: the highest any of its alerts told; without a story, the
+    sum of the copies' own views (the one copy's, as a story of one)."""
+    if any(copy.in_story for copy in sample):
+        told = [copy.story_views for copy in sample if copy.story_views is not None]
+        return max(told) if told else None
+    views = [copy.views for copy in sample if copy.views is not None]
+    return sum(views) if views else None
+
+
+def _observed_views(sample: Sequence[_Copy]) -> list[ViewsAt]:
+    """Views over time where no alert told a history: each copy's views when it was seen."""
+    return _union((copy.observed_at, copy.views) for copy in sample if copy.views is not None)
+
+
+def _union(points: Iterable[tuple[datetime, int]]) -> list[ViewsAt]:
+    best: dict[datetime, int] = {}
+    for at, views in points:
+        best[at] = max(views, best.get(at, 0))
+    return [ViewsAt(at=at, views=views) for at, views in sorted(best.items())]
+
+
+def _parse_time(text: str) -> datetime:
+    return as_utc(datetime.fromisoformat(text))
+
+
+def _clauses(where: AlertFilter) -> tuple[list[str], list[str]]:
+    """The SQL conditions (on ``a`` and ``latest``) and their parameters of a filter."""
+    clauses: list[str] = []
+    params: list[str] = []
+    for column, value in (
+        ("a.entity", where.entity),
+        ("a.franchise", where.franchise),
+        ("a.platform", where.platform),
+    ):
+        if value:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if where.state:
+        clauses.append(f"{_STATE_SQL} = ?")
+        params.append(where.state)
+    return clauses, params
+
+
+def _where_sql(clauses: Sequence[str]) -> str:
+    return f"WHERE {' AND '.join(clauses)}" if clauses else ""
 
 
 def _zone_old_alerts(db: sqlite3.Connection) -> None:
@@ -260,9 +507,27 @@ def _zone_old_alerts(db: sqlite3.Connection) -> None:
             db.execute("UPDATE alerts SET record=? WHERE alert_id=?", (zoned, alert_id))
 
 
+def _keep_story_ids(db: sqlite3.Connection) -> None:
+    """Give ``alerts`` its ``story_id`` column and index, and fill it from the records kept
+    before. Safe to run on a file that already has them: a file whose version was set back
+    (from before versions, or the zone rewrite's old mark) runs it again."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(alerts)")}
+    if "story_id" not in columns:
+        db.execute("ALTER TABLE alerts ADD COLUMN story_id TEXT")
+    db.execute("CREATE INDEX IF NOT EXISTS alerts_by_story ON alerts (story_id, alerted_at)")
+    # A record that is not JSON is left alone (CASE: json_type is never asked of it), for the
+    # reader to refuse as ever: one bad row must not keep the store from opening.
+    db.execute(
+        "UPDATE alerts SET story_id = json_extract(record, '$.story.story_id') "
+        "WHERE story_id IS NULL AND CASE WHEN json_valid(record) "
+        "THEN json_type(record, '$.story.story_id') = 'text' ELSE 0 END"
+    )
+
+
 MIGRATIONS = (
     Migration("alerts and reviews, offsets", _SCHEMA),
     Migration("alert records' zoneless times read as UTC", run=_zone_old_alerts),
+    Migration("each alert's story id, by which the page groups copies", run=_keep_story_ids),
 )
 """The schema of the file, in order (``monitor.storage``): append, never edit one released."""
 

@@ -7,6 +7,11 @@ handlers run in a worker (``monitor.pipeline.review_role``) and in a bare ``aioh
 A decision is published (on the ``reviews`` topic, in a worker) and applied to the local store
 at once, so the page the reviewer is sent back to already shows it; the review agent applies
 the same record again when it consumes it, which changes nothing.
+
+The page lists stories (one viral clip and its copies, ``decisions.ReviewedStory``). A decision
+on a whole story is a decision on each of its copies: one ``Review`` per copy that is not in
+that state yet, each published like a reviewer's click on that copy, so the topic, the metrics
+and the gallery's teacher see nothing they did not see before stories existed.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -28,7 +34,7 @@ from monitor.evidence.urls import EvidenceUrls, may_see_evidence
 from monitor.media.provenance import describe
 from monitor.records import Review
 from monitor.review.access import CSRF_COOKIE, CSRF_FIELD, Access
-from monitor.review.decisions import STATES, AlertFilter, ReviewedAlert, ReviewStore
+from monitor.review.decisions import STATES, AlertFilter, ReviewedAlert, ReviewStore, State
 from monitor.review.templates import environment
 
 __all__ = ["ROUTES", "Handler", "Publish", "ReviewPage"]
@@ -51,6 +57,13 @@ _HEADERS = {
     "Cache-Control": "no-store",
 }
 _FILTERS = ("entity", "franchise", "platform", "state", "sort")
+_STORY_ID = re.compile(r"[0-9a-f]{20}")
+_DECISIONS = {"confirm": "confirm", "dismiss": "dismiss", "undo": "undo"}
+_STORY_DECISIONS: dict[str, tuple[str, State]] = {
+    "confirm": ("confirm", "confirmed"),
+    "dismiss": ("dismiss", "dismissed"),
+}
+_MAX_PAGE = 100_000
 _EXPORT_LIMIT = 100_000
 _CSV_COLUMNS = (
     "alert_id",
@@ -78,6 +91,8 @@ _CSV_COLUMNS = (
     "synthetic",
     "synthetic_source",
     "synthetic_detail",
+    "story_id",
+    "story_copies",
 )
 
 
@@ -91,6 +106,7 @@ class Route:
 ROUTES = (
     Route("GET", "/review", "index"),
     Route("POST", "/review/{alert_id}/{action}", "act"),
+    Route("POST", "/review/stories/{story_id}/{action}", "act_on_story"),
     Route("GET", "/review/export.csv", "export_csv"),
     Route("GET", "/review/export.json", "export_json"),
 )
@@ -172,9 +188,13 @@ class ReviewPage:
         if fresh:
             nonce = self.access.new_nonce()
         assert nonce is not None
+        number = _page_of(request.query)
+        listed = self.store.stories(where, self.page_size, (number - 1) * self.page_size)
         html = self._templates.get_template("index.html").render(
             reviewer=reviewer,
-            rows=self.store.alerts(where, self.page_size),
+            stories=listed.stories,
+            newer=_back(request.query, number - 1) if number > 1 else None,
+            older=_back(request.query, number + 1) if listed.more else None,
             facets=self.store.facets(),
             states=STATES,
             filters={
@@ -197,34 +217,39 @@ class ReviewPage:
 
     async def _act(self, request: web.Request, reviewer: str) -> web.StreamResponse:
         form = await request.post()
-        token = form.get(CSRF_FIELD)
-        if not self.access.csrf_ok(
-            request.cookies.get(CSRF_COOKIE), token if isinstance(token, str) else None
-        ):
-            return web.Response(
-                status=403,
-                text="Refused: the form's CSRF token is missing or wrong. Reload the review "
-                "page and try again.\n",
-                headers=_HEADERS,
-            )
+        if not self._csrf_ok(request, form):
+            return _csrf_refused()
         alert_id, action = request.match_info["alert_id"], request.match_info["action"]
-        decision = {"confirm": "confirm", "dismiss": "dismiss", "undo": "undo"}.get(action)
+        decision = _DECISIONS.get(action)
         if decision is None or not is_alert_id(alert_id):
             return web.Response(status=404, text="No such action.\n", headers=_HEADERS)
         if self.store.get(alert_id) is None:
             return web.Response(status=404, text="No such alert.\n", headers=_HEADERS)
-        reason = form.get("reason")
-        review = Review(
-            alert_id=alert_id,
-            decision=decision,  # type: ignore[arg-type]  # one of the three, checked above
-            reason=(reason.strip()[:2000] or None)
-            if isinstance(reason, str) and decision == "dismiss"
-            else None,
-            reviewer=reviewer[:200],
-        )
-        await self.publish(review)
-        return web.Response(
-            status=303, headers={**_HEADERS, "Location": f"/review{_back(request.query)}"}
+        await self.publish(_review(alert_id, decision, form.get("reason"), reviewer))
+        return _back_to_page(request)
+
+    async def _act_on_story(self, request: web.Request, reviewer: str) -> web.StreamResponse:
+        """One decision for every copy of a story that is not in its state yet."""
+        form = await request.post()
+        if not self._csrf_ok(request, form):
+            return _csrf_refused()
+        story_id, action = request.match_info["story_id"], request.match_info["action"]
+        chosen = _STORY_DECISIONS.get(action)
+        if chosen is None or not _STORY_ID.fullmatch(story_id):
+            return web.Response(status=404, text="No such action.\n", headers=_HEADERS)
+        copies = self.store.story_states(story_id)
+        if not copies:
+            return web.Response(status=404, text="No such story.\n", headers=_HEADERS)
+        decision, reached = chosen
+        for alert_id, state in sorted(copies.items()):
+            if state != reached:
+                await self.publish(_review(alert_id, decision, form.get("reason"), reviewer))
+        return _back_to_page(request)
+
+    def _csrf_ok(self, request: web.Request, form: Any) -> bool:
+        token = form.get(CSRF_FIELD)
+        return self.access.csrf_ok(
+            request.cookies.get(CSRF_COOKIE), token if isinstance(token, str) else None
         )
 
     # --- exports --------------------------------------------------------------------------
@@ -295,6 +320,8 @@ class ReviewPage:
             "evidence_url": self.evidence.url(self.public_base_url, alert.alert_id),
             "evidence": [e.model_dump(mode="json") for e in alert.evidence],
             "synthetic": alert.synthetic.model_dump(mode="json"),
+            "story_id": None if alert.story is None else alert.story.story_id,
+            "story_copies": row.story_copies,
         }
 
 
@@ -314,10 +341,48 @@ def _filter_of(query: Any) -> AlertFilter:
     )
 
 
-def _back(query: Any) -> str:
-    """The page's filters as a query string, so an action returns to the same view."""
+def _page_of(query: Any) -> int:
+    """The page of stories asked for, from 1; anything but a number in range is the first."""
+    text = query.get("page", "")
+    number = int(text) if text.isdigit() and len(text) <= 6 else 1
+    return min(max(number, 1), _MAX_PAGE)
+
+
+def _back(query: Any, page: int | None = None) -> str:
+    """The page's filters (and page of stories) as a query string, so that an action returns
+    to the same view; with ``page``, the same filters on that page."""
     kept = [(name, query[name]) for name in _FILTERS if query.get(name)]
+    number = _page_of(query) if page is None else page
+    if number > 1:
+        kept.append(("page", str(number)))
     return f"?{urlencode(kept)}" if kept else ""
+
+
+def _back_to_page(request: web.Request) -> web.Response:
+    return web.Response(
+        status=303, headers={**_HEADERS, "Location": f"/review{_back(request.query)}"}
+    )
+
+
+def _csrf_refused() -> web.Response:
+    return web.Response(
+        status=403,
+        text="Refused: the form's CSRF token is missing or wrong. Reload the review "
+        "page and try again.\n",
+        headers=_HEADERS,
+    )
+
+
+def _review(alert_id: str, decision: str, reason: Any, reviewer: str) -> Review:
+    """A reviewer's decision as published; a reason is kept only with a dismissal."""
+    return Review(
+        alert_id=alert_id,
+        decision=decision,  # type: ignore[arg-type]  # one of the three, checked by the caller
+        reason=(reason.strip()[:2000] or None)
+        if isinstance(reason, str) and decision == "dismiss"
+        else None,
+        reviewer=reviewer[:200],
+    )
 
 
 def _iso(value: Any) -> str | None:

@@ -1,17 +1,23 @@
 """The review page's HTML, as Jinja2 templates kept in code: one module, no package data.
 
-Autoescaping is on for every template, and nothing is marked safe: titles, authors, names and
-reasons are text that anyone who uploads a clip (or names an account) chooses. A clip's URL
+Autoescaping is on for every template, and nothing is marked safe but a story's views chart:
+titles, authors, names and reasons are text that anyone who uploads a clip (or names an
+account) chooses. The chart is SVG markup built by ``chart.views_chart`` from times and counts
+alone, every text in it escaped there. A clip's URL
 becomes a link only when it is http(s); any other scheme (``javascript:``) is shown as text.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from jinja2 import DictLoader, Environment, StrictUndefined
+from markupsafe import Markup
 
 from monitor.media.provenance import describe
+from monitor.records import ViewsAt
+from monitor.review.chart import views_chart
 
 __all__ = ["environment"]
 
@@ -32,6 +38,12 @@ form.inline { display: inline; }
 .filters label { margin-right: 1rem; }
 .empty { color: #777; padding: 2rem 0; }
 .synthetic { color: #777; font-size: 90%; } .synthetic-ai_generated { color: #a0a; font-weight: bold; }
+section.story { border: 1px solid #ccc; border-radius: 4px; margin: 1rem 0; padding: .5rem 1rem; }
+.story-head { display: flex; gap: 2rem; align-items: flex-start; flex-wrap: wrap; }
+.story-head h2 { font-size: 1.1rem; margin: 0 0 .3rem; }
+.story-actions form { margin-bottom: .3rem; }
+.more-copies, .chart-empty { color: #777; }
+.pages a { margin-right: 1rem; }
 </style>
 </head>
 <body>
@@ -42,7 +54,7 @@ form.inline { display: inline; }
 
 _INDEX = """{% extends "base.html" %}
 {% block body %}
-<h1>Alerts to review</h1>
+<h1>Stories to review</h1>
 <p>Signed in as <span id="reviewer">{{ reviewer }}</span>.
 Export confirmed alerts: <a href="/review/export.csv">CSV</a> · <a href="/review/export.json">JSON</a></p>
 <form class="filters" method="get" action="/review">
@@ -65,13 +77,42 @@ Export confirmed alerts: <a href="/review/export.csv">CSV</a> · <a href="/revie
 </select></label>
 <button type="submit">Filter</button>
 </form>
-{% if not rows %}
+{% if not stories %}
 <p class="empty">No alerts match.</p>
 {% else %}
+{% for story in stories %}
+<section class="story" id="story-{{ story.key }}" data-story-id="{{ story.story_id or "" }}" data-copies="{{ story.copies }}">
+<div class="story-head">
+<div class="story-facts">
+<h2><span class="story-entity">{{ story.entity.name }}</span> · <span class="story-copies">{{ story.copies }} {{ "copy" if story.copies == 1 else "copies" }}</span></h2>
+<div class="story-platforms">{% for platform, count in story.platforms.items() %}{{ platform }} {{ count }}{% if not loop.last %} · {% endif %}{% endfor %}</div>
+<div class="story-views">{{ "{:,}".format(story.views) if story.views is not none else "?" }} views in all</div>
+<div class="story-first-seen">first seen {{ story.first_seen.strftime("%Y-%m-%d %H:%M UTC") }}</div>
+<div class="story-states">{% for state in states %}<span class="state-{{ state }}">{{ story.states[state] }} {{ state }}</span>{% if not loop.last %} · {% endif %}{% endfor %}</div>
+</div>
+<div class="story-chart">{{ story.history|views_chart }}</div>
+{% if story.story_id %}
+<div class="story-actions">
+{% if story.states.confirmed < story.copies %}
+<form class="story-confirm" method="post" action="/review/stories/{{ story.story_id }}/confirm{{ back }}">
+<input type="hidden" name="csrf" value="{{ csrf }}">
+<button type="submit" name="action" value="confirm">Confirm story</button>
+</form>
+{% endif %}
+{% if story.states.dismissed < story.copies %}
+<form class="story-dismiss" method="post" action="/review/stories/{{ story.story_id }}/dismiss{{ back }}">
+<input type="hidden" name="csrf" value="{{ csrf }}">
+<input type="text" name="reason" maxlength="2000" placeholder="why (optional)">
+<button type="submit" name="action" value="dismiss">Dismiss story</button>
+</form>
+{% endif %}
+</div>
+{% endif %}
+</div>
 <table>
 <thead><tr><th>Evidence</th><th>Clip</th><th>Entity</th><th>Signals</th><th>Spread</th><th>State</th><th>Actions</th></tr></thead>
 <tbody>
-{% for row in rows %}{% set alert = row.alert %}
+{% for row in story.shown %}{% set alert = row.alert %}
 <tr class="alert" id="alert-{{ alert.alert_id }}" data-state="{{ row.state }}">
 <td>{% set src = evidence_src(alert.alert_id) %}<a href="{{ src }}"><img class="evidence" src="{{ src }}" alt="evidence frame"></a></td>
 <td>
@@ -115,6 +156,13 @@ Export confirmed alerts: <a href="/review/export.csv">CSV</a> · <a href="/revie
 {% endfor %}
 </tbody>
 </table>
+{% if story.not_shown %}<p class="more-copies">and {{ story.not_shown }} more {{ "copy" if story.not_shown == 1 else "copies" }} not listed</p>{% endif %}
+</section>
+{% endfor %}
+<nav class="pages">
+{% if newer %}<a class="newer" href="/review{{ newer }}">newer stories</a>{% endif %}
+{% if older %}<a class="older" href="/review{{ older }}">older stories</a>{% endif %}
+</nav>
 {% endif %}
 {% endblock %}
 """
@@ -122,6 +170,10 @@ Export confirmed alerts: <a href="/review/export.csv">CSV</a> · <a href="/revie
 
 def _web_url(value: object) -> bool:
     return isinstance(value, str) and urlsplit(value).scheme in ("http", "https")
+
+
+def _chart(points: Sequence[ViewsAt]) -> Markup:
+    return Markup(views_chart(points))  # escaped where it is built (chart.py)
 
 
 def environment() -> Environment:
@@ -134,4 +186,5 @@ def environment() -> Environment:
     )
     env.tests["web_url"] = _web_url
     env.filters["provenance"] = describe
+    env.filters["views_chart"] = _chart
     return env

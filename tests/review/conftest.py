@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +17,7 @@ from monitor.config import ReviewSettings
 from monitor.evidence.files import save_evidence
 from monitor.media import load_media
 from monitor.pipeline.review_role import apply_review
-from monitor.records import Alert, AlertEntity, ClipRef, EvidenceRecord, Review
+from monitor.records import Alert, AlertEntity, ClipRef, EvidenceRecord, Review, Story, ViewsAt
 from monitor.review.access import Access
 from monitor.review.decisions import ReviewStore
 from monitor.review.page import ReviewPage
@@ -39,6 +39,7 @@ def make_alert(
     views: int = 1000,
     hours_old: float = 10.0,
     alerted_minutes_ago: float = 0.0,
+    story: Story | None = None,
 ) -> Alert:
     key = f"{platform}:{clip_id}"
     observed = NOW - timedelta(minutes=alerted_minutes_ago)
@@ -65,6 +66,30 @@ def make_alert(
         views=views,
         posted_at=observed - timedelta(hours=hours_old),
         alerted_at=observed,
+        story=story,
+    )
+
+
+def make_story(
+    first_clip: str,
+    entity: str,
+    *,
+    copies: int = 1,
+    platforms: dict[str, int] | None = None,
+    history: Sequence[tuple[float, int]] = (),
+    first_seen_hours_ago: float = 24.0,
+) -> Story:
+    """A story as decide tells it in an alert: ``history`` is (minutes before ``NOW``,
+    total views) pairs, oldest first; the story's views are the last of them."""
+    points = [ViewsAt(at=NOW - timedelta(minutes=ago), views=views) for ago, views in history]
+    return Story(
+        story_id=Story.id_for(first_clip, entity),
+        first_clip=first_clip,
+        first_seen=NOW - timedelta(hours=first_seen_hours_ago),
+        copies=copies,
+        platforms=platforms or {"youtube": copies},
+        views=points[-1].views if points else None,
+        history=points,
     )
 
 

@@ -14,8 +14,15 @@ from pydantic import ValidationError
 
 from monitor.pipeline.review_role import apply_review
 from monitor.records import Alert, Review
-from monitor.review.decisions import AlertFilter, ReviewedAlert, ReviewStore
-from tests.review.conftest import NOW, make_alert, store_as_before
+from monitor.review.decisions import (
+    COPIES_SHOWN,
+    AlertFilter,
+    ReviewedAlert,
+    ReviewedStory,
+    ReviewStore,
+    StoryPage,
+)
+from tests.review.conftest import NOW, make_alert, make_story, store_as_before
 
 
 def _sample(name: str, **labels: str) -> float:
@@ -180,3 +187,156 @@ def test_a_stored_alert_broken_otherwise_is_left_as_it_was_and_the_store_opens(
     with pytest.raises(ValidationError):
         store.alerts()  # refused on reading, as it always was
     store.close()
+
+
+# --- stories: one viral clip and its copies ------------------------------------------------
+
+
+def _viral(store: ReviewStore) -> list[Alert]:
+    """A story of three copies on two platforms (v1 started it), whose alerts each told the
+    story's views so far, and one alert that belongs to no story: all kept in ``store``."""
+    history = [(180, 1_000), (120, 5_000), (60, 20_000), (10, 45_000)]
+    copies = [
+        # clip, platform, copies when alerted, the history its alert told, alerted minutes ago
+        ("v1", "youtube", 1, history[:2], 150),
+        ("v2", "tiktok", 2, history[:3], 50),
+        ("v3", "youtube", 3, history[1:], 5),
+    ]
+    alerts = [
+        make_alert(
+            clip,
+            "ghostface",
+            platform=platform,
+            alerted_minutes_ago=minutes,
+            story=make_story("youtube:v1", "ghostface", copies=count, history=told),
+        )
+        for clip, platform, count, told, minutes in copies
+    ]
+    lone = make_alert("lone", "sidney", platform="tiktok", views=777, alerted_minutes_ago=30)
+    for alert in (*alerts, lone):
+        store.add_alert(alert)
+    return [*alerts, lone]
+
+
+def _titles(story: ReviewedStory) -> list[str]:
+    return [row.alert.clip.clip_id for row in story.shown]
+
+
+def test_copies_of_one_story_are_listed_together_with_the_whole_storys_figures(
+    tmp_path: Path,
+) -> None:
+    store = ReviewStore(tmp_path / "r.sqlite3")
+    *copies, lone = _viral(store)
+    store.apply(Review(alert_id=copies[1].alert_id, decision="dismiss", reviewer="a", at=NOW))
+
+    viral, single = store.stories().stories
+    assert viral.story_id == copies[0].story.story_id  # type: ignore[union-attr]
+    assert _titles(viral) == ["v3", "v2", "v1"], "newest copy first"
+    assert (viral.copies, viral.matching, viral.not_shown) == (3, 3, 0)
+    assert viral.platforms == {"tiktok": 1, "youtube": 2}
+    assert viral.states == {"new": 2, "confirmed": 0, "dismissed": 1}
+    assert viral.views == 45_000, "the highest total any copy's alert told"
+    assert viral.first_seen == NOW - timedelta(hours=24)
+    assert viral.entity.id == "ghostface"
+    assert [(NOW - p.at, p.views) for p in viral.history] == [
+        (timedelta(minutes=ago), views)
+        for ago, views in [(180, 1_000), (120, 5_000), (60, 20_000), (10, 45_000)]
+    ], "every point any alert told, once each, oldest first"
+
+    # An alert without a story is a story of one, with its own views over time.
+    assert single.story_id is None and single.key == lone.alert_id
+    assert (_titles(single), single.copies, single.views) == (["lone"], 1, 777)
+    assert [(p.at, p.views) for p in single.history] == [(lone.observed_at, 777)]
+
+
+def test_stories_are_ordered_by_their_newest_copy_and_paged_by_story(tmp_path: Path) -> None:
+    store = ReviewStore(tmp_path / "r.sqlite3")
+    _viral(store)  # newest copy 5 minutes ago; the lone alert 30
+    store.add_alert(make_alert("older", "sidney", alerted_minutes_ago=300))
+
+    def keys(page: StoryPage) -> list[list[str]]:
+        return [_titles(story) for story in page.stories]
+
+    first = store.stories(limit=2)
+    assert keys(first) == [["v3", "v2", "v1"], ["lone"]] and first.more
+    rest = store.stories(limit=2, offset=2)
+    assert keys(rest) == [["older"]] and not rest.more
+
+
+def test_filters_pick_stories_by_any_copy_and_list_the_copies_that_match(tmp_path: Path) -> None:
+    store = ReviewStore(tmp_path / "r.sqlite3")
+    copies = _viral(store)[:3]
+    store.apply(Review(alert_id=copies[0].alert_id, decision="confirm", reviewer="a", at=NOW))
+
+    # Ordered by their newest matching copy: the lone alert (30 minutes ago), then v2 (50).
+    [lone, on_tiktok] = store.stories(AlertFilter(platform="tiktok")).stories
+    assert _titles(on_tiktok) == ["v2"] and lone.story_id is None
+    assert on_tiktok.copies == 3, "the header is the whole story's"
+    [confirmed] = store.stories(AlertFilter(state="confirmed")).stories
+    assert _titles(confirmed) == ["v1"] and confirmed.states["confirmed"] == 1
+    assert [_titles(s) for s in store.stories(AlertFilter(entity="sidney")).stories] == [["lone"]]
+
+
+def test_a_story_of_many_copies_lists_a_bounded_few_and_counts_the_rest(tmp_path: Path) -> None:
+    store = ReviewStore(tmp_path / "r.sqlite3")
+    story = make_story("youtube:c0", "ghostface", history=[(5, 100)])
+    for n in range(COPIES_SHOWN + 7):
+        store.add_alert(make_alert(f"c{n}", "ghostface", alerted_minutes_ago=n, story=story))
+    [listed] = store.stories().stories
+    assert len(listed.shown) == COPIES_SHOWN and _titles(listed)[0] == "c0"
+    assert (listed.copies, listed.not_shown) == (COPIES_SHOWN + 7, 7)
+    assert len(store.story_states(story.story_id)) == COPIES_SHOWN + 7
+
+
+def test_a_story_whose_alerts_told_no_history_charts_each_copys_views_when_seen(
+    tmp_path: Path,
+) -> None:
+    store = ReviewStore(tmp_path / "r.sqlite3")
+    story = make_story("youtube:q1", "ghostface")
+    for clip, views, minutes in (("q1", 10, 60), ("q2", 300, 20)):
+        store.add_alert(
+            make_alert(clip, "ghostface", views=views, alerted_minutes_ago=minutes, story=story)
+        )
+    [listed] = store.stories().stories
+    assert listed.views is None, "no copy's alert told the story's total"
+    assert [(NOW - p.at, p.views) for p in listed.history] == [
+        (timedelta(minutes=60), 10),
+        (timedelta(minutes=20), 300),
+    ]
+
+
+def test_story_states_name_every_copy_of_a_story_and_nothing_else(tmp_path: Path) -> None:
+    store = ReviewStore(tmp_path / "r.sqlite3")
+    *copies, lone = _viral(store)
+    store.apply(Review(alert_id=copies[2].alert_id, decision="dismiss", reviewer="a", at=NOW))
+    story_id = copies[0].story.story_id  # type: ignore[union-attr]
+    assert store.story_states(story_id) == {
+        copies[0].alert_id: "new",
+        copies[1].alert_id: "new",
+        copies[2].alert_id: "dismissed",
+    }
+    assert store.story_states("0" * 20) == {}
+    assert store.get(copies[0].alert_id).story_copies == 3  # type: ignore[union-attr]
+    assert store.get(lone.alert_id).story_copies == 1  # type: ignore[union-attr]
+
+
+def test_a_file_from_before_stories_gets_each_alerts_story_id_from_its_record(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "r.sqlite3"
+    store = ReviewStore(path)
+    *copies, lone = _viral(store)
+    store.close()
+    with closing(sqlite3.connect(path)) as db, db:  # as migration 2 left the file
+        db.execute("DROP INDEX alerts_by_story")
+        db.execute("ALTER TABLE alerts DROP COLUMN story_id")
+        db.execute("PRAGMA user_version = 2")
+
+    reopened = ReviewStore(path)
+    assert reopened.version == 3
+    with closing(sqlite3.connect(path)) as db:
+        kept = dict(db.execute("SELECT alert_id, story_id FROM alerts"))
+    story_id = copies[0].story.story_id  # type: ignore[union-attr]
+    assert kept == {**{a.alert_id: story_id for a in copies}, lone.alert_id: None}
+    assert [len(story.shown) for story in reopened.stories().stories] == [3, 1]
+    reopened.close()

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 
 from monitor.config import ReviewSettings
 from monitor.pipeline.review_role import apply_review
-from monitor.records import EvidenceRecord, Review, Synthetic
+from monitor.records import Alert, EvidenceRecord, Review, Synthetic
 from monitor.review.decisions import ReviewStore
 from tests.conftest import require_binary
 from tests.review.conftest import (
@@ -29,6 +29,7 @@ from tests.review.conftest import (
     USER,
     PageServer,
     make_alert,
+    make_story,
     store_as_before,
 )
 
@@ -330,3 +331,160 @@ def test_whether_a_clip_is_ai_generated_is_shown_and_exported(serve: Serve, page
     )
     assert rows[made.alert_id]["synthetic_detail"].startswith("AI-generated (C2PA manifest")
     assert rows[plain.alert_id]["synthetic"] == "unknown"
+
+
+# --- stories: one viral clip and its copies ------------------------------------------------
+
+
+def _story_of_three(server: PageServer) -> list[Alert]:
+    """A viral clip on YouTube re-posted on TikTok and again on YouTube: three alerts."""
+    history = [(120, 2_000), (60, 30_000), (5, 250_000)]
+    story = make_story(
+        "youtube:s1", "ghostface", copies=3, platforms={"youtube": 2, "tiktok": 1}, history=history
+    )
+    return [
+        server.add(
+            make_alert(
+                clip, "ghostface", platform=platform, alerted_minutes_ago=minutes, story=story
+            )
+        )
+        for clip, platform, minutes in (
+            ("s1", "youtube", 60),
+            ("s2", "tiktok", 20),
+            ("s3", "youtube", 5),
+        )
+    ]
+
+
+def test_a_story_is_listed_once_with_its_copies_and_its_views_over_time(
+    serve: Serve, page: Page
+) -> None:
+    server = serve()
+    copies = _story_of_three(server)
+    server.add(make_alert("lone", "sidney", alerted_minutes_ago=1))
+    story_id = copies[0].story.story_id  # type: ignore[union-attr]
+    page.goto(f"{server.url}/review")
+
+    stories = page.locator("section.story")
+    assert stories.count() == 2, "three copies are one story; the lone alert another"
+    story = page.locator(f"#story-{story_id}")
+    assert story.locator("tr.alert .title").all_inner_texts() == ["clip s3", "clip s2", "clip s1"]
+    assert story.locator(".story-copies").inner_text() == "3 copies"
+    assert story.locator(".story-platforms").inner_text() == "tiktok 1 · youtube 2"
+    assert story.locator(".story-views").inner_text() == "250,000 views in all"
+    assert story.locator(".story-states").inner_text() == "3 new · 0 confirmed · 0 dismissed"
+    chart = story.locator(".story-chart svg")
+    assert chart.count() == 1
+    assert len(chart.locator("polyline").get_attribute("points").split()) == 3  # type: ignore[union-attr]
+    assert "250.0k" in (chart.locator("title").text_content() or "")
+    assert chart.bounding_box()["width"] > 0  # type: ignore[index]  # drawn, not only present
+    # Each copy's own row keeps its own buttons.
+    copy_row = page.locator(f"#alert-{copies[1].alert_id}")
+    assert copy_row.locator("button", has_text="Confirm").count() == 1
+
+
+def test_dismiss_story_dismisses_every_copy_not_already_dismissed_each_with_its_own_review(
+    serve: Serve, page: Page
+) -> None:
+    server = serve()
+    first, second, third = _story_of_three(server)
+    apply_review(server.store, Review(alert_id=second.alert_id, decision="dismiss", reviewer="b"))
+    story_id = first.story.story_id  # type: ignore[union-attr]
+    page.goto(f"{server.url}/review?entity=ghostface")
+
+    story = page.locator(f"#story-{story_id}")
+    story.locator(".story-dismiss input[name=reason]").fill("a fan edit, not AI")
+    story.locator("button", has_text="Dismiss story").click()
+    assert page.url.endswith("/review?entity=ghostface")
+    assert _states(page) == {"clip s1": "dismissed", "clip s2": "dismissed", "clip s3": "dismissed"}
+    assert sorted((r.alert_id, r.decision, r.reason) for r in server.published) == sorted(
+        (alert.alert_id, "dismiss", "a fan edit, not AI") for alert in (first, third)
+    ), "one review per copy, none for the copy already dismissed"
+    story = page.locator(f"#story-{story_id}")
+    assert story.locator("button", has_text="Dismiss story").count() == 0
+    assert story.locator(".story-states").inner_text() == "0 new · 0 confirmed · 3 dismissed"
+
+    story.locator("button", has_text="Confirm story").click()
+    assert set(_states(page).values()) == {"confirmed"}
+    assert [r.decision for r in server.published[2:]] == ["confirm"] * 3
+    assert all(r.reason is None for r in server.published[2:])
+
+
+def test_story_actions_refuse_a_bad_or_unknown_story_and_a_missing_csrf_token(
+    serve: Serve, page: Page
+) -> None:
+    server = serve()
+    first = _story_of_three(server)[0]
+    story_id = first.story.story_id  # type: ignore[union-attr]
+    lone = server.add(make_alert("lone", "sidney"))
+    page.goto(f"{server.url}/review")
+    token = page.locator("input[name=csrf]").first.get_attribute("value")
+    assert token is not None
+
+    def post(path: str, form: dict[str, str | float | bool]) -> int:
+        return page.request.post(f"{server.url}/review/stories/{path}", form=form).status
+
+    assert post(f"{story_id}/dismiss", {}) == 403
+    assert post(f"{story_id}/dismiss", {"csrf": "0" * 64}) == 403
+    for path in (
+        f"{story_id[:-1]}/dismiss",  # not 20 hex digits
+        f"{story_id.upper()}/dismiss",
+        "..%2F..%2Fetc/dismiss",
+        f"{'0' * 20}/dismiss",  # no such story
+        f"{lone.alert_id}/dismiss",  # an alert, not a story
+        f"{story_id}/undo",  # a story is confirmed or dismissed, never undone at once
+        f"{story_id}/delete",
+    ):
+        assert post(path, {"csrf": token}) == 404, path
+    assert server.published == []
+    assert post(f"{story_id}/confirm", {"csrf": token}) == 200  # followed the 303 to the page
+    assert len(server.published) == 3
+
+
+def test_exports_name_each_alerts_story_and_its_copies(serve: Serve) -> None:
+    server = serve()
+    copies = _story_of_three(server)
+    lone = server.add(make_alert("lone", "sidney"))
+    for alert in (copies[0], lone):
+        apply_review(
+            server.store, Review(alert_id=alert.alert_id, decision="confirm", reviewer=USER)
+        )
+    story_id = copies[0].story.story_id  # type: ignore[union-attr]
+    exported = httpx.get(f"{server.url}/review/export.json", auth=(USER, PASSWORD)).json()
+    assert {(e["alert_id"], e["story_id"], e["story_copies"]) for e in exported} == {
+        (copies[0].alert_id, story_id, 3),
+        (lone.alert_id, None, 1),
+    }
+    response = httpx.get(f"{server.url}/review/export.csv", auth=(USER, PASSWORD))
+    rows = {row["alert_id"]: row for row in csv.DictReader(io.StringIO(response.text))}
+    assert (rows[copies[0].alert_id]["story_id"], rows[copies[0].alert_id]["story_copies"]) == (
+        story_id,
+        "3",
+    )
+    assert (rows[lone.alert_id]["story_id"], rows[lone.alert_id]["story_copies"]) == ("", "1")
+
+
+def test_stories_are_paged_and_an_action_returns_to_the_same_page(serve: Serve) -> None:
+    server = serve()
+    server.page.page_size = 1
+    for n in range(3):
+        server.add(make_alert(f"p{n}", "ghostface", alerted_minutes_ago=n))
+    auth = (USER, PASSWORD)
+    with httpx.Client(auth=auth, base_url=server.url) as client:
+        first = client.get("/review?entity=ghostface").text
+        assert "clip p0" in first and "clip p1" not in first
+        assert 'href="/review?entity=ghostface&amp;page=2">older stories' in first
+        second = client.get("/review?entity=ghostface&page=2").text
+        assert "clip p1" in second and "newer stories" in second and "older stories" in second
+        last = client.get("/review?entity=ghostface&page=3").text
+        assert "clip p2" in last and "older stories" not in last
+        assert "clip p0" in client.get("/review?page=junk").text, "a bad page is the first"
+        token = re.search(r'name="csrf" value="([^"]+)"', second)
+        assert token is not None
+        alert_id = Alert.id_for("youtube:p1", "ghostface")
+        answer = client.post(
+            f"/review/{alert_id}/confirm?entity=ghostface&page=2",
+            data={"csrf": token.group(1)},
+            follow_redirects=False,
+        )
+    assert answer.headers["Location"] == "/review?entity=ghostface&page=2"
