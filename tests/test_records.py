@@ -29,6 +29,7 @@ from monitor.records import (
     Failure,
     Review,
     ScoredEntity,
+    Story,
     as_utc,
     decode,
     encode,
@@ -215,3 +216,32 @@ def test_any_other_record_too_large_to_send_is_a_record_error() -> None:
     )
     with pytest.raises(RecordError, match="over the 900000-byte limit"):
         encode(alert)
+
+
+def _scored_with_footprint(footprint: dict[str, object]) -> bytes:
+    clip = {"platform": "demo", "clip_id": "c1", "url": "http://127.0.0.1/watch/c1"}
+    record = json.loads(encode(ClipScored(clip=ClipRef(**clip), observation=SEEN)))
+    return json.dumps({**record, "footprint": footprint}).encode()
+
+
+@pytest.mark.parametrize(
+    ("footprint", "reason"),
+    [
+        ({"frames": 1, "query": [{"frame": 0, "pdq": "zz" * 32}]}, "pdq"),
+        ({"frames": 1, "query": [{"frame": -1, "pdq": "ab" * 32}]}, "frame"),
+        ({"frames": 1, "query": [{"frame": 0, "pdq": "ab" * 32}] * 513}, "query"),
+    ],
+    ids=["not hex", "a negative frame", "more hashes than a footprint holds"],
+)
+def test_a_malformed_footprint_is_a_record_error(footprint: dict[str, object], reason: str) -> None:
+    with pytest.raises(RecordError, match=reason):
+        decode(ClipScored, _scored_with_footprint(footprint))
+
+
+def test_a_story_must_have_a_copy_and_an_id_of_its_format() -> None:
+    now = datetime(2026, 11, 26, tzinfo=UTC)
+    good = {"story_id": "0" * 20, "first_clip": "demo:c1", "first_seen": now, "copies": 1}
+    assert Story(**good).starts  # type: ignore[arg-type]
+    for bad in ({"copies": 0}, {"story_id": "not-an-id"}, {"copy_number": 0}):
+        with pytest.raises(ValueError):
+            Story(**{**good, **bad})  # type: ignore[arg-type]
