@@ -44,9 +44,16 @@ from monitor.alerts.base import DeliveryContext, FloodSummary, Sink
 from monitor.alerts.secrets import post, url_secrets
 from monitor.errors import PermanentDeliveryError
 from monitor.media.provenance import describe
-from monitor.records import Alert, EvidenceRecord, Story
+from monitor.records import Alert, EvidenceRecord, Story, ViewsAt
 
-__all__ = ["SlackSink", "slack_message", "slack_summary", "views_per_hour"]
+__all__ = [
+    "TREND_POINTS",
+    "SlackSink",
+    "slack_message",
+    "slack_summary",
+    "sparkline",
+    "views_per_hour",
+]
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +142,7 @@ def _story_block(story: Story) -> SectionBlock:
     fields = [
         f"*Copies*\n{story.copies:,}",
         f"*Platforms*\n{platforms or '—'}",
-        f"*Views, all copies*\n{_count(story.views)}",
+        f"*Views, all copies*\n{_count(story.views)}" + _trend(story),
         f"*First seen*\n{story.first_seen.astimezone(UTC):%Y-%m-%d %H:%M} UTC",
     ]
     return SectionBlock(
@@ -144,6 +151,38 @@ def _story_block(story: Story) -> SectionBlock:
         ),
         fields=[MarkdownTextObject(text=_clip(f, 2000)) for f in fields],
     )
+
+
+_BARS = "▁▂▃▄▅▆▇█"
+TREND_POINTS = 24
+"""Bars in a story's views-over-time line: Slack shows no image it cannot fetch, text it does."""
+
+
+def sparkline(history: Sequence[ViewsAt], points: int = TREND_POINTS) -> str:
+    """Views over time as a line of block characters, lowest to highest, one per stretch of
+    time (the latest count in each), so a steep rise reads as one at a glance."""
+    if len(history) < 2:
+        return ""
+    start, end = history[0].at.timestamp(), history[-1].at.timestamp()
+    span = max(end - start, 1e-9)
+    latest: list[int | None] = [None] * points
+    for point in history:
+        latest[min(int((point.at.timestamp() - start) / span * points), points - 1)] = point.views
+    filled, last = [], history[0].views
+    for value in latest:
+        last = value if value is not None else last
+        filled.append(last)
+    low, high = min(filled), max(filled)
+    scale = (len(_BARS) - 1) / (high - low) if high > low else 0.0
+    return "".join(_BARS[round((value - low) * scale)] for value in filled)
+
+
+def _trend(story: Story) -> str:
+    line = sparkline(story.history)
+    if not line:
+        return ""
+    since = story.history[0].at.astimezone(UTC)
+    return f"\n`{line}` since {since:%m-%d %H:%M} UTC"
 
 
 def _headline(alert: Alert, story: Story | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -13,9 +13,9 @@ from pydantic import SecretStr
 from slack_sdk.models.blocks import Block
 
 from monitor.alerts.base import DeliveryContext, FloodSummary, SummaryClip
-from monitor.alerts.slack import SlackSink, slack_message, slack_summary
+from monitor.alerts.slack import TREND_POINTS, SlackSink, slack_message, slack_summary, sparkline
 from monitor.errors import PermanentDeliveryError, RetryableDeliveryError
-from monitor.records import EvidenceRecord, Synthetic
+from monitor.records import EvidenceRecord, Story, Synthetic, ViewsAt
 from tests.alerts.receiver import Receiver, make_alert
 
 CONTEXT = DeliveryContext(public_base_url="https://monitor.example.org")
@@ -232,3 +232,38 @@ def test_whether_the_clip_is_ai_generated_and_who_says_so_is_a_context_line() ->
     plain = slack_message(make_alert("c1"), CONTEXT)
     assert not any("AI" in b.get("elements", [{}])[0].get("text", "") for b in plain["blocks"])
     assert "AI-generated" not in plain["text"]
+
+
+def _history(*views: int, minutes: int = 10) -> list[ViewsAt]:
+    start = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    return [
+        ViewsAt(at=start + timedelta(minutes=i * minutes), views=v) for i, v in enumerate(views)
+    ]
+
+
+def test_views_over_time_are_a_line_of_bars_from_lowest_to_highest() -> None:
+    assert sparkline([]) == "" and sparkline(_history(5)) == "", "no line from one point"
+    rising = sparkline(_history(0, 10, 100, 1000, 10_000))
+    assert len(rising) == TREND_POINTS
+    assert rising[0] == "▁" and rising[-1] == "█"
+    assert list(rising) == sorted(rising), "views that only grow never dip"
+    assert set(sparkline(_history(7, 7, 7))) == {"▁"}, "flat is flat"
+
+
+def test_a_story_message_shows_its_copies_platforms_and_views_over_time() -> None:
+    alert = make_alert("c3", platform="youtube")
+    story = Story(
+        story_id="a" * 20,
+        first_clip="tiktok:c1",
+        first_seen=datetime(2026, 11, 30, 12, 0, tzinfo=UTC),
+        copies=3,
+        copy_number=3,
+        platforms={"tiktok": 2, "youtube": 1},
+        views=15_000,
+        history=_history(1000, 4000, 15_000),
+    )
+    message = slack_message(alert.model_copy(update={"story": story}), CONTEXT)
+    text = json.dumps(valid_block_kit(message), ensure_ascii=False)
+    assert "3 copies" in message["text"]
+    assert "tiktok 2" in text and "youtube 1" in text and "15,000" in text
+    assert "▁" in text and "█" in text and "since 11-30 12:00 UTC" in text
