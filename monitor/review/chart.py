@@ -80,12 +80,10 @@ def _time(at: datetime) -> str:
 
 
 def _count(views: int) -> str:
-    """Views the way a reader takes them in at a glance: 9,999 then 12.3k, 4.5M, 6.7B."""
-    for from_, size, suffix in (
-        (1_000_000_000, 1_000_000_000, "B"),
-        (1_000_000, 1_000_000, "M"),
-        (10_000, 1_000, "k"),
-    ):
-        if views >= from_:
-            return f"{views / size:,.1f}{suffix}"
+    """Views the way a reader takes them in at a glance: 9,000 in full, then 12.3k, 4.5M, 6.7B (a
+    count that rounds up to the next unit is written in it: 1.0M, never 1,000.0k)."""
+    for size, least, suffix in ((10**9, 1, "B"), (10**6, 1, "M"), (10**3, 10, "k")):
+        shown = round(views / size, 1)
+        if shown >= least:
+            return f"{shown:,.1f}{suffix}"
     return f"{views:,}"

@@ -101,3 +101,15 @@ def test_the_chart_is_markup_only_of_its_own_making() -> None:
     tags = {element.tag.removeprefix(SVG) for element in root.iter()}
     assert tags <= {"svg", "title", "polyline", "circle", "text"}
     assert "<script" not in svg and "href" not in svg and "on" not in root.attrib
+
+
+def test_a_peak_that_rounds_up_to_the_next_unit_is_written_in_it() -> None:
+    labels = {
+        views: _texts(_parsed(views_chart(_points((0, views)))))[0]
+        for views in (9_000, 999_999, 999_960_000)
+    }
+    assert labels == {
+        9_000: "max 9,000 views",
+        999_999: "max 1.0M views",
+        999_960_000: "max 1.0B views",
+    }
