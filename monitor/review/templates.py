@@ -54,7 +54,7 @@ section.story { border: 1px solid #ccc; border-radius: 4px; margin: 1rem 0; padd
 
 _INDEX = """{% extends "base.html" %}
 {% block body %}
-<h1>Stories to review</h1>
+<h1>Alerts to review</h1>
 <p>Signed in as <span id="reviewer">{{ reviewer }}</span>.
 Export confirmed alerts: <a href="/review/export.csv">CSV</a> · <a href="/review/export.json">JSON</a></p>
 <form class="filters" method="get" action="/review">
