@@ -23,7 +23,12 @@ class ReviewSettings(BaseModel):
     token: SecretStr | None = Field(default=None, description="Authorization: Bearer <token>")
     username: str | None = None
     password: SecretStr | None = None
-    page_size: int = Field(default=200, gt=0, le=5000, description="alerts listed per page")
+    page_size: int = Field(
+        default=50,
+        gt=0,
+        le=5000,
+        description="stories listed per page (each with up to 20 of its copies)",
+    )
     recalibrate_interval_s: float = Field(
         default=60.0,
         gt=0,
