@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import tempfile
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from aiohttp import web
@@ -27,7 +27,16 @@ from monitor.evidence.files import save_evidence
 from monitor.media import DecodeLimits, decode_clip
 from monitor.media.samples import sample
 from monitor.pipeline.review_role import apply_review
-from monitor.records import Alert, AlertEntity, ClipRef, EvidenceRecord, Review, utcnow
+from monitor.records import (
+    Alert,
+    AlertEntity,
+    ClipRef,
+    EvidenceRecord,
+    Review,
+    Story,
+    ViewsAt,
+    utcnow,
+)
 from monitor.review.access import Access
 from monitor.review.decisions import ReviewStore
 from monitor.review.page import ReviewPage
@@ -85,6 +94,28 @@ ALERTS = (
 )
 
 
+STORY = ("bbb-mirrored", "bbb-vertical")
+"""Two uploads of one viral clip, first seen in this order: one story on the page."""
+
+
+def story_of(clip_id: str, now: datetime) -> Story | None:
+    if clip_id not in STORY:
+        return None
+    start = now - timedelta(hours=3)
+    views = [0, 400, 1_900, 6_500, 14_000, 31_000, 46_000, 58_000]
+    history = [ViewsAt(at=start + timedelta(minutes=25 * i), views=v) for i, v in enumerate(views)]
+    return Story(
+        story_id=Story.id_for(f"demo:{STORY[0]}", BUNNY.id),
+        first_clip=f"demo:{STORY[0]}",
+        first_seen=start,
+        copies=len(STORY),
+        copy_number=STORY.index(clip_id) + 1,
+        platforms={"demo": len(STORY)},
+        views=views[-1],
+        history=history,
+    )
+
+
 def fill(store: ReviewStore, state_dir: Path) -> None:
     now = utcnow()
     for minutes, (
@@ -131,6 +162,7 @@ def fill(store: ReviewStore, state_dir: Path) -> None:
             views=views,
             posted_at=at - timedelta(hours=hours),
             alerted_at=at,
+            story=story_of(clip_id, now),
         )
         store.add_alert(alert)
         save_evidence(state_dir, alert.alert_id, [frame], evidence)
