@@ -38,6 +38,7 @@ Every exception the project raises past its own module is defined here::
         DeliveryError                an alert not delivered to a sink
             RetryableDeliveryError   429, 5xx, unreachable: try again later
             PermanentDeliveryError   refused: trying again would not help
+                SlackApiError        Slack's Web API answered ok: false (its error code)
 
     ReadAgain                        not a MonitorError, on purpose: a good record that could
                                      not be applied on this host now (a locked database), to
@@ -82,6 +83,7 @@ __all__ = [
     "RecordError",
     "ReferenceMediaError",
     "RetryableDeliveryError",
+    "SlackApiError",
     "SourceError",
     "StaleCursorError",
     "StoreError",
@@ -321,3 +323,11 @@ class PermanentDeliveryError(DeliveryError):
     """The receiver refused the message (a 4xx other than 429): trying again would not help."""
 
     reason = "rejected"
+
+
+class SlackApiError(PermanentDeliveryError):
+    """Slack's Web API refused the call with ``{"ok": false, "error": error}``."""
+
+    def __init__(self, sink: str, method: str, error: str) -> None:
+        self.error = error
+        super().__init__(sink, f"{method}: {error}")

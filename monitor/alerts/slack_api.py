@@ -38,11 +38,16 @@ from monitor.alerts.base import DeliveryContext, FloodSummary, Sink
 from monitor.alerts.deliveries import DeliveryStore, StoryPost
 from monitor.alerts.secrets import REDACTED, post
 from monitor.alerts.slack import slack_message, slack_summary
-from monitor.errors import DeliveryError, PermanentDeliveryError, RetryableDeliveryError
+from monitor.errors import (
+    DeliveryError,
+    PermanentDeliveryError,
+    RetryableDeliveryError,
+    SlackApiError,
+)
 from monitor.records import Alert, Story
 from monitor.retry import parse_retry_after
 
-__all__ = ["GONE", "RETRYABLE", "SlackApiError", "SlackApiSink"]
+__all__ = ["GONE", "RETRYABLE", "SlackApiSink"]
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +64,6 @@ GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_close
 """``chat.update`` errors that mean the story's message cannot be edited: post a new one."""
 
 _ERROR_MAX = 80
-
-
-class SlackApiError(PermanentDeliveryError):
-    """Slack refused the call with ``{"ok": false, "error": error}``."""
-
-    def __init__(self, sink: str, method: str, error: str) -> None:
-        self.error = error
-        super().__init__(sink, f"{method}: {error}")
 
 
 def _error_code(answer: dict[str, Any]) -> str:
