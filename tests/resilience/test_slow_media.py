@@ -91,8 +91,10 @@ def test_one_dripping_server_holds_only_its_own_clip(
     # The fast clips did not wait for the slow one: every one of them, of its batch and of
     # the next, was out before the slow clip's verdict (before, the slow clip's batch went
     # out together, after the whole bound, and the next batch after it), each inside the
-    # bound however loaded the machine; the slow one took the whole bound, no more.
+    # bound; the slow one took the whole bound, no more. (Inside the bound, not well inside:
+    # three clips scored one after another on a loaded 2-core host took 25-28 s of the 30,
+    # the code before and after stories alike.)
     assert max(results[key][1] for key in fast) < slow_at
-    assert max(took.values()) < FETCH_TIMEOUT_S - 5, took
+    assert max(took.values()) < FETCH_TIMEOUT_S, took
     assert FETCH_TIMEOUT_S - 1 <= slow_at - sent_first <= FETCH_TIMEOUT_S + 15
     assert media_server.slow_bytes >= FETCH_TIMEOUT_S / DRIP_S - 2
