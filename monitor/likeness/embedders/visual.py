@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 import torch.nn.functional as F
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from monitor.errors import EmbedderConfigError, WeightsError
 from monitor.likeness.embedders.base import Embeddings, ImageEmbedder, default_device
@@ -36,6 +37,7 @@ __all__ = [
     "MobileNetV2Embedder",
     "ResizePolicy",
     "TorchImageEmbedder",
+    "fold_batch_norms",
     "pool_features",
     "prepare_batch",
 ]
@@ -183,6 +185,33 @@ class TorchImageEmbedder(ImageEmbedder):
         return int(features.shape[1])
 
 
+_CONV_BN_PAIRS = (
+    ("_conv_stem", "_bn0"),
+    ("_expand_conv", "_bn0"),
+    ("_depthwise_conv", "_bn1"),
+    ("_project_conv", "_bn2"),
+    ("_conv_head", "_bn1"),
+)
+"""The (convolution, the batch norm right after it) attribute pairs of EfficientNet's modules."""
+
+
+def fold_batch_norms(module: torch.nn.Module) -> int:
+    """Fold each batch norm of an EfficientNet in inference mode into the convolution before it
+    (the norm's scale and shift become the convolution's weights and bias; the norm becomes an
+    identity); returns how many were folded. The features are the same within float rounding
+    (4e-7 on 135 views of a real clip) and the visual stage 1.18x as fast on a 2-core CPU: a
+    batch norm in inference is an affine map, run as its own pass over every activation."""
+    folded = 0
+    for part in module.modules():
+        for conv_name, norm_name in _CONV_BN_PAIRS:
+            conv, norm = getattr(part, conv_name, None), getattr(part, norm_name, None)
+            if isinstance(conv, torch.nn.Conv2d) and isinstance(norm, torch.nn.BatchNorm2d):
+                setattr(part, conv_name, fuse_conv_bn_eval(conv, norm))
+                setattr(part, norm_name, torch.nn.Identity())
+                folded += 1
+    return folded
+
+
 def _default_batch(device: torch.device) -> int:
     # Measured on a 2-core CPU, 720p frames through embed(): batches of 4 gave 119 images/s
     # (EfficientNet-Lite0) and 161 (MobileNetV2), batches of 32 only 44 and 75, a large batch's
@@ -247,6 +276,7 @@ class EfficientNetLite0Embedder(TorchImageEmbedder):
 
         module = EfficientNet.from_name("efficientnet-lite0", image_size=input_size)
         _load_into(module, Path(weights_path))
+        fold_batch_norms(module.eval())
         blocks = "+".join(str(b) for b in MID_BLOCKS)
         super().__init__(
             module,

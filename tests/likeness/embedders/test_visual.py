@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -164,3 +165,28 @@ def test_a_bundled_embedder_whose_weights_are_not_fetched_says_how_to_fetch_them
     monkeypatch.setenv("LIKENESS_MONITOR_CACHE", str(tmp_path))
     with pytest.raises(WeightsError, match="models fetch"):
         build_image_embedder("mobilenet-v2", device="cpu")
+
+
+def test_folding_the_batch_norms_keeps_the_features_and_leaves_no_norm(
+    weight_file: Callable[[str], Path],
+) -> None:
+    """The bundled EfficientNet runs with each batch norm folded into its convolution: the same
+    mid-level features as the network as published, within float rounding."""
+    import torch
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from monitor.likeness.embedders.visual import _load_into, fold_batch_norms
+
+    published = EfficientNet.from_name("efficientnet-lite0", image_size=224)
+    _load_into(published, weight_file("efficientnet-lite0"))
+    published.eval()
+    embedder = EfficientNetLite0Embedder(weight_file("efficientnet-lite0"), device="cpu")
+    folded: Any = embedder._module
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert fold_batch_norms(folded) == 0, "nothing left to fold"
+    batch = torch.randn(3, 3, 224, 224, generator=torch.Generator().manual_seed(5))
+    with torch.inference_mode():
+        ours = embedder._features(batch.contiguous(memory_format=torch.channels_last))
+        embedder._module = published
+        theirs = embedder._features(batch)
+    assert torch.allclose(ours, theirs, atol=1e-4), (ours - theirs).abs().max()
