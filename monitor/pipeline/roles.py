@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -262,6 +262,11 @@ def _decide(pipeline: Pipeline) -> None:
 
     pipeline.app.task(resend_sent)
 
+    async def publish_stories() -> None:
+        _publish_stories(stories)
+
+    pipeline.app.timer(STORY_GAUGES_REFRESH_S, name="decide.stories")(publish_stories)
+
 
 async def resend_alerts(
     state: StateStore, alerts: Any, cluster: str, *, sent_before: datetime
@@ -369,7 +374,7 @@ async def _decide_one(
         )
     _publish_spread(state)
     if scored.flagged:
-        _publish_stories(stories)
+        _publish_stories(stories, stories.take_changed())
 
 
 _SPREAD_LABELS = ("entity", "franchise", "platform", "kind", "synthetic")
@@ -394,14 +399,25 @@ def _publish_spread(state: StateStore) -> None:
         metrics.FLAGGED_SHARES.labels(*series).set(spread.shares)
 
 
-def _publish_stories(stories: StoryBook) -> None:
-    """The story gauges as the book has them now. An entity or rank without an active story
-    reads 0 (zeroed, never removed: a vanished series would read as a gap)."""
-    top = {(s.entity, s.franchise, s.kind): s for s in stories.spread(metrics.STORY_TOP)}
+STORY_GAUGES_REFRESH_S = 60.0
+"""How often decide reads every entity's story gauges again: a flagged record refreshes only
+the entities whose stories it changed, so a story that leaves the window by time alone, with no
+new copy or count, drops out of its entity's gauges at this interval."""
+
+
+def _publish_stories(stories: StoryBook, entities: Collection[str] | None = None) -> None:
+    """The story gauges of ``entities`` (None: all) as the book has them now. An entity or
+    rank without an active story reads 0 (zeroed, never removed: a vanished series would read
+    as a gap). Only the entities whose stories changed are read on each flagged record: the
+    book's query over every active story is too slow to run per record."""
+    if entities is not None and not entities:
+        return
+    top = {(s.entity, s.franchise, s.kind): s for s in stories.spread(metrics.STORY_TOP, entities)}
     known = {
         (sample.labels["entity"], sample.labels["franchise"], sample.labels["kind"])
         for family in metrics.STORIES.collect()
         for sample in family.samples
+        if entities is None or sample.labels["entity"] in entities
     }
     for labels in known | set(top):
         spread = top.get(labels)

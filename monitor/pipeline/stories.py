@@ -16,13 +16,15 @@ a story followed for weeks keeps its whole shape in a bounded row count.
 from __future__ import annotations
 
 import sqlite3
+from collections import OrderedDict
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from monitor.likeness.footage.copies import Hashed, copy_share
+from monitor.likeness.footage.copies import Hashed, best_copy
 from monitor.records import STORY_HISTORY_MAX, Footprint, Story, ViewsAt
 from monitor.storage import Migration, SqliteStore
 
@@ -104,6 +106,18 @@ class StoryBook(SqliteStore):
         super().__init__(path, MIGRATIONS)
         self.match_share = match_share
         self.window_s = window_s
+        self._changed: set[str] | None = None  # None: all, none published since the start
+        self._footprints = _Footprints(CANDIDATES_MAX * COMPARED_COPIES)
+
+    def take_changed(self) -> set[str] | None:
+        """Entities whose stories were joined or observed since the last call (None on the
+        first: every entity), so that their gauges alone need reading again."""
+        changed, self._changed = self._changed, set()
+        return changed
+
+    def _touch(self, entities: Iterable[str]) -> None:
+        if self._changed is not None:
+            self._changed.update(entities)
 
     def join(self, copy: Copy) -> Story:
         """The story ``copy`` is in: the one it joined before, else the story of the clip it
@@ -119,6 +133,7 @@ class StoryBook(SqliteStore):
                 "UPDATE stories SET last_seen=max(last_seen, ?) WHERE story_id=?", (seen, story_id)
             )
             _sample(db, story_id, seen)
+            self._touch([copy.entity])
             joined = db.execute(
                 "SELECT joined FROM copies WHERE clip_key=? AND entity=?",
                 (copy.clip_key, copy.entity),
@@ -135,8 +150,11 @@ class StoryBook(SqliteStore):
             )
             if not cursor.rowcount:
                 return
-            stories = db.execute("SELECT story_id FROM copies WHERE clip_key=?", (clip_key,))
-            for (story_id,) in stories.fetchall():
+            stories = db.execute(
+                "SELECT story_id, entity FROM copies WHERE clip_key=?", (clip_key,)
+            ).fetchall()
+            self._touch(entity for _, entity in stories)
+            for story_id, _ in stories:
                 db.execute(
                     "UPDATE stories SET last_seen=max(last_seen, ?) WHERE story_id=?",
                     (at, story_id),
@@ -148,15 +166,17 @@ class StoryBook(SqliteStore):
             known = self._db.execute("SELECT 1 FROM stories WHERE story_id=?", (story_id,))
             return _story(self._db, story_id) if known.fetchone() else None
 
-    def spread(self, top: int = 5) -> list[StorySpread]:
-        """Per entity, its stories active within the window, and the ``top`` most viewed."""
+    def spread(self, top: int = 5, entities: Collection[str] | None = None) -> list[StorySpread]:
+        """Per entity (of ``entities``, or all), its stories active within the window, and
+        the ``top`` most viewed."""
         since = datetime.now(UTC).timestamp() - self.window_s
+        only = "" if entities is None else f"AND s.entity IN ({','.join('?' * len(entities))})"
         with self._lock:
             rows = self._db.execute(
                 "SELECT s.entity, s.franchise, s.kind, count(*), coalesce(sum(c.views), 0) "
-                "FROM stories s JOIN copies c USING (story_id) WHERE s.last_seen >= ? "
-                "GROUP BY s.story_id ORDER BY s.entity, 5 DESC",
-                (since,),
+                f"FROM stories s JOIN copies c USING (story_id) WHERE s.last_seen >= ? {only} "
+                "GROUP BY s.story_id ORDER BY s.entity, 5 DESC, s.story_id",
+                (since, *(entities or ())),
             ).fetchall()
         found: dict[tuple[str, str, str], list[tuple[int, int]]] = {}
         for entity, franchise, kind, copies, views in rows:
@@ -210,19 +230,48 @@ class StoryBook(SqliteStore):
         clip = _sides(copy.footprint)
         since = copy.seen_at.timestamp() - self.window_s
         rows = db.execute(
-            "SELECT c.story_id, c.query, c.reference FROM copies c JOIN ("
+            "SELECT c.story_id, c.clip_key FROM copies c JOIN ("
             "  SELECT story_id, last_seen FROM stories WHERE entity=? AND last_seen >= ? "
             "  ORDER BY last_seen DESC LIMIT ?"
             ") s USING (story_id) WHERE c.joined <= ? ORDER BY s.last_seen DESC, c.joined",
             (copy.entity, since, CANDIDATES_MAX, COMPARED_COPIES),
         ).fetchall()
-        best: tuple[float, str] | None = None
-        for story_id, query, reference in rows:
-            other = (Hashed.from_bytes(query), Hashed.from_bytes(reference))
-            share = copy_share(clip, other)
-            if share >= self.match_share and (best is None or share > best[0]):
-                best = (share, story_id)
-        return None if best is None else best[1]
+        candidates = self._footprints.of(db, copy.entity, [key for _, key in rows])
+        best = best_copy(clip, candidates, self.match_share)
+        return None if best is None else str(rows[best][0])
+
+
+class _Footprints:
+    """Stored copies' footprints as arrays, the most recently compared kept in memory (about
+    3 KB each): reading and parsing the 16,000 a join may compare took as long as comparing
+    them. A copy's footprint never changes once stored (its row is inserted, never rewritten),
+    so what is kept is what the file holds; only rows read from the file are kept."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._kept: OrderedDict[tuple[str, str], tuple[Hashed, Hashed]] = OrderedDict()
+
+    def of(
+        self, db: sqlite3.Connection, entity: str, clip_keys: list[str]
+    ) -> list[tuple[Hashed, Hashed]]:
+        """The footprints of ``entity``'s copies ``clip_keys``, in that order."""
+        missing = [key for key in clip_keys if (key, entity) not in self._kept]
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            read = db.execute(
+                "SELECT clip_key, query, reference FROM copies "
+                f"WHERE entity=? AND clip_key IN ({','.join('?' * len(chunk))})",
+                (entity, *chunk),
+            )
+            for key, query, reference in read:
+                self._kept[key, entity] = (Hashed.from_bytes(query), Hashed.from_bytes(reference))
+        found = []
+        for key in clip_keys:
+            self._kept.move_to_end((key, entity))
+            found.append(self._kept[key, entity])
+        while len(self._kept) > self.size:
+            self._kept.popitem(last=False)
+        return found
 
 
 def _sides(footprint: Footprint | None) -> tuple[Hashed, Hashed]:

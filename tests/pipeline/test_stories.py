@@ -4,11 +4,14 @@ views over time within a bounded history."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
+from monitor import metrics
+from monitor.pipeline.roles import _publish_stories
 from monitor.pipeline.stories import Copy, StoryBook
 from monitor.records import STORY_HISTORY_MAX, Footprint, FrameHash, Story
 
@@ -150,3 +153,38 @@ def test_the_spread_counts_stories_and_ranks_them_by_views(tmp_path: Path) -> No
 def test_story_ids_are_stable_and_of_the_records_format() -> None:
     assert Story.id_for("tiktok:a", "ghostface") == Story.id_for("tiktok:a", "ghostface")
     assert len(Story.id_for("tiktok:a", "ghostface")) == 20
+
+
+def _gauges() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for gauge in (metrics.STORIES, metrics.STORY_COPIES, metrics.STORY_VIEWS)
+        for family in gauge.collect()
+        for sample in family.samples
+    }
+
+
+def test_gauges_read_again_for_changed_entities_alone_are_those_read_for_all(
+    tmp_path: Path,
+) -> None:
+    stories = book(tmp_path, window_s=1e9)
+    assert stories.take_changed() is None, "the first read after a start is of every entity"
+    steps: list[Callable[[], object]] = [
+        lambda: stories.join(copy("a", printed(VIRAL), views=10)),
+        lambda: stories.join(copy("a", printed(VIRAL), entity="billy", views=10)),
+        lambda: stories.join(copy("b", reencoded(VIRAL), platform="youtube", views=20)),
+        lambda: stories.observe("tiktok:a", T0 + timedelta(minutes=3), 50),  # both entities
+        lambda: stories.join(copy("c", printed(OTHER), entity="billy", views=1000)),
+        lambda: stories.observe("youtube:b", T0 + timedelta(minutes=4), 5),
+    ]
+    changed = [{"ghostface"}, {"billy"}, {"ghostface"}, {"ghostface", "billy"}, {"billy"}]
+    for step, entities in zip(steps, [*changed, {"ghostface"}], strict=True):
+        step()
+        assert stories.take_changed() == entities
+        _publish_stories(stories, entities)
+        some = _gauges()
+        _publish_stories(stories)
+        assert _gauges() == some
+        assert stories.spread(entities=entities) == [
+            each for each in stories.spread() if each.entity in entities
+        ]

@@ -13,6 +13,11 @@ the cropped one and a later one the original.
 Both sides are a few sampled frames, not every frame as reference footage is, so a copy whose
 frames fall far from the other's on a fast cut may start a story of its own: two messages for
 one clip, never a lost alert (``python -m bench.stories`` measures it).
+
+Decide compares a new clip with up to 16,000 stored copies (``stories.py``); ``best_copy``
+finds the one it copies best with the Hamming distances to all of them computed at once, and
+runs the rule itself (``copy_share``, the reference it must agree with) only on the few whose
+matched frames could reach the share.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from monitor.likeness.footage.match import longest_forward_chain
 from monitor.media.frames import Frame
 from monitor.records import FOOTPRINT_MAX, Footprint, FrameHash
 
-__all__ = ["FOOTPRINT_FRAMES", "Hashed", "copy_share", "footprint"]
+__all__ = ["FOOTPRINT_FRAMES", "Hashed", "best_copy", "copy_share", "footprint"]
 
 FOOTPRINT_FRAMES = 16
 """Frames hashed for a footprint, at most, spread evenly over those the scorer sampled."""
@@ -106,3 +111,113 @@ def found_share(query: Hashed, reference: Hashed) -> float:
     if len(chain) < min(2, frames):
         return 0.0
     return len(chain) / frames
+
+
+PAIRS_PER_BLOCK = 1 << 16
+"""Hash pairs compared in one numpy step: enough to leave no Python loop to speak of, few
+enough that each step's arrays stay in the processor's cache (measured: 4x the pairs a step
+is 1.5x as slow a pair)."""
+COLUMNS_PER_BLOCK = 1 << 13
+
+
+def best_copy(
+    clip: tuple[Hashed, Hashed], candidates: Sequence[tuple[Hashed, Hashed]], share: float
+) -> int | None:
+    """The index of the candidate ``clip`` copies best, at ``share`` or more (the first of
+    equal ones): what ``copy_share`` over every candidate in turn finds. A candidate can only
+    pass when enough distinct query frames have a match at all (a chain runs through distinct
+    query frames), so the chain search runs only for those; the rest never could."""
+    best: tuple[float, int] | None = None
+    for index in _possible(clip, candidates, share).tolist():
+        found = copy_share(clip, candidates[index])
+        if found >= share and (best is None or found > best[0]):
+            best = (found, index)
+    return None if best is None else best[1]
+
+
+def _possible(
+    clip: tuple[Hashed, Hashed], candidates: Sequence[tuple[Hashed, Hashed]], share: float
+) -> npt.NDArray[np.intp]:
+    """Candidates whose share could reach ``share`` one way round or the other, in order."""
+    count = len(candidates)
+    if share <= 0:  # every candidate passes with any share: there is nothing to leave out
+        return np.arange(count)
+    queries, query_owner = _stacked([c[0] for c in candidates])
+    references, reference_owner = _stacked([c[1] for c in candidates])
+    # The clip's query against every candidate's reference: one query, its frames for all.
+    rows, columns = _close(clip[0].rows, references.rows)
+    forward = _frames_per_owner(reference_owner[columns], clip[0].frames[rows], count)
+    forward_frames = np.full(count, len(np.unique(clip[0].frames)))
+    # Every candidate's query against the clip's reference: each candidate its own frames.
+    rows, _ = _close(queries.rows, clip[1].rows)
+    backward = _frames_per_owner(query_owner[rows], queries.frames[rows], count)
+    backward_frames = np.zeros(count, np.int64)  # counted only where a frame matched at all
+    for index in np.flatnonzero(backward).tolist():
+        backward_frames[index] = len(np.unique(candidates[index][0].frames))
+    could = _could_pass(forward, forward_frames, share) | _could_pass(
+        backward, backward_frames, share
+    )
+    return np.flatnonzero(could)
+
+
+def _could_pass(
+    matched: npt.NDArray[np.int64], frames: npt.NDArray[np.int64], share: float
+) -> npt.NDArray[np.bool_]:
+    """``found_share``'s test with the chain's length bounded by the frames matched."""
+    return (
+        (frames > 0)
+        & (matched >= np.minimum(2, frames))
+        & (matched / np.maximum(frames, 1) >= share)
+    )
+
+
+def _stacked(sides: list[Hashed]) -> tuple[Hashed, npt.NDArray[np.intp]]:
+    """All sides' hashes as one, with the index of the side each row came from."""
+    sizes = [len(side.rows) for side in sides]
+    owner = np.repeat(np.arange(len(sides)), sizes)
+    if not sum(sizes):
+        return Hashed(np.zeros(0, np.uint16), np.zeros((0, HASH_BYTES), np.uint8)), owner
+    frames = np.concatenate([side.frames for side in sides])
+    rows = np.concatenate([side.rows for side in sides])
+    return Hashed(frames, rows), owner
+
+
+def _frames_per_owner(
+    owner: npt.NDArray[np.intp], frames: npt.NDArray[np.uint16], count: int
+) -> npt.NDArray[np.int64]:
+    """How many distinct frames each of ``count`` owners has among ``(owner, frame)``."""
+    distinct = np.unique(owner.astype(np.int64) << 16 | frames.astype(np.int64))
+    return np.bincount(distinct >> 16, minlength=count).astype(np.int64)
+
+
+def _close(
+    a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8]
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Every ``(i, j)`` with ``a[i]`` and ``b[j]`` within ``MATCH_DISTANCE`` bits. Each hash is
+    four 64-bit words; the first two alone must already be within the distance, which leaves
+    almost no pair of unrelated hashes (their 128 bits sit about 64 apart, the threshold is
+    31), so the other two are counted only for the pairs that are."""
+    words_a, words_b = _words(a), _words(b)
+    columns = max(1, min(len(b), COLUMNS_PER_BLOCK))
+    rows = max(1, PAIRS_PER_BLOCK // columns)
+    found: list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]] = []
+    for top in range(0, len(a), rows):
+        for left in range(0, len(b), columns):
+            block_a = words_a[:, top : top + rows, None]
+            block_b = words_b[:, None, left : left + columns]
+            apart = np.bitwise_count(block_a[0] ^ block_b[0])
+            apart += np.bitwise_count(block_a[1] ^ block_b[1])
+            i, j = np.nonzero(apart <= MATCH_DISTANCE)
+            whole = apart[i, j].astype(np.int32)
+            for word in (2, 3):
+                whole += np.bitwise_count(block_a[word, i, 0] ^ block_b[word, 0, j])
+            keep = whole <= MATCH_DISTANCE
+            found.append((i[keep] + top, j[keep] + left))
+    if not found:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    return np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
+
+
+def _words(rows: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:
+    """Hashes as four rows of 64-bit words, word ``k`` of every hash contiguous."""
+    return np.ascontiguousarray(rows).view(np.uint64).T.copy()
