@@ -146,6 +146,7 @@ class ScoreFlow(Generic[T]):
                     for item in group:
                         if item.prepared is not None:
                             item.prepared.release()
+                            item.prepared = None  # its frames go with its slot
                 for item in group:
                     self._done(item)
         except asyncio.CancelledError:

@@ -20,6 +20,7 @@ from monitor.config import DecodeSettings, LikenessSettings
 from monitor.likeness.gallery.build import build_gallery
 from monitor.likeness.models import Models
 from monitor.media import decode_clip
+from monitor.media.transforms import pattern_frames, write_clip
 from monitor.pipeline.broker import free_port
 from monitor.records import ClipSeen
 from tests.threaded import ThreadedApp
@@ -72,6 +73,12 @@ def clip(server: MediaServer, kind: str, name: str) -> ClipSeen:
     )
 
 
+def large_clip(dst: Path, frames: int) -> Path:
+    """A 1080p clip of ``frames`` different pictures: the largest frames the default decode
+    limits keep at full size (``max_pixels`` 1920 x 1080), 6.2 MB each once decoded."""
+    return write_clip(pattern_frames(frames, 1920, 1080), dst, fps=frames)
+
+
 def build_bunny_gallery(root: Path, clip: Path, models: Models) -> Path:
     """A gallery of one character (the clip's last frame); returns the built folder."""
     (root / "refs" / "bunny").mkdir(parents=True)
@@ -109,6 +116,14 @@ def _children(pid: int) -> list[int]:
             found += [int(c) for c in (task / "children").read_text().split()]
         except OSError:
             continue
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process under ``pid``: a worker's decode processes and their resource tracker."""
+    found: list[int] = []
+    for child in _children(pid):
+        found += [child, *descendants(child)]
     return found
 
 
