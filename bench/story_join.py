@@ -8,8 +8,11 @@ on its event loop, per flagged record. The book is filled with that many: 16 fra
 query hashes a frame (the whole frame and its mirror) and three reference hashes (whole, 90 %
 crop, a phone's band), the sizes a real clip's footprint has; their hashes are random, bar one
 story in the middle whose first copy is a real packaged clip mirrored. Each join is a real
-re-encode of that clip, timed once through ``best_copy`` (now) and once through ``copy_share``
-over every candidate in turn (before), alternately, on the same book; both must find the story.
+re-encode of that clip (a new clip key each time), timed through ``StoryBook.join`` as it is
+(now: footprints kept stacked in memory, ``best_copy``) and with ``_copied`` as it was (before:
+every candidate's footprint read, parsed and given to ``copy_share`` in turn), alternately, on
+the same book; both must find the story. The first join now reads the footprints from the file
+once, as after a restart: it is printed apart, the medians are of the joins after it.
 """
 
 from __future__ import annotations

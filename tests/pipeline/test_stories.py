@@ -7,13 +7,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 
 from monitor import metrics
+from monitor.likeness.footage.copies import Hashed, Stacked, best_copy
+from monitor.pipeline import stories as book_module
 from monitor.pipeline.roles import _publish_stories
 from monitor.pipeline.stories import Copy, StoryBook
 from monitor.records import STORY_HISTORY_MAX, Footprint, FrameHash, Story
+from tests.likeness.footage.test_copies import looped
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 rng = np.random.default_rng(11)
@@ -188,3 +193,66 @@ def test_gauges_read_again_for_changed_entities_alone_are_those_read_for_all(
         assert stories.spread(entities=entities) == [
             each for each in stories.spread() if each.entity in entities
         ]
+
+
+@pytest.mark.parametrize("size", [8, 10_000], ids=["entities let go", "all kept"])
+def test_footprints_kept_stacked_between_joins_are_those_the_file_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """Stories leave the candidates (by time, or past the most recent few), the kept arrays
+    are built again and other entities' let go: each join still finds what ``copy_share`` over
+    the file's footprints finds."""
+    monkeypatch.setattr(book_module, "CANDIDATES_MAX", 6)
+    monkeypatch.setattr(book_module, "_SLACK", 0)
+    stories = book(tmp_path, window_s=600)
+    sources = [rng.integers(0, 256, (9, 32), dtype=np.uint8) for _ in range(8)]
+    checked: list[int | None] = []
+
+    def compared(
+        clip: tuple[Hashed, Hashed], candidates: Any, share: float, stacked: Stacked
+    ) -> int | None:
+        held = dict(
+            (key, (Hashed.from_bytes(query), Hashed.from_bytes(reference)))
+            for key, query, reference in stories._db.execute(
+                "SELECT clip_key, query, reference FROM copies WHERE entity=?", (entity,)
+            )
+        )
+        listed = [held[key] for key in candidates._keys]
+        for (query, reference), (kept_query, kept_reference) in zip(
+            listed, candidates, strict=True
+        ):
+            for held_side, kept_side in ((query, kept_query), (reference, kept_reference)):
+                assert np.array_equal(held_side.frames, kept_side.frames)
+                assert np.array_equal(held_side.rows, kept_side.rows)
+        found = best_copy(clip, candidates, share, stacked)
+        assert found == looped(clip, listed, share)
+        checked.append(found)
+        return found
+
+    monkeypatch.setattr(book_module, "best_copy", compared)
+    rebuilt: list[list[str]] = []
+    only = book_module._Kept.only
+
+    def counted(kept: book_module._Kept, keys: list[str]) -> book_module._Kept:
+        rebuilt.append(keys)
+        return only(kept, keys)
+
+    monkeypatch.setattr(book_module._Kept, "only", counted)
+    stories._footprints.size = size
+    entities_kept = []
+    for step in range(150):
+        entity = ["ghostface", "billy", "stu"][int(rng.integers(0, 3))]
+        hashes = sources[int(rng.integers(0, len(sources)))]
+        start = int(rng.integers(0, 5))
+        stories.join(
+            copy(
+                f"c{step}",
+                reencoded(hashes[start:]),
+                entity=entity,
+                at=T0 + timedelta(minutes=step),
+            )
+        )
+        entities_kept.append(len(stories._footprints._kept))
+    assert len(checked) == 150 and 0 < sum(found is not None for found in checked) < 150
+    assert rebuilt
+    assert (min(entities_kept[50:]) < 3) == (size < 100), "entities let go only past the size"

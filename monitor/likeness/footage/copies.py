@@ -39,7 +39,7 @@ from monitor.likeness.footage.match import longest_forward_chain
 from monitor.media.frames import Frame
 from monitor.records import FOOTPRINT_MAX, Footprint, FrameHash
 
-__all__ = ["FOOTPRINT_FRAMES", "Hashed", "best_copy", "copy_share", "footprint"]
+__all__ = ["FOOTPRINT_FRAMES", "Hashed", "Stacked", "best_copy", "copy_share", "footprint"]
 
 FOOTPRINT_FRAMES = 16
 """Frames hashed for a footprint, at most, spread evenly over those the scorer sampled."""
@@ -120,15 +120,39 @@ is 1.5x as slow a pair)."""
 COLUMNS_PER_BLOCK = 1 << 13
 
 
+@dataclass(frozen=True)
+class Stacked:
+    """Many footprints as one array a side, to compare a clip with all of them at once: row
+    ``i`` of ``query`` is of footprint ``query_owner[i]``, -1 for a row of none (kept between
+    calls for a footprint that is no candidate now)."""
+
+    query: Hashed
+    query_owner: npt.NDArray[np.intp]
+    reference: Hashed
+    reference_owner: npt.NDArray[np.intp]
+
+    @classmethod
+    def of(cls, footprints: Sequence[tuple[Hashed, Hashed]]) -> Stacked:
+        return cls(
+            *_stacked([each[0] for each in footprints]),
+            *_stacked([each[1] for each in footprints]),
+        )
+
+
 def best_copy(
-    clip: tuple[Hashed, Hashed], candidates: Sequence[tuple[Hashed, Hashed]], share: float
+    clip: tuple[Hashed, Hashed],
+    candidates: Sequence[tuple[Hashed, Hashed]],
+    share: float,
+    stacked: Stacked | None = None,
 ) -> int | None:
     """The index of the candidate ``clip`` copies best, at ``share`` or more (the first of
     equal ones): what ``copy_share`` over every candidate in turn finds. A candidate can only
     pass when enough distinct query frames have a match at all (a chain runs through distinct
-    query frames), so the chain search runs only for those; the rest never could."""
+    query frames), so the chain search runs only for those; the rest never could. ``stacked``:
+    the candidates as ``Stacked.of`` stacks them, or kept stacked by the caller between calls
+    (any row order, owners the candidates' indices)."""
     best: tuple[float, int] | None = None
-    for index in _possible(clip, candidates, share).tolist():
+    for index in _possible(clip, candidates, share, stacked).tolist():
         found = copy_share(clip, candidates[index])
         if found >= share and (best is None or found > best[0]):
             best = (found, index)
@@ -136,14 +160,19 @@ def best_copy(
 
 
 def _possible(
-    clip: tuple[Hashed, Hashed], candidates: Sequence[tuple[Hashed, Hashed]], share: float
+    clip: tuple[Hashed, Hashed],
+    candidates: Sequence[tuple[Hashed, Hashed]],
+    share: float,
+    stacked: Stacked | None,
 ) -> npt.NDArray[np.intp]:
     """Candidates whose share could reach ``share`` one way round or the other, in order."""
     count = len(candidates)
     if share <= 0:  # every candidate passes with any share: there is nothing to leave out
         return np.arange(count)
-    queries, query_owner = _stacked([c[0] for c in candidates])
-    references, reference_owner = _stacked([c[1] for c in candidates])
+    if stacked is None:
+        stacked = Stacked.of(candidates)
+    queries, query_owner = stacked.query, stacked.query_owner
+    references, reference_owner = stacked.reference, stacked.reference_owner
     # The clip's query against every candidate's reference: one query, its frames for all.
     rows, columns = _close(clip[0].rows, references.rows)
     forward = _frames_per_owner(reference_owner[columns], clip[0].frames[rows], count)
@@ -185,7 +214,9 @@ def _stacked(sides: list[Hashed]) -> tuple[Hashed, npt.NDArray[np.intp]]:
 def _frames_per_owner(
     owner: npt.NDArray[np.intp], frames: npt.NDArray[np.uint16], count: int
 ) -> npt.NDArray[np.int64]:
-    """How many distinct frames each of ``count`` owners has among ``(owner, frame)``."""
+    """How many distinct frames each of ``count`` owners has among ``(owner, frame)``, rows
+    of no owner (-1) left out."""
+    owner, frames = owner[owner >= 0], frames[owner >= 0]
     distinct = np.unique(owner.astype(np.int64) << 16 | frames.astype(np.int64))
     return np.bincount(distinct >> 16, minlength=count).astype(np.int64)
 
@@ -203,14 +234,17 @@ def _close(
     found: list[tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]] = []
     for top in range(0, len(a), rows):
         for left in range(0, len(b), columns):
-            block_a = words_a[:, top : top + rows, None]
-            block_b = words_b[:, None, left : left + columns]
-            apart = np.bitwise_count(block_a[0] ^ block_b[0])
-            apart += np.bitwise_count(block_a[1] ^ block_b[1])
-            i, j = np.nonzero(apart <= MATCH_DISTANCE)
+            block_a = words_a[top : top + rows, None, :]
+            block_b = words_b[None, left : left + columns, :]
+            apart = np.bitwise_count(block_a[..., 0] ^ block_b[..., 0])
+            apart += np.bitwise_count(block_a[..., 1] ^ block_b[..., 1])
+            near = apart <= MATCH_DISTANCE
+            if not near.any():  # as good as always: nonzero alone costs as much as the rest
+                continue
+            i, j = np.nonzero(near)
             whole = apart[i, j].astype(np.int32)
             for word in (2, 3):
-                whole += np.bitwise_count(block_a[word, i, 0] ^ block_b[word, 0, j])
+                whole += np.bitwise_count(block_a[i, 0, word] ^ block_b[0, j, word])
             keep = whole <= MATCH_DISTANCE
             found.append((i[keep] + top, j[keep] + left))
     if not found:
@@ -219,5 +253,5 @@ def _close(
 
 
 def _words(rows: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint64]:
-    """Hashes as four rows of 64-bit words, word ``k`` of every hash contiguous."""
-    return np.ascontiguousarray(rows).view(np.uint64).T.copy()
+    """Hashes as four 64-bit words each, no copy where the rows are contiguous already."""
+    return np.ascontiguousarray(rows).view(np.uint64)
