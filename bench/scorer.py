@@ -17,9 +17,11 @@ embedders are wrapped to embed one item per call; ``LikenessSettings.batch_size`
 not do it, as it reaches only the face embedder). It cannot go one *frame* per call: a
 clip's scores are the best over its frames, and its known-footage match is over its frames
 in order, so scoring frames alone would change the verdicts. Nothing is skipped in either.
-Using the same code is deliberate: the two then must give the same verdicts, which is
-checked (the same flagged entities per clip, every score within 1e-3; any difference is
-printed and the exit code is 1), and the ratio measures batching alone.
+Its visual model runs on torch as published (BN folded), whatever runtime the project's scorer
+has (ONNX Runtime on a CPU, by default: ``embedders/onnx.py``). Using the same code otherwise
+is deliberate: the two then must give the same verdicts, which is checked (the same flagged
+entities per clip, every score within 1e-3; any difference is printed and the exit code is 1),
+and the ratio measures batching and the runtime.
 
 The project's scorer is ``Scorer.score_many`` with default settings over ``--batch`` clips
 per call (8 by default, the pipeline's default batch). The models are loaded once per device
@@ -53,6 +55,7 @@ import numpy as np
 
 from monitor.config import DecodeSettings, LikenessSettings, Settings
 from monitor.demo.catalogue import DemoCatalogue, build_demo
+from monitor.likeness.embedders import build_image_embedder
 from monitor.likeness.embedders.base import (
     DetectedFace,
     Embeddings,
@@ -123,6 +126,8 @@ class Comparison:
     naive: Run
     project: Run
     differences: list[str] = field(default_factory=list)
+    runtime: str = "torch"
+    """What runs the project's visual model."""
 
 
 def demo_clips(demo: DemoCatalogue) -> list[Clip]:
@@ -190,10 +195,19 @@ class _OneFaceAtATime(FaceEmbedder):
         return np.concatenate(rows) if rows else np.zeros((0, self.dim), np.float32)
 
 
-def _naive_models(models: Models) -> Models:
+def _naive_models(models: Models, settings: LikenessSettings) -> Models:
+    """``models`` one item per forward pass, the visual model on torch."""
+    on_torch = models.image_embedder
+    if getattr(on_torch, "runtime", "torch") != "torch":
+        on_torch = build_image_embedder(
+            settings.visual_embedder,
+            device=models.device,
+            weights=settings.visual_weights,
+            runtime="torch",
+        )
     return dataclasses.replace(
         models,
-        image_embedder=_OneViewAtATime(models.image_embedder),
+        image_embedder=_OneViewAtATime(on_torch),
         face_embedder=_OneFaceAtATime(models.face_embedder),
     )
 
@@ -290,7 +304,7 @@ def compare(
     base = (settings or LikenessSettings()).model_copy(update={"device": device})
     models = models or Models.load(base)
     naive_settings = base.model_copy(update={"batch_size": 1})
-    naive = Scorer(gallery, _naive_models(models), naive_settings)
+    naive = Scorer(gallery, _naive_models(models, base), naive_settings)
     project = Scorer(gallery, models, base)
     warm = decoded[0]
     for scorer in (naive, project):  # first calls pay for lazy setup; neither side should
@@ -312,6 +326,7 @@ def compare(
         first,
         second,
         differences(names, first.scores, second.scores),
+        getattr(models.image_embedder, "runtime", "torch"),
     )
 
 
@@ -351,7 +366,8 @@ def report(result: Comparison) -> str:
     if result.naive.peak_gpu_mib is not None:
         rows.append(("peak GPU MiB", lambda r: f"{r.peak_gpu_mib or 0.0:.0f}"))
     lines = [
-        f"device {result.device}: {clips} clips, {frames} frames",
+        f"device {result.device}: {clips} clips, {frames} frames; visual model on "
+        f"{result.runtime} (the naive scorer's on torch)",
         f"  {'':20}{'naive':>12}{'project':>12}",
         *(f"  {name:20}" + "".join(f"{cell(r):>12}" for r in runs) for name, cell in rows),
         f"  ratio project/naive clips/s: {result.naive.seconds / result.project.seconds:.2f}x",

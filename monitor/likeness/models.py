@@ -83,7 +83,13 @@ class Models:
             face_embedder=FaceNetEmbedder(
                 _facenet_safetensors(root), device=device, batch_size=settings.batch_size
             ),
-            image_embedder=build_image_embedder(spec, device=device, weights=weights),
+            image_embedder=build_image_embedder(
+                spec,
+                device=device,
+                weights=weights,
+                runtime=settings.visual_runtime,
+                graph_cache=(root or cache_dir()) / "converted",
+            ),
             device=device,
             text_embedder=SentenceEmbedder(cached_path("minilm-l6", root=root), device=device),
         )

@@ -10,12 +10,15 @@ stronger model changes a string, not the code. Specs:
 - ``torchscript:MODEL.pt[:SIZE]`` and ``export:MODEL.pt2[:SIZE]`` (a ``torch.export`` program).
 
 Where the spec leaves out the weights or model file, the ``weights`` argument supplies it. Paths
-in specs cannot contain ``:``.
+in specs cannot contain ``:``. The bundled ones run on ONNX Runtime on a CPU where it is
+installed (``runtime``: ``auto``), on torch otherwise; plugins always run on torch.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Literal
 
 from monitor.errors import EmbedderConfigError
 from monitor.likeness.embedders.base import (
@@ -27,6 +30,7 @@ from monitor.likeness.embedders.base import (
     ImageEmbedder,
     default_device,
 )
+from monitor.likeness.embedders.onnx import onnxruntime_available
 from monitor.likeness.embedders.plugins import (
     ExportedProgramEmbedder,
     OpenClipEmbedder,
@@ -36,6 +40,7 @@ from monitor.likeness.embedders.plugins import (
 from monitor.likeness.embedders.visual import (
     EfficientNetLite0Embedder,
     MobileNetV2Embedder,
+    Runtime,
     TorchImageEmbedder,
 )
 
@@ -51,12 +56,20 @@ __all__ = [
     "ImageEmbedder",
     "MobileNetV2Embedder",
     "OpenClipEmbedder",
+    "Runtime",
+    "RuntimeChoice",
     "TorchHubEmbedder",
     "TorchImageEmbedder",
     "TorchScriptEmbedder",
     "build_image_embedder",
     "default_device",
+    "resolve_runtime",
 ]
+
+log = logging.getLogger(__name__)
+
+RuntimeChoice = Literal["auto", "torch", "onnxruntime"]
+"""A configured runtime: ``auto`` is ONNX Runtime on a CPU where it is installed, else torch."""
 
 BUNDLED_IMAGE_EMBEDDERS = {
     "efficientnet-lite0": EfficientNetLite0Embedder,
@@ -70,17 +83,43 @@ _FORMS = (
 )
 
 
+def resolve_runtime(choice: RuntimeChoice, device: str) -> Runtime:
+    """The runtime a bundled embedder gets on ``device`` for a configured ``choice``."""
+    if choice == "auto":
+        return "onnxruntime" if device == "cpu" and onnxruntime_available() else "torch"
+    return choice
+
+
 def build_image_embedder(
-    spec: str, *, device: str | None = None, weights: Path | None = None
+    spec: str,
+    *,
+    device: str | None = None,
+    weights: Path | None = None,
+    runtime: RuntimeChoice = "torch",
+    graph_cache: Path | None = None,
 ) -> ImageEmbedder:
-    """The visual embedder a configuration names; raises ``EmbedderConfigError`` on a bad spec."""
+    """The visual embedder a configuration names; raises ``EmbedderConfigError`` on a bad spec,
+    or on ``onnxruntime`` asked of a plugin. ``graph_cache`` keeps ONNX Runtime's exported
+    graph between starts."""
     kind, _, rest = spec.strip().partition(":")
     if kind in BUNDLED_IMAGE_EMBEDDERS and not rest:
         if weights is None:
             from monitor.likeness.weights import cached_path
 
             weights = cached_path(kind)
-        return BUNDLED_IMAGE_EMBEDDERS[kind](weights, device=device)
+        bundled = BUNDLED_IMAGE_EMBEDDERS[kind]
+        resolved = resolve_runtime(runtime, device or default_device())
+        try:
+            return bundled(weights, device=device, runtime=resolved, graph_cache=graph_cache)
+        except EmbedderConfigError as exc:
+            if runtime != "auto" or resolved == "torch":
+                raise
+            log.warning("%s on torch: ONNX Runtime cannot run it here: %s", spec, exc)
+            return bundled(weights, device=device, runtime="torch")
+    if runtime == "onnxruntime":
+        raise EmbedderConfigError(
+            f"visual embedder {spec!r}: ONNX Runtime runs the bundled embedders only"
+        )
     if kind == "open_clip":
         model, _, path = rest.partition(":")
         return OpenClipEmbedder(_required(model, spec), _path(path, weights, spec), device=device)

@@ -27,6 +27,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from monitor.errors import EmbedderConfigError, WeightsError
 from monitor.likeness.embedders.base import Embeddings, ImageEmbedder, default_device
+from monitor.likeness.embedders.onnx import OnnxFeatures
 from monitor.media.frames import RGBImage
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "EfficientNetLite0Embedder",
     "MobileNetV2Embedder",
     "ResizePolicy",
+    "Runtime",
     "TorchImageEmbedder",
     "fold_batch_norms",
     "pool_features",
@@ -48,6 +50,10 @@ ResizePolicy = Literal["stretch", "letterbox", "centre-crop"]
 ``stretch`` resizes to the square, changing the aspect ratio; ``letterbox`` fits the picture inside
 the square and pads the rest; ``centre-crop`` fills the square and cuts the longer side.
 """
+
+Runtime = Literal["torch", "onnxruntime"]
+"""What runs the forward pass: torch on any device, or ONNX Runtime on the CPU (the same
+features, about three times as fast there: ``embedders.onnx``)."""
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
@@ -108,7 +114,9 @@ class TorchImageEmbedder(ImageEmbedder):
     """A torch backbone behind ``ImageEmbedder``: resize, batch, normalise, forward, L2-normalise.
 
     Subclasses build the module and say how to get features from it (``_features``). ``dim`` is
-    probed with one forward pass when the subclass does not know it.
+    probed with one forward pass when the subclass does not know it. With ``runtime``
+    ``onnxruntime`` (CPU only) the module is exported once and ONNX Runtime runs it, the graph
+    kept in ``graph_cache`` when given.
     """
 
     def __init__(
@@ -123,6 +131,8 @@ class TorchImageEmbedder(ImageEmbedder):
         resize: ResizePolicy = "stretch",
         device: str | None = None,
         batch_size: int | None = None,
+        runtime: Runtime = "torch",
+        graph_cache: Path | None = None,
     ) -> None:
         if resize not in get_args(ResizePolicy):
             raise ValueError(f"resize must be one of {get_args(ResizePolicy)}, got {resize!r}")
@@ -139,6 +149,24 @@ class TorchImageEmbedder(ImageEmbedder):
         self._shift = mean_t
         self._scale = 1.0 / std_t
         self.dim = dim if dim is not None else self._probe_dim()
+        self.runtime: Runtime = runtime
+        self._onnx = self._onnx_features(graph_cache) if runtime == "onnxruntime" else None
+
+    def _onnx_features(self, cache: Path | None) -> OnnxFeatures:
+        if self.device.type != "cpu":
+            raise EmbedderConfigError(
+                f"{self.name}: ONNX Runtime runs the visual model on the CPU only, "
+                f"not on {self.device.type}; use the torch runtime there"
+            )
+        return OnnxFeatures(
+            self.name,
+            self._module,
+            self._features,
+            shift=self._shift,
+            scale=self._scale,
+            input_size=self.input_size,
+            cache=cache,
+        )
 
     def _prepare(self, module: torch.nn.Module) -> torch.nn.Module:
         """The module in inference mode on ``self.device``."""
@@ -160,6 +188,8 @@ class TorchImageEmbedder(ImageEmbedder):
         return np.concatenate(chunks).astype(np.float32, copy=False)
 
     def _embed_chunk(self, pixels: npt.NDArray[np.uint8]) -> Embeddings:
+        if self._onnx is not None:
+            return self._onnx(pixels)
         with torch.inference_mode():
             # NHWC uint8 permuted to NCHW is already channels_last in memory: no copy.
             batch = torch.from_numpy(pixels).to(self.device).permute(0, 3, 1, 2).float()
@@ -271,6 +301,8 @@ class EfficientNetLite0Embedder(TorchImageEmbedder):
         batch_size: int | None = None,
         input_size: int = 224,
         resize: ResizePolicy = "stretch",
+        runtime: Runtime = "torch",
+        graph_cache: Path | None = None,
     ) -> None:
         from efficientnet_lite_pytorch import EfficientNet
 
@@ -286,6 +318,8 @@ class EfficientNetLite0Embedder(TorchImageEmbedder):
             resize=resize,
             device=device,
             batch_size=batch_size,
+            runtime=runtime,
+            graph_cache=graph_cache,
         )
 
     def _features(self, batch: torch.Tensor) -> torch.Tensor:
@@ -310,6 +344,8 @@ class MobileNetV2Embedder(TorchImageEmbedder):
         batch_size: int | None = None,
         input_size: int = 224,
         resize: ResizePolicy = "stretch",
+        runtime: Runtime = "torch",
+        graph_cache: Path | None = None,
     ) -> None:
         from torchvision.models import mobilenet_v2
 
@@ -323,6 +359,8 @@ class MobileNetV2Embedder(TorchImageEmbedder):
             resize=resize,
             device=device,
             batch_size=batch_size,
+            runtime=runtime,
+            graph_cache=graph_cache,
         )
 
     def _features(self, batch: torch.Tensor) -> torch.Tensor:

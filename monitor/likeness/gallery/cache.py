@@ -68,7 +68,11 @@ class EmbeddingCache:
         left out are ones the cached arrays do not depend on."""
         digest = hashlib.sha256(json.dumps(dict(models), sort_keys=True).encode())
         if settings is not None:
-            digest.update(settings.model_dump_json(exclude={"device", "batch_size"}).encode())
+            digest.update(
+                settings.model_dump_json(
+                    exclude={"device", "batch_size", "visual_runtime"}
+                ).encode()
+            )
         if decode is not None:
             digest.update(decode.model_dump_json().encode())
         return EmbeddingCache(self.root / digest.hexdigest()[:24], self.stats)
