@@ -89,6 +89,7 @@ class Models:
                 weights=weights,
                 runtime=settings.visual_runtime,
                 graph_cache=(root or cache_dir()) / "converted",
+                precision=settings.visual_precision,
             ),
             device=device,
             text_embedder=SentenceEmbedder(cached_path("minilm-l6", root=root), device=device),

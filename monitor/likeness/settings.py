@@ -28,6 +28,11 @@ class LikenessSettings(BaseModel):
         description="what runs the bundled visual model: auto is ONNX Runtime on a CPU (the "
         "same features, about 3x as fast) and torch on a GPU",
     )
+    visual_precision: Literal["float32", "bfloat16", "float16"] = Field(
+        default="float32",
+        description="the bundled visual model's arithmetic on torch: a 16-bit autocast (for a "
+        "GPU's tensor cores) is recorded in the model's name, so the gallery is built with it",
+    )
     face_score_threshold: float = Field(default=0.8, ge=0.0, le=1.0)
     min_face_px: int = Field(default=24, ge=8)
     region_grids: tuple[int, ...] = (2, 3)

@@ -40,6 +40,7 @@ from monitor.likeness.embedders.plugins import (
 from monitor.likeness.embedders.visual import (
     EfficientNetLite0Embedder,
     MobileNetV2Embedder,
+    Precision,
     Runtime,
     TorchImageEmbedder,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "ImageEmbedder",
     "MobileNetV2Embedder",
     "OpenClipEmbedder",
+    "Precision",
     "Runtime",
     "RuntimeChoice",
     "TorchHubEmbedder",
@@ -83,10 +85,14 @@ _FORMS = (
 )
 
 
-def resolve_runtime(choice: RuntimeChoice, device: str) -> Runtime:
-    """The runtime a bundled embedder gets on ``device`` for a configured ``choice``."""
+def resolve_runtime(
+    choice: RuntimeChoice, device: str, precision: Precision = "float32"
+) -> Runtime:
+    """The runtime a bundled embedder gets on ``device`` for a configured ``choice``: ``auto``
+    is ONNX Runtime for float32 on a CPU where it is installed, torch otherwise."""
     if choice == "auto":
-        return "onnxruntime" if device == "cpu" and onnxruntime_available() else "torch"
+        usable = device == "cpu" and precision == "float32" and onnxruntime_available()
+        return "onnxruntime" if usable else "torch"
     return choice
 
 
@@ -97,10 +103,11 @@ def build_image_embedder(
     weights: Path | None = None,
     runtime: RuntimeChoice = "torch",
     graph_cache: Path | None = None,
+    precision: Precision = "float32",
 ) -> ImageEmbedder:
     """The visual embedder a configuration names; raises ``EmbedderConfigError`` on a bad spec,
-    or on ``onnxruntime`` asked of a plugin. ``graph_cache`` keeps ONNX Runtime's exported
-    graph between starts."""
+    or on ``onnxruntime`` or a 16-bit ``precision`` asked of a plugin. ``graph_cache`` keeps
+    ONNX Runtime's exported graph between starts."""
     kind, _, rest = spec.strip().partition(":")
     if kind in BUNDLED_IMAGE_EMBEDDERS and not rest:
         if weights is None:
@@ -108,17 +115,24 @@ def build_image_embedder(
 
             weights = cached_path(kind)
         bundled = BUNDLED_IMAGE_EMBEDDERS[kind]
-        resolved = resolve_runtime(runtime, device or default_device())
+        resolved = resolve_runtime(runtime, device or default_device(), precision)
         try:
-            return bundled(weights, device=device, runtime=resolved, graph_cache=graph_cache)
+            return bundled(
+                weights,
+                device=device,
+                runtime=resolved,
+                graph_cache=graph_cache,
+                precision=precision,
+            )
         except EmbedderConfigError as exc:
             if runtime != "auto" or resolved == "torch":
                 raise
             log.warning("%s on torch: ONNX Runtime cannot run it here: %s", spec, exc)
-            return bundled(weights, device=device, runtime="torch")
-    if runtime == "onnxruntime":
+            return bundled(weights, device=device, runtime="torch", precision=precision)
+    if runtime == "onnxruntime" or precision != "float32":
         raise EmbedderConfigError(
-            f"visual embedder {spec!r}: ONNX Runtime runs the bundled embedders only"
+            f"visual embedder {spec!r}: ONNX Runtime and 16-bit precision are for the "
+            "bundled embedders only"
         )
     if kind == "open_clip":
         model, _, path = rest.partition(":")

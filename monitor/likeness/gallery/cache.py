@@ -70,7 +70,7 @@ class EmbeddingCache:
         if settings is not None:
             digest.update(
                 settings.model_dump_json(
-                    exclude={"device", "batch_size", "visual_runtime"}
+                    exclude={"device", "batch_size", "visual_runtime", "visual_precision"}
                 ).encode()
             )
         if decode is not None:

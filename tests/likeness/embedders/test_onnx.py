@@ -120,5 +120,5 @@ def test_auto_falls_back_to_torch_when_the_graph_cannot_be_exported(
 
 
 def test_onnx_runtime_is_refused_for_a_plugin_model(tmp_path: Path) -> None:
-    with pytest.raises(EmbedderConfigError, match="bundled embedders only"):
+    with pytest.raises(EmbedderConfigError, match="for the bundled embedders only"):
         build_image_embedder(f"torchscript:{tmp_path / 'model.pt'}", runtime="onnxruntime")

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from monitor.errors import WeightsError
+from monitor.errors import EmbedderConfigError, WeightsError
 from monitor.likeness.embedders import build_image_embedder
 from monitor.likeness.embedders.visual import (
     EfficientNetLite0Embedder,
@@ -190,3 +190,28 @@ def test_folding_the_batch_norms_keeps_the_features_and_leaves_no_norm(
         embedder._module = published
         theirs = embedder._features(batch)
     assert torch.allclose(ours, theirs, atol=1e-4), (ours - theirs).abs().max()
+
+
+def test_a_16_bit_precision_is_in_the_name_and_moves_the_features_little(
+    weight_file: Callable[[str], Path], bunny: list[RGBImage]
+) -> None:
+    """Autocast (a GPU's tensor cores; bfloat16 also runs on this CPU) changes the vectors a
+    little, so a gallery must be built with it: the recorded name says so."""
+    path = weight_file("efficientnet-lite0")
+    full = EfficientNetLite0Embedder(path, device="cpu")
+    half = EfficientNetLite0Embedder(path, device="cpu", precision="bfloat16")
+    assert half.name == f"{full.name}:bfloat16"
+    ours, theirs = half.embed(bunny), full.embed(bunny)
+    assert ours.dtype == np.float32
+    assert 0.0 < float(np.abs(ours - theirs).max()) < 0.05
+    assert float(np.min(np.sum(ours * theirs, axis=1))) > 0.99  # cosine to the float32 rows
+
+
+def test_16_bit_precision_runs_on_torch_only(weight_file: Callable[[str], Path]) -> None:
+    path = weight_file("mobilenet-v2")
+    with pytest.raises(EmbedderConfigError, match="runs on torch only"):
+        MobileNetV2Embedder(path, device="cpu", precision="float16", runtime="onnxruntime")
+    built = build_image_embedder(
+        "mobilenet-v2", device="cpu", weights=path, runtime="auto", precision="bfloat16"
+    )
+    assert isinstance(built, TorchImageEmbedder) and built.runtime == "torch"
