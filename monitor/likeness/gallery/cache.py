@@ -65,7 +65,8 @@ class EmbeddingCache:
         decode: DecodeSettings | None = None,
     ) -> EmbeddingCache:
         """The part of the cache for these models and settings (``device`` aside); settings
-        left out are ones the cached arrays do not depend on."""
+        left out are ones the cached arrays do not depend on, or that the models' names
+        already carry (a 16-bit visual precision)."""
         digest = hashlib.sha256(json.dumps(dict(models), sort_keys=True).encode())
         if settings is not None:
             digest.update(
