@@ -20,7 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import signal
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -42,9 +45,24 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def _ignore_interrupts() -> None:
+PARENT_CHECK_S = 1.0
+"""How often a decode process checks that the worker that started it is still there."""
+
+
+def _start_child() -> None:
     # Ctrl-C reaches the whole process group; the worker shuts the pool down in order.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A worker killed outright (SIGKILL, the OOM killer) shuts nothing down: without this, its
+    # decode processes, each holding a decoder's memory, would live on as orphans. (Not
+    # PR_SET_PDEATHSIG: that fires when the *thread* that spawned the process ends.)
+    parent = os.getppid()
+    threading.Thread(target=_exit_when_orphaned, args=(parent,), daemon=True).start()
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_S)
+    os._exit(0)
 
 
 def _load(path: Path, limits: DecodeLimits, even_frames: int) -> list[Frame]:
@@ -74,7 +92,7 @@ class DecodePool:
         return ProcessPoolExecutor(
             self._workers,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_ignore_interrupts,
+            initializer=_start_child,
         )
 
     async def decode(self, path: Path, limits: DecodeLimits, even_frames: int) -> list[Frame]:
