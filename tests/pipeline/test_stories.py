@@ -14,6 +14,7 @@ import pytest
 
 from monitor import metrics
 from monitor.likeness.footage.copies import Hashed, Stacked, best_copy
+from monitor.pipeline import kept_footprints
 from monitor.pipeline import stories as book_module
 from monitor.pipeline.roles import _publish_stories
 from monitor.pipeline.stories import Copy, StoryBook
@@ -203,7 +204,7 @@ def test_footprints_kept_stacked_between_joins_are_those_the_file_holds(
     are built again and other entities' let go: each join still finds what ``copy_share`` over
     the file's footprints finds."""
     monkeypatch.setattr(book_module, "CANDIDATES_MAX", 6)
-    monkeypatch.setattr(book_module, "_SLACK", 0)
+    monkeypatch.setattr(kept_footprints, "_SLACK", 0)
     stories = book(tmp_path, window_s=600)
     sources = [rng.integers(0, 256, (9, 32), dtype=np.uint8) for _ in range(8)]
     checked: list[int | None] = []
@@ -231,13 +232,13 @@ def test_footprints_kept_stacked_between_joins_are_those_the_file_holds(
 
     monkeypatch.setattr(book_module, "best_copy", compared)
     rebuilt: list[list[str]] = []
-    only = book_module._Kept.only
+    only = kept_footprints._Kept.only
 
-    def counted(kept: book_module._Kept, keys: list[str]) -> book_module._Kept:
+    def counted(kept: kept_footprints._Kept, keys: list[str]) -> kept_footprints._Kept:
         rebuilt.append(keys)
         return only(kept, keys)
 
-    monkeypatch.setattr(book_module._Kept, "only", counted)
+    monkeypatch.setattr(kept_footprints._Kept, "only", counted)
     stories._footprints.size = size
     entities_kept = []
     for step in range(150):
