@@ -26,7 +26,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from monitor.pipeline.scoring_service import Prepared, ScoringService
 from monitor.records import ClipScored, ClipSeen
@@ -36,6 +36,23 @@ __all__ = ["ScoreFlow"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class _CountingGate(asyncio.Semaphore):
+    """A semaphore that says how many of its slots are taken."""
+
+    def __init__(self, value: int) -> None:
+        super().__init__(value)
+        self.held = 0
+
+    async def acquire(self) -> Literal[True]:
+        await super().acquire()
+        self.held += 1
+        return True
+
+    def release(self) -> None:
+        self.held -= 1
+        super().release()
 
 
 @dataclass(eq=False)
@@ -68,8 +85,7 @@ class ScoreFlow(Generic[T]):
         self._batch_size = batch_size
         self._max_in_flight = max_in_flight
         self._slots = asyncio.Semaphore(max_in_flight)
-        self._frames_limit = 2 * batch_size
-        self._decoded = asyncio.Semaphore(self._frames_limit)
+        self._decoded = _CountingGate(2 * batch_size)
         self._ready: asyncio.Queue[_Item[T]] = asyncio.Queue()
         self._latest: dict[str, _Item[T]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -104,7 +120,7 @@ class ScoreFlow(Generic[T]):
     @property
     def frames_held(self) -> int:
         """Decoded clips whose frames wait for the model or are being scored."""
-        return self._frames_limit - self._decoded._value
+        return self._decoded.held
 
     async def drained(self) -> None:
         """Wait until every observation handed over has been delivered or rejected."""
