@@ -129,6 +129,10 @@ def _app(settings: Settings, broker: str) -> faust.App:
         web_bind=pipeline.web_host,
         datadir=str(pipeline.state_dir / "faust"),
         consumer_auto_offset_reset="earliest",
+        # No Faust tables here, so no standbys to place; with Faust's default of one standby
+        # its assignor keeps each worker's partitions, and a third worker joining two on four
+        # partitions was given none (issue 15's scale-out test).
+        table_standby_replicas=0,
     )
 
 
