@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import torch
-import torch.nn.functional as F
 
 from monitor.errors import EmbedderConfigError
 
@@ -60,32 +59,23 @@ def graph_key(name: str, module: torch.nn.Module, input_size: int) -> str:
 
 
 class _Graph(torch.nn.Module):
-    """Pixels to unit-length features, as ``TorchImageEmbedder.embed`` computes them."""
-
-    shift: torch.Tensor
-    scale: torch.Tensor
+    """``rows`` (the torch embedder's own pixels-to-unit-rows) as a module, its weights
+    registered so the exporter sees them as weights."""
 
     def __init__(
-        self,
-        module: torch.nn.Module,
-        features: Callable[[torch.Tensor], torch.Tensor],
-        shift: torch.Tensor,
-        scale: torch.Tensor,
+        self, module: torch.nn.Module, rows: Callable[[torch.Tensor], torch.Tensor]
     ) -> None:
         super().__init__()
-        self.module = module  # registered, so the exporter sees its weights as weights
-        self._features = features
-        self.register_buffer("shift", shift.detach().cpu().clone())
-        self.register_buffer("scale", scale.detach().cpu().clone())
+        self.module = module
+        self._rows = rows
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        batch = (pixels.permute(0, 3, 1, 2).float() - self.shift) * self.scale
-        return F.normalize(self._features(batch).float(), dim=1)
+        return self._rows(pixels)
 
 
 class OnnxFeatures:
-    """A torch embedder's graph in an ONNX Runtime session: ``(n, size, size, 3)`` uint8 pixels
-    to ``(n, dim)`` float32 unit rows.
+    """A torch embedder's graph in an ONNX Runtime session: ``rows`` (``(n, size, size, 3)``
+    uint8 pixels to ``(n, dim)`` unit rows, computed with ``module``) exported and run.
 
     ``threads`` is the session's intra-op pool (torch's own count by default). Its threads do not
     spin between calls: the scorer's decode processes and the face model share the cores.
@@ -95,17 +85,15 @@ class OnnxFeatures:
         self,
         name: str,
         module: torch.nn.Module,
-        features: Callable[[torch.Tensor], torch.Tensor],
+        rows: Callable[[torch.Tensor], torch.Tensor],
         *,
-        shift: torch.Tensor,
-        scale: torch.Tensor,
         input_size: int,
         cache: Path | None = None,
         threads: int | None = None,
     ) -> None:
         import onnxruntime as ort
 
-        graph = _Graph(module, features, shift, scale).eval()
+        graph = _Graph(module, rows).eval()
         filename = f"{_safe(name)}-{graph_key(name, module, input_size)}.onnx"
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()

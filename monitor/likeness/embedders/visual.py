@@ -169,13 +169,7 @@ class TorchImageEmbedder(ImageEmbedder):
                 f"not on {self.device.type}; use the torch runtime there"
             )
         return OnnxFeatures(
-            self.name,
-            self._module,
-            self._features,
-            shift=self._shift,
-            scale=self._scale,
-            input_size=self.input_size,
-            cache=cache,
+            self.name, self._module, self._unit_rows, input_size=self.input_size, cache=cache
         )
 
     def _prepare(self, module: torch.nn.Module) -> torch.nn.Module:
@@ -205,12 +199,16 @@ class TorchImageEmbedder(ImageEmbedder):
             torch.inference_mode(),
             torch.autocast(self.device.type, dtype=half, enabled=self.precision != "float32"),
         ):
-            # NHWC uint8 permuted to NCHW is already channels_last in memory: no copy.
-            batch = torch.from_numpy(pixels).to(self.device).permute(0, 3, 1, 2).float()
-            batch = (batch - self._shift) * self._scale
-            features = F.normalize(self._features(batch).float(), dim=1)
+            features = self._unit_rows(torch.from_numpy(pixels).to(self.device))
             rows: Embeddings = features.cpu().numpy()
         return rows
+
+    def _unit_rows(self, pixels: torch.Tensor) -> torch.Tensor:
+        """``(n, size, size, 3)`` uint8 pixels to unit-length ``(n, dim)`` features: what both
+        runtimes compute (ONNX Runtime runs this, exported)."""
+        # NHWC uint8 permuted to NCHW is already channels_last in memory: no copy.
+        batch = (pixels.permute(0, 3, 1, 2).float() - self._shift) * self._scale
+        return F.normalize(self._features(batch).float(), dim=1)
 
     def _probe_dim(self) -> int:
         size = self.input_size

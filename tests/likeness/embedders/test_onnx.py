@@ -26,6 +26,11 @@ EMBEDDERS: dict[str, type[EfficientNetLite0Embedder] | type[MobileNetV2Embedder]
 }
 
 
+def on_onnx(weights: Path, cache: Path) -> MobileNetV2Embedder:
+    """The smaller bundled model on ONNX Runtime, its graph kept in ``cache``."""
+    return MobileNetV2Embedder(weights, device="cpu", runtime="onnxruntime", graph_cache=cache)
+
+
 @pytest.fixture(scope="module")
 def pictures(package_file: Callable[[str], Path]) -> list[RGBImage]:
     """Real frames of two films, of two shapes, and a crop of one (as the region views are)."""
@@ -54,14 +59,14 @@ def test_the_graph_is_exported_once_and_read_at_the_next_start(
     weight_file: Callable[[str], Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = weight_file("mobilenet-v2")
-    MobileNetV2Embedder(path, device="cpu", runtime="onnxruntime", graph_cache=tmp_path)
+    on_onnx(path, tmp_path)
     (kept,) = tmp_path.glob("mobilenet-v2-*.onnx")
 
     def no_export(*_: object) -> bytes:
         raise AssertionError("exported again although the graph was kept")
 
     monkeypatch.setattr(onnx, "_export", no_export)
-    again = MobileNetV2Embedder(path, device="cpu", runtime="onnxruntime", graph_cache=tmp_path)
+    again = on_onnx(path, tmp_path)
     assert again.embed([np.zeros((64, 64, 3), np.uint8)]).shape == (1, 1280)
     assert list(tmp_path.glob("*.onnx")) == [kept]
 
@@ -70,12 +75,12 @@ def test_a_damaged_kept_graph_is_exported_again_and_replaced(
     weight_file: Callable[[str], Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = weight_file("mobilenet-v2")
-    MobileNetV2Embedder(path, device="cpu", runtime="onnxruntime", graph_cache=tmp_path)
+    on_onnx(path, tmp_path)
     (kept,) = tmp_path.glob("*.onnx")
     whole = kept.read_bytes()
     kept.write_bytes(whole[: len(whole) // 3])  # a start killed while an old version wrote it
     with caplog.at_level(logging.WARNING):
-        again = MobileNetV2Embedder(path, device="cpu", runtime="onnxruntime", graph_cache=tmp_path)
+        again = on_onnx(path, tmp_path)
     assert "unreadable" in caplog.text
     assert kept.read_bytes() == whole
     assert again.embed([np.zeros((64, 64, 3), np.uint8)]).shape == (1, 1280)
@@ -87,9 +92,7 @@ def test_a_cache_folder_that_cannot_be_written_costs_only_the_next_export(
     blocked = tmp_path / "a-file"
     blocked.write_text("not a folder")
     with caplog.at_level(logging.WARNING):
-        built = MobileNetV2Embedder(
-            weight_file("mobilenet-v2"), device="cpu", runtime="onnxruntime", graph_cache=blocked
-        )
+        built = on_onnx(weight_file("mobilenet-v2"), blocked)
     assert "could not be kept" in caplog.text
     assert built.runtime == "onnxruntime"
 
