@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from monitor.alerts.settings import NotifySettings
@@ -29,6 +29,7 @@ from monitor.likeness.settings import LikenessSettings
 from monitor.media.settings import DecodeSettings
 from monitor.review.settings import ReviewSettings
 from monitor.sources.settings import SourcesSettings
+from monitor.storage import Database, state_location
 
 __all__ = [
     "DecodeSettings",
@@ -62,6 +63,18 @@ class PipelineSettings(_Section):
     app_id: str = "likeness-monitor"
     partitions: int = Field(default=4, gt=0)
     state_dir: Path = Path("var/monitor")
+    state_url: SecretStr | None = Field(
+        default=None,
+        description="a PostgreSQL server for the roles' state (postgresql://user:pass@host/db): "
+        "every replica of decide, notify, crawl, review and score shares it, so partitions can "
+        "move between hosts; unset, each store is a SQLite file in state_dir (one host)",
+    )
+    state_namespace: str = Field(
+        default="likeness",
+        pattern=r"^[a-z_][a-z0-9_]{0,40}$",
+        description="each store is the schema <namespace>_<store> at state_url: monitors that "
+        "share one database keep apart by namespace",
+    )
     shared_dir: Path | None = Field(
         default=None,
         description="where files that several roles use live: evidence thumbnails and clip "
@@ -116,6 +129,16 @@ class PipelineSettings(_Section):
     @property
     def shared_root(self) -> Path:
         return self.shared_dir or self.state_dir
+
+    def store(self, name: str) -> Path | Database:
+        """Where the store ``name`` lives: ``state_dir/<name>.sqlite3``, or its schema at
+        ``state_url``."""
+        return state_location(
+            name,
+            state_dir=self.state_dir,
+            state_url=None if self.state_url is None else self.state_url.get_secret_value(),
+            namespace=self.state_namespace,
+        )
 
 
 class Settings(BaseSettings):

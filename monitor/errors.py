@@ -33,8 +33,8 @@ Every exception the project raises past its own module is defined here::
             QuotaExhaustedError      the day's quota spent: pause until it renews
             StaleCursorError         a saved cursor refused: the feed starts from the top
         BrokerError                  the broker cannot be started or reached
-        StoreError                   a SQLite store on this host unusable
-            StoreVersionError        a store file from a newer monitor
+        StoreError                   a store (SQLite file, PostgreSQL schema) unusable
+            StoreVersionError        a store from a newer monitor
         DeliveryError                an alert not delivered to a sink
             RetryableDeliveryError   429, 5xx, unreachable: try again later
             PermanentDeliveryError   refused: trying again would not help
@@ -44,6 +44,7 @@ Every exception the project raises past its own module is defined here::
                                      not be applied on this host now (a locked database), to
                                      be read again, never dead-lettered; no handler of
                                      MonitorError may swallow it
+        StoreUnavailableError        the PostgreSQL state cannot be reached now
 
 Private signals that never leave their module are not here: ``media/fetch.py``'s
 ``_Refused`` becomes a ``FetchError`` before its caller sees it.
@@ -87,6 +88,7 @@ __all__ = [
     "SourceError",
     "StaleCursorError",
     "StoreError",
+    "StoreUnavailableError",
     "StoreVersionError",
     "UnreadableMediaError",
     "WeightUnavailableError",
@@ -257,6 +259,15 @@ class ReadAgain(Exception):
     it (``pipeline/poison.py`` tells it from the record's own faults)."""
 
 
+class StoreUnavailableError(ReadAgain):
+    """The PostgreSQL server holding a store cannot be reached now (down, restarting, the
+    pool's connections all lost): the record is read again once it is back."""
+
+    def __init__(self, where: str, cause: BaseException) -> None:
+        self.where = where
+        super().__init__(f"{where}: the state database cannot be reached: {cause}")
+
+
 class FetchError(MediaError):
     """Media could not be fetched: refused address, HTTP error, too large, too slow."""
 
@@ -267,15 +278,16 @@ class FetchError(MediaError):
 
 
 class StoreError(MonitorError):
-    """A store's SQLite file on this host (scores, crawl state, deliveries, reviews) cannot be
-    used."""
+    """A store (scores, crawl state, deliveries, reviews: a SQLite file on this host or a
+    PostgreSQL schema all replicas share) cannot be used."""
 
 
 class StoreVersionError(StoreError):
-    """The file's schema version (``PRAGMA user_version``) is newer than any this code knows:
-    a newer monitor wrote it, and this one would misread it. The file is left as it was."""
+    """The store's schema version (SQLite's ``PRAGMA user_version``, PostgreSQL's
+    ``store_version`` table) is newer than any this code knows: a newer monitor wrote it, and
+    this one would misread it. The store is left as it was."""
 
-    def __init__(self, path: Path, version: int, newest: int) -> None:
+    def __init__(self, path: Path | str, version: int, newest: int) -> None:
         self.path = path
         self.version = version
         self.newest = newest

@@ -9,7 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,8 @@ from monitor.config import LikenessSettings
 from monitor.likeness.models import Models, prepare_weights
 from monitor.likeness.weights import BUNDLED_WEIGHTS
 from monitor.media.samples import sample
+from monitor.storage import Database
+from tests.postgres import postgres_schemas, require_postgres
 
 EVAL_MEDIA = Path(__file__).resolve().parents[2] / "shared" / "eval-media"
 
@@ -48,6 +50,19 @@ def require_binary(name: str) -> str:
     if in_ci():
         pytest.fail(f"{message}; under CI=true a missing binary fails the run", pytrace=False)
     pytest.skip(message)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_at(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[str], Path | Database]]:
+    """Where a store named ``name`` lives, once in a SQLite file and once in a PostgreSQL
+    schema: a test that takes this fixture is the same specification of both."""
+    if request.param == "sqlite":
+        yield lambda name: tmp_path / f"{name}.sqlite3"
+        return
+    with postgres_schemas(require_postgres(in_ci())) as schema:
+        yield schema
 
 
 @pytest.fixture(scope="session")

@@ -157,7 +157,7 @@ def bare_pipeline(
         app=app,
         settings=settings,
         state=StateStore(
-            settings.pipeline.state_dir / "state.sqlite3",
+            settings.pipeline.store("state"),
             resend_window_s=settings.pipeline.alert_resend_window_s,
         ),
         roles=wanted,

@@ -34,7 +34,7 @@ async def crawl_command(
 ) -> None:
     if source not in PLATFORMS:
         raise SourceError(f"unknown source {source!r}; known: {', '.join(PLATFORMS)}")
-    state = CrawlState(settings.pipeline.state_dir / "crawl.sqlite3")
+    state = CrawlState(settings.pipeline.store("crawl"))
     try:
         crawlers = build_crawlers(
             settings.sources, settings.pipeline.gallery, state, names=[source], dry_run=dry_run

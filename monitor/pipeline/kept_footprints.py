@@ -8,7 +8,6 @@ only once.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import overload
@@ -18,6 +17,7 @@ import numpy.typing as npt
 
 from monitor.likeness.footage.copies import Hashed, Stacked
 from monitor.likeness.footage.hashes import HASH_BYTES
+from monitor.storage import Connection
 
 __all__ = ["KeptFootprints"]
 
@@ -35,9 +35,7 @@ class KeptFootprints:
         self.size = size
         self._kept: OrderedDict[str, _Kept] = OrderedDict()
 
-    def of(
-        self, db: sqlite3.Connection, entity: str, clip_keys: list[str]
-    ) -> tuple[_Candidates, Stacked]:
+    def of(self, db: Connection, entity: str, clip_keys: list[str]) -> tuple[_Candidates, Stacked]:
         """The footprints of ``entity``'s copies ``clip_keys``, in that order, and stacked."""
         kept = self._kept.pop(entity, None) or _Kept()
         if len(kept.slots) > 2 * len(clip_keys) + _SLACK:

@@ -237,7 +237,7 @@ def _decide(pipeline: Pipeline) -> None:
     alerts = pipeline.topics["alerts"]
     settings = pipeline.settings
     stories = StoryBook(
-        settings.pipeline.state_dir / "stories.sqlite3",
+        settings.pipeline.store("stories"),
         match_share=settings.likeness.footage_match_share,
         window_s=settings.pipeline.story_window_s,
     )
@@ -459,7 +459,7 @@ def _notify(pipeline: Pipeline) -> None:
 
     # One client and store for the worker's life; both go with the process.
     client = httpx.AsyncClient(timeout=settings.timeout_s, follow_redirects=False)
-    store = DeliveryStore(pipeline.settings.pipeline.state_dir / "notify.sqlite3")
+    store = DeliveryStore(pipeline.settings.pipeline.store("notify"))
     notifier = Notifier(
         build_sinks(settings, client, store),
         store,

@@ -92,7 +92,7 @@ def _crawlers(
     from monitor.sources.crawl_state import CrawlState
     from monitor.sources.registry import build_crawlers
 
-    state = CrawlState(settings.pipeline.state_dir / "crawl.sqlite3")
+    state = CrawlState(settings.pipeline.store("crawl"))
     stack.callback(state.close)
     crawlers: list[Source] = list(
         build_crawlers(

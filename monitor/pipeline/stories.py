@@ -15,7 +15,6 @@ a story followed for weeks keeps its whole shape in a bounded row count.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,9 +25,9 @@ import numpy as np
 from monitor.likeness.footage.copies import Hashed, best_copy
 from monitor.pipeline.kept_footprints import KeptFootprints
 from monitor.records import STORY_HISTORY_MAX, Footprint, Story, ViewsAt
-from monitor.storage import Migration, SqliteStore
+from monitor.storage import Connection, Database, Migration, Store, postgresql_ddl
 
-__all__ = ["COMPARED_COPIES", "MIGRATIONS", "StoryBook", "StorySpread"]
+__all__ = ["COMPARED_COPIES", "MIGRATIONS", "POSTGRESQL_MIGRATIONS", "StoryBook", "StorySpread"]
 
 COMPARED_COPIES = 8
 """A new clip is compared with each story's first copies, up to this many: later copies are
@@ -71,6 +70,9 @@ CREATE TABLE IF NOT EXISTS views (
 MIGRATIONS = (Migration("stories, their copies and views over time", _SCHEMA),)
 """The schema of the file, in order (``monitor.storage``): append, never edit one released."""
 
+POSTGRESQL_MIGRATIONS = (Migration(MIGRATIONS[0].summary, postgresql_ddl(_SCHEMA)),)
+"""The same store in PostgreSQL (``monitor.storage.translate``): append, never edit."""
+
 
 @dataclass(frozen=True)
 class StorySpread:
@@ -99,11 +101,12 @@ class Copy:
     views: int | None
 
 
-class StoryBook(SqliteStore):
-    """Each flagged clip's story, per entity; one SQLite file beside decide's state."""
+class StoryBook(Store):
+    """Each flagged clip's story, per entity, beside decide's state (a SQLite file, or a
+    PostgreSQL schema every decide replica shares)."""
 
-    def __init__(self, path: Path, *, match_share: float, window_s: float) -> None:
-        super().__init__(path, MIGRATIONS)
+    def __init__(self, where: Path | Database, *, match_share: float, window_s: float) -> None:
+        super().__init__(where, MIGRATIONS, postgresql=POSTGRESQL_MIGRATIONS)
         self.match_share = match_share
         self.window_s = window_s
         self._changed: set[str] | None = None  # None: all, none published since the start
@@ -129,9 +132,7 @@ class StoryBook(SqliteStore):
                 (copy.clip_key, copy.entity),
             ).fetchone()
             story_id = row[0] if row is not None else self._place(db, copy)
-            db.execute(
-                "UPDATE stories SET last_seen=max(last_seen, ?) WHERE story_id=?", (seen, story_id)
-            )
+            _seen(db, story_id, seen)
             _sample(db, story_id, seen)
             self._touch([copy.entity])
             joined = db.execute(
@@ -155,25 +156,23 @@ class StoryBook(SqliteStore):
             ).fetchall()
             self._touch(entity for _, entity in stories)
             for story_id, _ in stories:
-                db.execute(
-                    "UPDATE stories SET last_seen=max(last_seen, ?) WHERE story_id=?",
-                    (at, story_id),
-                )
+                _seen(db, story_id, at)
                 _sample(db, story_id, at)
 
     def story(self, story_id: str) -> Story | None:
-        with self._lock:
-            known = self._db.execute("SELECT 1 FROM stories WHERE story_id=?", (story_id,))
-            return _story(self._db, story_id) if known.fetchone() else None
+        with self._read() as db:
+            known = db.execute("SELECT 1 FROM stories WHERE story_id=?", (story_id,))
+            return _story(db, story_id) if known.fetchone() else None
 
     def spread(self, top: int = 5, entities: Collection[str] | None = None) -> list[StorySpread]:
         """Per entity (of ``entities``, or all), its stories active within the window, and
         the ``top`` most viewed."""
         since = datetime.now(UTC).timestamp() - self.window_s
         only = "" if entities is None else f"AND s.entity IN ({','.join('?' * len(entities))})"
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT s.entity, s.franchise, s.kind, count(*), coalesce(sum(c.views), 0) "
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT s.entity, s.franchise, s.kind, count(*), "
+                "CAST(coalesce(sum(c.views), 0) AS BIGINT) "
                 f"FROM stories s JOIN copies c USING (story_id) WHERE s.last_seen >= ? {only} "
                 "GROUP BY s.story_id ORDER BY s.entity, 5 DESC, s.story_id",
                 (since, *(entities or ())),
@@ -186,13 +185,13 @@ class StoryBook(SqliteStore):
             for labels, each in found.items()
         ]
 
-    def _place(self, db: sqlite3.Connection, copy: Copy) -> str:
+    def _place(self, db: Connection, copy: Copy) -> str:
         """Put a clip not in a story yet in the story it copies, or start one; its id."""
         story_id = self._copied(db, copy)
         if story_id is None:
             story_id = Story.id_for(copy.clip_key, copy.entity)
             db.execute(
-                "INSERT OR IGNORE INTO stories VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO stories VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (
                     story_id,
                     copy.entity,
@@ -223,7 +222,7 @@ class StoryBook(SqliteStore):
         )
         return story_id
 
-    def _copied(self, db: sqlite3.Connection, copy: Copy) -> str | None:
+    def _copied(self, db: Connection, copy: Copy) -> str | None:
         """The story whose first copies this clip matches best, at ``match_share`` or more."""
         if copy.footprint is None or not copy.footprint.query:
             return None
@@ -247,7 +246,13 @@ def _sides(footprint: Footprint | None) -> tuple[Hashed, Hashed]:
     return Hashed.of(footprint.query), Hashed.of(footprint.reference)
 
 
-def _sample(db: sqlite3.Connection, story_id: str, at: float) -> None:
+def _seen(db: Connection, story_id: str, at: float) -> None:
+    db.execute(
+        "UPDATE stories SET last_seen=? WHERE story_id=? AND last_seen < ?", (at, story_id, at)
+    )
+
+
+def _sample(db: Connection, story_id: str, at: float) -> None:
     """The story's total views now, as a point of its history (none while no copy has a
     count); the history stays within ``STORY_HISTORY_MAX`` points."""
     total = db.execute("SELECT sum(views) FROM copies WHERE story_id=?", (story_id,)).fetchone()[0]
@@ -256,7 +261,11 @@ def _sample(db: sqlite3.Connection, story_id: str, at: float) -> None:
     last = db.execute("SELECT max(at) FROM views WHERE story_id=?", (story_id,)).fetchone()[0]
     if last is not None and at < last:
         return  # an older observation, processed late: the history runs forward only
-    db.execute("INSERT OR REPLACE INTO views VALUES (?, ?, ?)", (story_id, at, int(total)))
+    db.execute(
+        "INSERT INTO views VALUES (?, ?, ?) ON CONFLICT (story_id, at) "
+        "DO UPDATE SET views=excluded.views",
+        (story_id, at, int(total)),
+    )
     times = [
         row[0]
         for row in db.execute("SELECT at FROM views WHERE story_id=? ORDER BY at", (story_id,))
@@ -269,7 +278,7 @@ def _sample(db: sqlite3.Connection, story_id: str, at: float) -> None:
         del times[drop]
 
 
-def _story(db: sqlite3.Connection, story_id: str) -> Story:
+def _story(db: Connection, story_id: str) -> Story:
     first_clip, first_seen = db.execute(
         "SELECT first_clip, first_seen FROM stories WHERE story_id=?", (story_id,)
     ).fetchone()

@@ -1,8 +1,10 @@
-"""What must survive a restart, in SQLite: scores already computed, alerts already sent, spread.
+"""What must survive a restart: scores already computed, alerts already sent, spread.
 
 Faust tables on this broker lose keys after a restart (measured; see DESIGN.md), so the
 source of truth for "this clip was scored with this gallery", "this (clip, entity) was
-alerted" and "these are its latest counts" is a transactional store on the worker's disk.
+alerted" and "these are its latest counts" is a transactional store: a SQLite file on the
+worker's disk, or a PostgreSQL schema that every scorer and decide replica shares (a scorer
+that takes over a partition finds its verdicts; a decide replica, the alerts already sent).
 An alert is marked only after its send is acknowledged: marking first loses alerts when the
 worker dies in between, marking after can at worst repeat a send, which the alert key lets
 consumers drop.
@@ -17,14 +19,13 @@ here says it was sent. Decide puts the kept records back on a new broker's ``ale
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from monitor.storage import Migration, SqliteStore
+from monitor.storage import Connection, Database, Migration, Store, postgresql_ddl
 
-__all__ = ["MIGRATIONS", "EntitySpread", "StateStore"]
+__all__ = ["MIGRATIONS", "POSTGRESQL_MIGRATIONS", "EntitySpread", "StateStore"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scored (
@@ -71,8 +72,22 @@ MIGRATIONS = (
 )
 """The schema of the file, in order (``monitor.storage``): append, never edit one released."""
 
+POSTGRESQL_MIGRATIONS = (
+    Migration(
+        MIGRATIONS[0].summary,
+        postgresql_ddl(
+            _SCHEMA, rowid=["sent"], collate_c=["clips.first_seen", "clips.observed_at"]
+        ),
+    ),
+    Migration(
+        MIGRATIONS[1].summary,
+        "ALTER TABLE clips ADD COLUMN IF NOT EXISTS synthetic TEXT NOT NULL DEFAULT 'unknown'",
+    ),
+)
+"""The same store in PostgreSQL (``monitor.storage.translate``): append, never edit."""
 
-def _add_column(db: sqlite3.Connection, table: str, column: str) -> None:
+
+def _add_column(db: Connection, table: str, column: str) -> None:
     """``ALTER TABLE ... ADD COLUMN``, unless the column is there already (a file whose
     version mark was lost keeps its columns: adding one twice is an error)."""
     name = column.split()[0]
@@ -92,11 +107,12 @@ class EntitySpread:
     shares: int
 
 
-class StateStore(SqliteStore):
-    """One SQLite file per worker host; safe to call from the event loop and worker threads."""
+class StateStore(Store):
+    """A worker's state (a SQLite file, or a PostgreSQL schema replicas share); safe to call
+    from the event loop and worker threads."""
 
-    def __init__(self, path: Path, *, resend_window_s: float = 86_400.0) -> None:
-        super().__init__(path, MIGRATIONS)
+    def __init__(self, where: Path | Database, *, resend_window_s: float = 86_400.0) -> None:
+        super().__init__(where, MIGRATIONS, postgresql=POSTGRESQL_MIGRATIONS)
         self.resend_window_s = resend_window_s
         """How long a sent alert's record is kept for a new broker (``sent_since``)."""
 
@@ -105,8 +121,8 @@ class StateStore(SqliteStore):
     def cached_score(
         self, clip_key: str, gallery_version: str, models: dict[str, str]
     ) -> str | None:
-        with self._lock:
-            row = self._db.execute(
+        with self._read() as db:
+            row = db.execute(
                 "SELECT result FROM scored WHERE clip_key=? AND gallery_version=? AND models=?",
                 (clip_key, gallery_version, json.dumps(models, sort_keys=True)),
             ).fetchone()
@@ -117,15 +133,16 @@ class StateStore(SqliteStore):
     ) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT OR REPLACE INTO scored VALUES (?, ?, ?, ?)",
+                "INSERT INTO scored VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (clip_key, gallery_version, models) DO UPDATE SET result=excluded.result",
                 (clip_key, gallery_version, json.dumps(models, sort_keys=True), result),
             )
 
     # --- alerts ---------------------------------------------------------------------------
 
     def alert_sent(self, alert_key: str) -> bool:
-        with self._lock:
-            row = self._db.execute("SELECT 1 FROM alerts WHERE alert_key=?", (alert_key,))
+        with self._read() as db:
+            row = db.execute("SELECT 1 FROM alerts WHERE alert_key=?", (alert_key,))
             return row.fetchone() is not None
 
     def mark_alert(self, alert_key: str, alert_id: str, at: datetime, record: bytes) -> None:
@@ -134,11 +151,12 @@ class StateStore(SqliteStore):
         what is kept stays bounded by what one window sends."""
         with self._tx() as db:
             db.execute(
-                "INSERT OR IGNORE INTO alerts VALUES (?, ?, ?)",
+                "INSERT INTO alerts VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 (alert_key, alert_id, at.isoformat()),
             )
             db.execute(
-                "INSERT OR REPLACE INTO sent VALUES (?, ?, ?)",
+                "INSERT INTO sent VALUES (?, ?, ?) ON CONFLICT (alert_key) "
+                "DO UPDATE SET sent_at=excluded.sent_at, record=excluded.record",
                 (alert_key, at.timestamp(), record.decode()),
             )
             cutoff = at - timedelta(seconds=self.resend_window_s)
@@ -175,7 +193,8 @@ class StateStore(SqliteStore):
                 "INSERT INTO clips (clip_key, platform, first_seen, observed_at, views, shares, "
                 "synthetic) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(clip_key) DO UPDATE SET "
                 "observed_at=excluded.observed_at, views=excluded.views, shares=excluded.shares, "
-                "synthetic=excluded.synthetic, first_seen=min(first_seen, excluded.first_seen) "
+                "synthetic=excluded.synthetic, first_seen=CASE WHEN excluded.first_seen < "
+                "clips.first_seen THEN excluded.first_seen ELSE clips.first_seen END "
                 "WHERE excluded.observed_at > clips.observed_at",
                 (clip_key, platform, stamp, stamp, views, shares, synthetic),
             )
@@ -188,7 +207,7 @@ class StateStore(SqliteStore):
         """Remember that a clip shows an entity; True the first time."""
         with self._tx() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO flagged VALUES (?, ?, ?, ?)",
+                "INSERT INTO flagged VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (clip_key, entity, franchise or "", kind),
             )
             return cursor.rowcount == 1
@@ -196,10 +215,11 @@ class StateStore(SqliteStore):
     def spread(self) -> list[EntitySpread]:
         """Per entity, platform and AI-generated verdict: flagged clips and their latest total
         views and shares."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT f.entity, f.franchise, c.platform, f.kind, c.synthetic, count(*), "
-                "coalesce(sum(c.views), 0), coalesce(sum(c.shares), 0) "
+                "CAST(coalesce(sum(c.views), 0) AS BIGINT), "
+                "CAST(coalesce(sum(c.shares), 0) AS BIGINT) "
                 "FROM flagged f JOIN clips c USING (clip_key) "
                 "GROUP BY f.entity, f.franchise, c.platform, f.kind, c.synthetic"
             ).fetchall()

@@ -25,7 +25,6 @@ costs a page view little more than a small one.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,7 +34,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from monitor.records import Alert, AlertEntity, Review, ViewsAt, as_utc
-from monitor.storage import FeedOffsets, Migration
+from monitor.storage import Connection, FeedOffsets, Migration
 
 __all__ = [
     "COPIES_SHOWN",
@@ -267,8 +266,8 @@ class ReviewStore(FeedOffsets):
             if where.sort == "spreading"
             else "latest_at DESC"
         )
-        with self._lock:
-            keys = self._db.execute(
+        with self._read() as db:
+            keys = db.execute(
                 f"SELECT a.story_id, min(a.alert_id), count(*), max(a.alerted_at) AS latest_at "
                 f"FROM alerts a LEFT JOIN ({_LATEST}) latest USING (alert_id) "
                 f"{_where_sql(clauses)} GROUP BY {_STORY_KEY} ORDER BY {order} LIMIT ? OFFSET ?",
@@ -283,8 +282,8 @@ class ReviewStore(FeedOffsets):
     def story_states(self, story_id: str) -> dict[str, State]:
         """Every copy of the story, by alert id, with its state: what a story-wide decision
         acts on (empty for a story this store does not know)."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._read() as db:
+            rows = db.execute(
                 f"SELECT a.alert_id, {_STATE_OF_ROW} FROM alerts a WHERE a.story_id = ?",
                 (story_id,),
             ).fetchall()
@@ -317,8 +316,8 @@ class ReviewStore(FeedOffsets):
         """A story's copies by platform and by state, all of them."""
         platforms: dict[str, int] = {}
         states: dict[State, int] = dict.fromkeys(STATES, 0)
-        with self._lock:
-            rows = self._db.execute(
+        with self._read() as db:
+            rows = db.execute(
                 f"SELECT a.platform, {_STATE_OF_ROW}, count(*) FROM alerts a WHERE {own} "
                 "GROUP BY 1, 2",
                 (key,),
@@ -331,8 +330,8 @@ class ReviewStore(FeedOffsets):
     def _sample(self, own: str, key: str) -> list[_Copy]:
         """What the header needs of a story's newest ``STORY_SAMPLE`` copies, read from their
         records in SQL, without parsing each whole record."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT json_extract(a.record, '$.first_seen'), "
                 "json_extract(a.record, '$.story.first_seen'), "
                 "json_extract(a.record, '$.observed_at'), json_extract(a.record, '$.views'), "
@@ -351,8 +350,8 @@ class ReviewStore(FeedOffsets):
             f"SELECT record FROM (SELECT a.record FROM alerts a WHERE {own} "
             "ORDER BY a.alerted_at {} LIMIT ?)"
         )
-        with self._lock:
-            rows = self._db.execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT json_extract(h.value, '$.at') AS at, "
                 "max(json_extract(h.value, '$.views')) "
                 f"FROM ({copies.format('DESC')} UNION {copies.format('ASC')}) s, "
@@ -363,11 +362,11 @@ class ReviewStore(FeedOffsets):
 
     def facets(self) -> dict[str, list[str]]:
         """The entities, franchises and platforms there are alerts for: the filters' choices."""
-        with self._lock:
+        with self._read() as db:
             return {
                 column: [
                     row[0]
-                    for row in self._db.execute(
+                    for row in db.execute(
                         f"SELECT DISTINCT {column} FROM alerts WHERE {column} != '' ORDER BY 1"
                     )
                 ]
@@ -376,8 +375,8 @@ class ReviewStore(FeedOffsets):
 
     def dismissed_share(self, entity: str) -> float | None:
         """Of the entity's reviewed alerts (confirmed or dismissed), the share dismissed."""
-        with self._lock:
-            row = self._db.execute(
+        with self._read() as db:
+            row = db.execute(
                 f"SELECT sum({_STATE_SQL} = 'dismissed'), sum({_STATE_SQL} != 'new') "
                 f"FROM alerts a LEFT JOIN ({_LATEST}) latest USING (alert_id) WHERE a.entity = ?",
                 (entity,),
@@ -387,8 +386,8 @@ class ReviewStore(FeedOffsets):
 
     def dismissed(self, clip_key: str, entity: str) -> bool:
         """Whether a reviewer's latest word on this clip and entity is a dismissal."""
-        with self._lock:
-            row = self._db.execute(
+        with self._read() as db:
+            row = db.execute(
                 f"SELECT 1 FROM alerts a JOIN ({_LATEST}) latest USING (alert_id) "
                 "WHERE a.clip_key = ? AND a.entity = ? AND latest.decision = 'dismiss'",
                 (clip_key, entity),
@@ -398,8 +397,8 @@ class ReviewStore(FeedOffsets):
     def _select(
         self, where: str, params: Sequence[str], order: str, limit: int
     ) -> list[ReviewedAlert]:
-        with self._lock:
-            rows = self._db.execute(
+        with self._read() as db:
+            rows = db.execute(
                 f"SELECT a.record, {_STATE_SQL}, a.velocity, latest.reason, latest.reviewer, "
                 f"latest.at, {_STORY_COPIES} FROM alerts a LEFT JOIN ({_LATEST}) latest "
                 "USING (alert_id) "
@@ -496,7 +495,7 @@ def _where_sql(clauses: Sequence[str]) -> str:
     return f"WHERE {' AND '.join(clauses)}" if clauses else ""
 
 
-def _zone_old_alerts(db: sqlite3.Connection) -> None:
+def _zone_old_alerts(db: Connection) -> None:
     """Rewrite alert records kept before records refused a time without a zone, their zoneless
     times as UTC (what the monitor always wrote). A record that fails for any other reason is
     left as it was, for the reader to refuse as ever: opening the store, and so starting the
@@ -507,7 +506,7 @@ def _zone_old_alerts(db: sqlite3.Connection) -> None:
             db.execute("UPDATE alerts SET record=? WHERE alert_id=?", (zoned, alert_id))
 
 
-def _keep_story_ids(db: sqlite3.Connection) -> None:
+def _keep_story_ids(db: Connection) -> None:
     """Give ``alerts`` its ``story_id`` column and index, and fill it from the records kept
     before. Safe to run on a file that already has them: a file whose version was set back
     (from before versions, or the zone rewrite's old mark) runs it again."""

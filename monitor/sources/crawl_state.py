@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from monitor.storage import FeedOffsets, Migration
+from monitor.storage import Database, FeedOffsets, Migration, postgresql_ddl
 
-__all__ = ["MIGRATIONS", "CrawlState", "FeedState", "Observation"]
+__all__ = ["MIGRATIONS", "POSTGRESQL_MIGRATIONS", "CrawlState", "FeedState", "Observation"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS feeds (
@@ -62,6 +62,11 @@ CREATE TABLE IF NOT EXISTS flagged (
 MIGRATIONS = (Migration("feeds, clips, quota, pauses, flagged clips, offsets", _SCHEMA),)
 """The schema of the file, in order (``monitor.storage``): append, never edit one released."""
 
+POSTGRESQL_MIGRATIONS = (
+    Migration(MIGRATIONS[0].summary, postgresql_ddl(_SCHEMA, collate_c=["clips.next_due"])),
+)
+"""The same store in PostgreSQL (``monitor.storage.translate``): append, never edit."""
+
 
 @dataclass(frozen=True)
 class FeedState:
@@ -102,31 +107,32 @@ def _text(value: datetime | None) -> str | None:
 
 
 class CrawlState(FeedOffsets):
-    """One SQLite file for every source a worker crawls; safe from threads and the event loop.
+    """The state of every source a worker crawls (a SQLite file, or a PostgreSQL schema);
+    safe from threads and the event loop.
 
     It also keeps the clips flagged anywhere in the pipeline (the crawl role follows the
     ``alerts`` topic into it), so that they are watched while they spread.
     """
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, MIGRATIONS)
+    def __init__(self, where: Path | Database) -> None:
+        super().__init__(where, MIGRATIONS, postgresql=POSTGRESQL_MIGRATIONS)
 
     # --- flagged clips --------------------------------------------------------------------
 
     def mark_flagged(self, clip_key: str) -> None:
         with self._tx() as db:
-            db.execute("INSERT OR IGNORE INTO flagged VALUES (?)", (clip_key,))
+            db.execute("INSERT INTO flagged VALUES (?) ON CONFLICT DO NOTHING", (clip_key,))
 
     def flagged_clips(self) -> list[str]:
-        with self._lock:
-            rows = self._db.execute("SELECT clip_key FROM flagged ORDER BY clip_key").fetchall()
+        with self._read() as db:
+            rows = db.execute("SELECT clip_key FROM flagged ORDER BY clip_key").fetchall()
         return [str(row[0]) for row in rows]
 
     # --- feeds ----------------------------------------------------------------------------
 
     def feed(self, source: str, feed: str) -> FeedState:
-        with self._lock:
-            row = self._db.execute(
+        with self._read() as db:
+            row = db.execute(
                 "SELECT cursor, pass_started, since, etag, last_modified FROM feeds "
                 "WHERE source=? AND feed=?",
                 (source, feed),
@@ -163,7 +169,10 @@ class CrawlState(FeedOffsets):
             )
             if feed is not None and state is not None:
                 db.execute(
-                    "INSERT OR REPLACE INTO feeds VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO feeds VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (source, feed) DO UPDATE SET cursor=excluded.cursor, "
+                    "pass_started=excluded.pass_started, since=excluded.since, "
+                    "etag=excluded.etag, last_modified=excluded.last_modified",
                     (
                         source,
                         feed,
@@ -180,10 +189,10 @@ class CrawlState(FeedOffsets):
     def observations(self, keys: Iterable[str]) -> dict[str, Observation]:
         wanted = list(dict.fromkeys(keys))
         found: dict[str, Observation] = {}
-        with self._lock:
+        with self._read() as db:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start : start + 500]
-                rows = self._db.execute(
+                rows = db.execute(
                     "SELECT clip_key, clip_id, observed_at, views, velocity, next_due, "
                     f"watch_since, cooled FROM clips WHERE clip_key IN ({','.join('?' * len(chunk))})",
                     chunk,
@@ -194,8 +203,8 @@ class CrawlState(FeedOffsets):
 
     def due(self, source: str, now: datetime, limit: int) -> list[Observation]:
         """Watched clips whose next re-observation is due, the longest overdue first."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._read() as db:
+            rows = db.execute(
                 "SELECT clip_key, clip_id, observed_at, views, velocity, next_due, watch_since, "
                 "cooled FROM clips WHERE source=? AND next_due IS NOT NULL AND next_due <= ? "
                 "ORDER BY next_due LIMIT ?",
@@ -204,15 +213,15 @@ class CrawlState(FeedOffsets):
         return [_observation(row) for row in rows]
 
     def emitted(self, source: str) -> int:
-        with self._lock:
-            row = self._db.execute("SELECT count(*) FROM clips WHERE source=?", (source,))
+        with self._read() as db:
+            row = db.execute("SELECT count(*) FROM clips WHERE source=?", (source,))
             return int(row.fetchone()[0])
 
     # --- quota and pauses ------------------------------------------------------------------
 
     def quota_used(self, source: str, day: str) -> int:
-        with self._lock:
-            row = self._db.execute(
+        with self._read() as db:
+            row = db.execute(
                 "SELECT used FROM quota WHERE source=? AND day=?", (source, day)
             ).fetchone()
         return 0 if row is None else int(row[0])
@@ -222,7 +231,7 @@ class CrawlState(FeedOffsets):
         with self._tx() as db:
             db.execute(
                 "INSERT INTO quota VALUES (?, ?, ?) "
-                "ON CONFLICT(source, day) DO UPDATE SET used=used+excluded.used",
+                "ON CONFLICT(source, day) DO UPDATE SET used=quota.used+excluded.used",
                 (source, day, units),
             )
             row = db.execute(
@@ -233,13 +242,14 @@ class CrawlState(FeedOffsets):
     def pause(self, source: str, until: datetime, reason: str) -> None:
         with self._tx() as db:
             db.execute(
-                "INSERT OR REPLACE INTO paused VALUES (?, ?, ?)",
+                "INSERT INTO paused VALUES (?, ?, ?) ON CONFLICT (source) "
+                "DO UPDATE SET until=excluded.until, reason=excluded.reason",
                 (source, until.isoformat(), reason[:500]),
             )
 
     def paused_until(self, source: str) -> tuple[datetime, str] | None:
-        with self._lock:
-            row = self._db.execute(
+        with self._read() as db:
+            row = db.execute(
                 "SELECT until, reason FROM paused WHERE source=?", (source,)
             ).fetchone()
         return None if row is None else (datetime.fromisoformat(row[0]), str(row[1]))

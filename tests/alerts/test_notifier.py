@@ -23,9 +23,12 @@ from monitor.alerts.notifier import Notifier, build_sinks
 from monitor.config import NotifySettings
 from monitor.errors import RecordError
 from monitor.records import ID_MAX, NOTE_MAX, Alert, ParkedAlert, Story, decode, encode
+from monitor.storage import Database
 from tests.alerts.receiver import Receiver, make_alert
 
 SLACK_PATH = "/services/T0001/B0001/slack-test-token"
+
+StoreAt = Callable[[str], Path | Database]
 
 
 @dataclass
@@ -33,7 +36,7 @@ class Harness:
     """Notifiers over one store file, with the topics they write to."""
 
     receiver: Receiver
-    path: Path
+    store_at: StoreAt
     client: httpx.AsyncClient
     parked: list[ParkedAlert] = field(default_factory=list)
     rejected: list[tuple[Alert, str]] = field(default_factory=list)
@@ -71,7 +74,7 @@ class Harness:
 
         notifier = Notifier(
             build_sinks(settings, self.client),
-            DeliveryStore(self.path),
+            DeliveryStore(self.store_at("notify")),
             settings,
             park=park,
             reject=reject,
@@ -90,9 +93,9 @@ class Harness:
 
 
 @pytest.fixture
-async def harness(receiver: Receiver, tmp_path: Path) -> AsyncIterator[Harness]:
+async def harness(receiver: Receiver, state_at: StoreAt) -> AsyncIterator[Harness]:
     async with httpx.AsyncClient(timeout=5) as client:
-        running = Harness(receiver, tmp_path / "notify.sqlite3", client)
+        running = Harness(receiver, state_at, client)
         yield running
         for notifier in running.notifiers:
             notifier.close()

@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from monitor.alerts.deliveries import DeliveryStore
 from monitor.alerts.notifier import Notifier, build_sinks
 from monitor.alerts.settings import NotifySettings
 from monitor.records import Alert, ParkedAlert, Story, decode, encode
+from monitor.storage import Database
 from tests.alerts.receiver import make_alert
 from tests.alerts.slack_api import CHANNEL, TOKEN, FakeSlackApi
 from tests.alerts.test_slack import valid_block_kit
@@ -31,11 +32,13 @@ from tests.alerts.test_slack import valid_block_kit
 SINK = "slack_api"
 STORY = Story.id_for("demo:c1", "ghostface")
 
+StoreAt = Callable[[str], Path | Database]
+
 
 @dataclass
 class Harness:
     api: FakeSlackApi
-    path: Path
+    store_at: StoreAt
     client: httpx.AsyncClient
     parked: list[ParkedAlert] = field(default_factory=list)
     rejected: list[tuple[Alert, str]] = field(default_factory=list)
@@ -70,7 +73,7 @@ class Harness:
         async def sleep(seconds: float) -> None:
             self.sleeps.append(round(seconds, 3))
 
-        store = DeliveryStore(self.path)
+        store = DeliveryStore(self.store_at("notify"))
         notifier = Notifier(
             build_sinks(settings, self.client, store),
             store,
@@ -93,11 +96,11 @@ class Harness:
 
 
 @pytest.fixture
-async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
+async def harness(state_at: StoreAt) -> AsyncIterator[Harness]:
     api = FakeSlackApi()
     await api.start()
     async with httpx.AsyncClient(timeout=5) as client:
-        running = Harness(api, tmp_path / "notify.sqlite3", client)
+        running = Harness(api, state_at, client)
         yield running
         for notifier in running.notifiers:
             notifier.close()

@@ -59,8 +59,8 @@ def test_records_older_than_the_window_are_dropped_as_new_ones_are_marked(
     for i in range(5):
         mark(state, make_alert(f"c{i}", "ghostface"), hours_ago=10 - i)
     mark(state, make_alert("now", "ghostface"), hours_ago=0)
-    with state._lock:
-        (kept,) = state._db.execute("SELECT count(*) FROM sent").fetchone()
+    with state.database.reading() as db:
+        (kept,) = db.execute("SELECT count(*) FROM sent").fetchone()
     assert kept == 1
     state.close()
 

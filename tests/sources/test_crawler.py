@@ -1,9 +1,10 @@
 """The crawl loop's promises: no page lost and no discovery repeated across a restart, and
-spreading or flagged clips looked at again until they cool down."""
+spreading or flagged clips looked at again until they cool down; the same with the crawl
+state in a SQLite file and in PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from monitor.sources.crawl_state import CrawlState
 from monitor.sources.crawler import Crawler, SpreadPolicy
 from monitor.sources.queries import Query
 from monitor.sources.youtube import YouTubePlatform
+from monitor.storage import Database
 
 from .platforms import FakeYouTube, Sleeps, catalogue, quick_retry, serve
 
@@ -21,7 +23,10 @@ class Crash(Exception):
     pass
 
 
-def popular_crawler(base_url: str, path: Path, **options: object) -> Crawler:
+StoreAt = Callable[[str], Path | Database]
+
+
+def popular_crawler(base_url: str, path: Path | Database, **options: object) -> Crawler:
     platform = YouTubePlatform(
         FakeYouTube.KEY, (), base_url=f"{base_url}/youtube/v3", region_codes=("US",), page_size=3
     )
@@ -35,7 +40,7 @@ def popular_crawler(base_url: str, path: Path, **options: object) -> Crawler:
 
 
 async def test_a_crawler_restarted_mid_pass_neither_loses_a_page_nor_emits_a_clip_twice(
-    tmp_path: Path,
+    state_at: StoreAt,
 ) -> None:
     fake = FakeYouTube([], popular=catalogue(10, prefix="pop"))
     sent: list[str] = []
@@ -50,10 +55,10 @@ async def test_a_crawler_restarted_mid_pass_neither_loses_a_page_nor_emits_a_cli
 
     async with serve(fake) as url:
         with pytest.raises(Crash):
-            await popular_crawler(url, tmp_path / "crawl.sqlite3").run(dies_on_the_third_batch)
+            await popular_crawler(url, state_at("crawl")).run(dies_on_the_third_batch)
         asked_before = len(fake.requests)
         # A new process: a new state object on the same file.
-        await popular_crawler(url, tmp_path / "crawl.sqlite3").run(emit)
+        await popular_crawler(url, state_at("crawl")).run(emit)
 
     assert sorted(sent) == [v.id for v in fake.popular]
     assert len(sent) == len(set(sent))
@@ -61,10 +66,12 @@ async def test_a_crawler_restarted_mid_pass_neither_loses_a_page_nor_emits_a_cli
     assert resumed == ["p6", "p9"], "the restarted crawler resumes at the unsent page"
 
 
-async def test_a_clip_spreading_fast_is_observed_again_until_it_cools_down(tmp_path: Path) -> None:
+async def test_a_clip_spreading_fast_is_observed_again_until_it_cools_down(
+    state_at: StoreAt,
+) -> None:
     videos = catalogue(4)  # two hours old: v000 at 2,000 views an hour, v001 1,500, ...
     fake = FakeYouTube(videos)
-    state = CrawlState(tmp_path / "crawl.sqlite3")
+    state = CrawlState(state_at("crawl"))
     spread = SpreadPolicy(hot_views_per_hour=1800, cool_views_per_hour=100, interval_s=0.0)
     everything = Query(key="all", terms=("anything",), hashtags=())
     platform = YouTubePlatform(FakeYouTube.KEY, (everything,), base_url="", region_codes=())
@@ -92,21 +99,18 @@ async def test_a_clip_spreading_fast_is_observed_again_until_it_cools_down(tmp_p
     assert lookups == ["v000", "v000"]
 
 
-async def test_a_flagged_clip_is_observed_again_though_it_spreads_slowly(tmp_path: Path) -> None:
+async def test_a_flagged_clip_is_observed_again_though_it_spreads_slowly(
+    state_at: StoreAt,
+) -> None:
     fake = FakeYouTube([], popular=catalogue(4, prefix="pop"))
     flagged = {"youtube:pop003"}
     spread = SpreadPolicy(hot_views_per_hour=10_000, interval_s=0.0)  # none is hot
-    path = tmp_path / "crawl.sqlite3"
     async with serve(fake) as url:
-        first = [
-            c
-            async for c in popular_crawler(url, path, spread=spread, flagged=lambda: flagged).poll()
-        ]
+        crawler = popular_crawler(url, state_at("crawl"), spread=spread, flagged=lambda: flagged)
+        first = [c async for c in crawler.poll()]
         fake.popular = []
-        second = [
-            c
-            async for c in popular_crawler(url, path, spread=spread, flagged=lambda: flagged).poll()
-        ]
+        crawler = popular_crawler(url, state_at("crawl"), spread=spread, flagged=lambda: flagged)
+        second = [c async for c in crawler.poll()]
 
     assert len(first) == 4
     assert [c.clip_id for c in second] == ["pop003"]

@@ -1,5 +1,6 @@
 """Schema versions of the SQLite stores: every file carries one (``PRAGMA user_version``), is
-migrated forward on open in one transaction, and a file from a newer monitor is refused."""
+migrated forward on open in one transaction, and a file from a newer monitor is refused.
+PostgreSQL's schemas keep theirs in a table: ``test_postgres.py``."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from monitor.review import decisions
 from monitor.review.decisions import ReviewStore
 from monitor.sources import crawl_state
 from monitor.sources.crawl_state import CrawlState
-from monitor.storage import FeedOffsets, Migration, SqliteStore
+from monitor.storage import Connection, FeedOffsets, Migration, Store
 
 NOTES = """
 CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL);
@@ -35,7 +36,7 @@ class Counted:
         self.sql = sql
         self.runs = 0
 
-    def __call__(self, db: sqlite3.Connection) -> None:
+    def __call__(self, db: Connection) -> None:
         self.runs += 1
         if self.sql:
             db.execute(self.sql)
@@ -74,7 +75,7 @@ def _add_column(runs: Counted) -> Migration:
 
 def _today(path: Path) -> None:
     """A file as the code before schema versions left it: the tables, ``user_version`` 0."""
-    store = SqliteStore(path, [_first()])
+    store = Store(path, [_first()])
     store.follow_broker("cluster-a")
     with store._tx() as db:
         db.execute("INSERT INTO notes (text) VALUES ('kept')")
@@ -85,7 +86,7 @@ def _today(path: Path) -> None:
 def test_a_new_file_runs_every_migration_and_gets_the_newest_version(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "new.sqlite3"
     first, second = Counted(), Counted()
-    store = SqliteStore(path, [Migration("notes", NOTES, run=first), _add_column(second)])
+    store = Store(path, [Migration("notes", NOTES, run=first), _add_column(second)])
     assert (store.version, store.newest) == (2, 2)
     assert (first.runs, second.runs) == (1, 1)
     store.close()
@@ -100,7 +101,7 @@ def test_a_file_from_before_versions_is_taken_as_version_1_and_migrated_forward(
     path = tmp_path / "today.sqlite3"
     _today(path)
     first, second = Counted(), Counted()
-    store = SqliteStore(path, [Migration("notes", NOTES, run=first), _add_column(second)])
+    store = Store(path, [Migration("notes", NOTES, run=first), _add_column(second)])
     assert store.version == 2
     assert first.runs == 0, "its tables are there: migration 1 is not run again"
     assert second.runs == 1
@@ -120,7 +121,7 @@ def test_a_file_from_before_versions_missing_a_table_is_completed_by_migration_1
         db.executescript(NOTES)
         db.execute("INSERT INTO notes (text) VALUES ('kept')")
     first = Counted()
-    store = SqliteStore(path, [Migration("notes", NOTES, run=first)])
+    store = Store(path, [Migration("notes", NOTES, run=first)])
     assert (store.version, first.runs) == (1, 1)
     assert store.followed_broker() is None
     store.close()
@@ -132,14 +133,14 @@ def test_a_migration_added_later_runs_once_on_an_old_file_and_never_again(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "old.sqlite3"
-    store = SqliteStore(path, [_first()])
+    store = Store(path, [_first()])
     assert store.version == 1
     store.close()
     assert _version(path) == 1
 
     later = Counted()
     for _ in range(3):
-        store = SqliteStore(path, [_first(), _add_column(later)])
+        store = Store(path, [_first(), _add_column(later)])
         assert store.version == 2
         store.close()
     assert later.runs == 1
@@ -151,13 +152,13 @@ def test_a_failing_migration_leaves_the_file_at_its_version_with_nothing_half_do
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "old.sqlite3"
-    SqliteStore(path, [_first()]).close()
+    Store(path, [_first()]).close()
 
-    def fails(db: sqlite3.Connection) -> None:
+    def fails(db: Connection) -> None:
         raise RuntimeError("half way")
 
     with pytest.raises(RuntimeError, match="half way"):
-        SqliteStore(
+        Store(
             path,
             [_first(), Migration("tags", "CREATE TABLE tags (name TEXT)", run=fails)],
         )
@@ -176,10 +177,10 @@ def test_a_file_from_a_newer_monitor_is_refused_by_name_and_left_untouched(
     before = path.read_bytes()
 
     with pytest.raises(StoreVersionError) as refused:
-        SqliteStore(path, [_first(), _add_column(Counted())])
+        Store(path, [_first(), _add_column(Counted())])
     error = refused.value
     assert isinstance(error, StoreError) and isinstance(error, MonitorError)
-    assert (error.path, error.version, error.newest) == (path, 3, 2)
+    assert (error.path, error.version, error.newest) == (str(path), 3, 2)
     message = str(error)
     assert str(path) in message and "version 3" in message and "at most 2" in message
     assert "Upgrade the monitor" in message
@@ -187,7 +188,7 @@ def test_a_file_from_a_newer_monitor_is_refused_by_name_and_left_untouched(
     assert _version(path) == 3
 
 
-Opener = Callable[[Path], SqliteStore]
+Opener = Callable[[Path], Store]
 STORES: list[tuple[Opener, tuple[Migration, ...]]] = [
     (StateStore, worker_state.MIGRATIONS),
     (CrawlState, crawl_state.MIGRATIONS),
