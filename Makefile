@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 CLI := $(BIN)/likeness-monitor
 DEVSET ?= var/devset
 
-.PHONY: install models prometheus chromium test lint typecheck unit eval bench run clean
+.PHONY: install models prometheus chromium postgres test lint typecheck unit eval bench run clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,17 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium missing: apt-get install chromium (as root), or the browser tests skip (fail under CI=true)"; fi; }
 
-unit: models prometheus chromium
+# PostgreSQL for the store tests (each store's suite runs on SQLite and on PostgreSQL): the
+# server at LIKENESS_TEST_POSTGRES_URL if set, else this machine's on 127.0.0.1:5432, started
+# with pg_ctlcluster when it is installed but down (as root); say which.
+postgres:
+	@if [ -n "$$LIKENESS_TEST_POSTGRES_URL" ]; then echo "store tests: PostgreSQL at $$LIKENESS_TEST_POSTGRES_URL"; \
+	elif pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then echo "store tests: this machine's PostgreSQL (127.0.0.1:5432, already running)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -1) main start && echo "store tests: started this machine's PostgreSQL (127.0.0.1:5432)"; \
+	else echo "no PostgreSQL on 127.0.0.1:5432: set LIKENESS_TEST_POSTGRES_URL, or its tests skip (fail under CI=true)"; fi
+
+unit: models prometheus chromium postgres
 	$(BIN)/pytest
 
 test: lint typecheck unit

@@ -9,96 +9,28 @@ dismissal on its review page.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import threading
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
 
 import httpx
 import pytest
 
-from monitor.config import ROLES, DecodeSettings, LikenessSettings
-from monitor.demo.catalogue import DemoCatalogue, build_demo
-from monitor.likeness.gallery.build import build_gallery
-from monitor.likeness.models import Models
+from monitor.config import ROLES
+from monitor.demo.catalogue import DemoCatalogue
 from monitor.pipeline.broker import EmbeddedBroker, free_port
 from monitor.pipeline.harness import Topics, Worker, produce
-from monitor.pipeline.run import demo_platform_in_thread
-from monitor.records import Alert, ClipScored, ClipSeen, DeadLetter, decode, encode
-from tests.media.c2pa_signing import sign_media
-
-DECODE = DecodeSettings(max_frames=4, even_frames=4)
-FIRST_ALERTS_S = 240.0
-REVIEW_TOKEN = "e2e-review-token"
-SIGNED_CLIP = "bbb-cropped"
-"""The demo clip whose file carries a C2PA manifest saying a generator made it."""
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[EmbeddedBroker]:
-    with EmbeddedBroker() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, models: Models) -> DemoCatalogue:
-    catalogue = build_demo(tmp_path_factory.mktemp("demo"))
-    # One positive is an upload whose file a generator signed (C2PA, a chain made here).
-    media = catalogue.media_dir / catalogue.clip(SIGNED_CLIP).media
-    sign_media(media, media.with_suffix(".signed.mp4"), generator="DemoGen").replace(media)
-    built = build_gallery(catalogue.gallery_dir, models, LikenessSettings(device="cpu"), DECODE)
-    built.save(catalogue.gallery_dir / "built")
-    return catalogue
-
-
-@pytest.fixture(scope="module")
-def platform_url(demo: DemoCatalogue) -> Iterator[str]:
-    with demo_platform_in_thread(demo.root, 0) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def topics(broker: EmbeddedBroker) -> Iterator[Topics]:
-    observed = Topics(broker.bootstrap)
-    yield observed
-    observed.close()
-
-
-class FakeSlack(BaseHTTPRequestHandler):
-    """Slack's incoming webhook on 127.0.0.1: records each message, answers ``ok``."""
-
-    messages: ClassVar[list[dict[str, Any]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        FakeSlack.messages.append(json.loads(body))
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-def slack_alert_ids() -> Counter[str]:
-    """Alert ids of the Slack messages received (the context block names the alert)."""
-    found: Counter[str] = Counter()
-    for message in FakeSlack.messages:
-        context = message["blocks"][-1]["elements"][0]["text"]
-        found[context.split("`")[1]] += 1
-    return found
-
-
-@pytest.fixture(scope="module")
-def slack() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeSlack)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/services/T0/B0/e2e"
-    server.shutdown()
+from monitor.records import Alert, ClipScored, DeadLetter, decode
+from tests.pipeline.monitor_run import (
+    DECODE,
+    FIRST_ALERTS_S,
+    REVIEW_TOKEN,
+    SIGNED_CLIP,
+    FakeSlack,
+    expected_alerts,
+    sighting,
+    slack_alert_ids,
+)
 
 
 @pytest.fixture(scope="module")
@@ -139,10 +71,6 @@ def worker(
     yield running
     if running.alive():
         running.stop()
-
-
-def expected_alerts(demo: DemoCatalogue) -> set[str]:
-    return {f"demo:{clip.id}:{entity}" for clip in demo.clips for entity in clip.expect}
 
 
 def worker_log(worker: Worker) -> str:
@@ -240,22 +168,6 @@ def test_broken_media_yield_a_scored_record_with_the_reason_and_a_metric(
     assert health["status"] == "ok" and health["gallery_version"]
 
 
-def _sighting(
-    demo: DemoCatalogue, platform_url: str, clip_id: str, like: str
-) -> tuple[bytes, bytes]:
-    """A new clip id whose media is that of the demo clip ``like``."""
-    media = demo.clip(like).media
-    seen = ClipSeen(
-        platform="demo",
-        clip_id=clip_id,
-        url=f"{platform_url}/watch/{like}",
-        media_url=f"{platform_url}/media/{media}",
-        title="reposted",
-        views=5,
-    )
-    return seen.key.encode(), encode(seen)
-
-
 def test_a_malformed_record_goes_to_deadletter_and_later_records_still_flow(
     worker: Worker, topics: Topics, demo: DemoCatalogue, broker: EmbeddedBroker, platform_url: str
 ) -> None:
@@ -265,7 +177,7 @@ def test_a_malformed_record_goes_to_deadletter_and_later_records_still_flow(
             broker.bootstrap,
             "clips.discovered",
             (b"demo:bad", garbage),
-            _sighting(demo, platform_url, "repost-1", "bbb-mirrored"),
+            sighting(demo, platform_url, "repost-1", "bbb-mirrored"),
         )
     )
     topics.wait_for(
@@ -303,7 +215,7 @@ def test_a_restarted_worker_resumes_from_committed_offsets_without_alerting_twic
         produce(
             broker.bootstrap,
             "clips.discovered",
-            _sighting(demo, platform_url, "while-down", "bbb-cropped"),
+            sighting(demo, platform_url, "while-down", "bbb-cropped"),
         )
     )
     worker.start()
@@ -358,7 +270,7 @@ def test_a_dismissal_on_the_review_page_stops_the_clip_and_its_copies_under_a_ne
         produce(
             broker.bootstrap,
             "clips.discovered",
-            _sighting(demo, platform_url, "copy-of-cropped", "bbb-cropped"),
+            sighting(demo, platform_url, "copy-of-cropped", "bbb-cropped"),
         )
     )
     topics.wait_for(
