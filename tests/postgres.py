@@ -18,7 +18,7 @@ import pytest
 
 from monitor.storage.postgres import PostgresDatabase
 
-__all__ = ["POSTGRES_URL", "postgres_schemas", "require_postgres"]
+__all__ = ["POSTGRES_URL", "postgres_namespace", "postgres_schemas", "require_postgres"]
 
 POSTGRES_URL = os.environ.get(
     "LIKENESS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -41,9 +41,17 @@ def require_postgres(in_ci: bool) -> str:
 @contextmanager
 def postgres_schemas(url: str) -> Iterator[Callable[[str], PostgresDatabase]]:
     """A maker of ``PostgresDatabase`` for a store name, in schemas dropped afterwards."""
+    with postgres_namespace(url) as prefix:
+        yield lambda name: PostgresDatabase(url, f"{prefix}_{name}")
+
+
+@contextmanager
+def postgres_namespace(url: str) -> Iterator[str]:
+    """A fresh ``pipeline.state_namespace`` for workers of a test; its schemas are dropped
+    afterwards."""
     prefix = f"t{uuid.uuid4().hex[:12]}"
     try:
-        yield lambda name: PostgresDatabase(url, f"{prefix}_{name}")
+        yield prefix
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
             rows = conn.execute(

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -33,20 +31,14 @@ from tests.pipeline.monitor_run import (
     sighting,
     slack_alert_ids,
 )
-from tests.postgres import require_postgres
+from tests.postgres import postgres_namespace, require_postgres
 
 
 @pytest.fixture(scope="module")
 def namespace() -> Iterator[tuple[str, str]]:
     url = require_postgres(in_ci())
-    name = f"e2e{uuid.uuid4().hex[:10]}"
-    yield url, name
-    with psycopg.connect(url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (f"{name}\\_%",)
-        ).fetchall()
-        for (schema,) in rows:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE'.encode())
+    with postgres_namespace(url) as name:
+        yield url, name
 
 
 def start_worker(

@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from monitor.pipeline.app import TOPICS
@@ -35,7 +33,7 @@ from monitor.pipeline.broker import EmbeddedBroker, ensure_topics
 from monitor.pipeline.harness import Topics
 from monitor.records import Alert, ClipScored, decode
 from tests.conftest import in_ci
-from tests.postgres import require_postgres
+from tests.postgres import postgres_namespace, require_postgres
 from tests.resilience.restarts import Monitor, Receiver, wait_for
 from tests.resilience.test_alerts_in_transit import HOOK_PATH, SINKS, SLACK_PATH, decide, flagged
 
@@ -48,14 +46,8 @@ SETTLE_S = 5.0
 @pytest.fixture
 def namespace() -> Iterator[tuple[str, str]]:
     url = require_postgres(in_ci())
-    name = f"rep{uuid.uuid4().hex[:10]}"
-    yield url, name
-    with psycopg.connect(url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT nspname FROM pg_namespace WHERE nspname LIKE %s", (f"{name}\\_%",)
-        ).fetchall()
-        for (schema,) in rows:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE'.encode())
+    with postgres_namespace(url) as name:
+        yield url, name
 
 
 @pytest.fixture
