@@ -58,7 +58,8 @@ CLIPS_DISCOVERED = Counter(
 CRAWL_PASSES = Counter(
     "likeness_crawl_passes",
     "Crawl passes of each platform source, by outcome: ok, errors (some feeds failed; the "
-    "others were still read), paused (waiting out a rate limit or a spent quota).",
+    "others were still read), paused (waiting out a rate limit or a spent quota), standby "
+    "(another replica holds the source's lease and crawls it).",
     ["source", "outcome"],
     registry=registry,
 )

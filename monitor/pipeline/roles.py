@@ -26,6 +26,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import time
+import uuid
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -96,7 +100,10 @@ def _crawl(pipeline: Pipeline) -> None:
     discovered = pipeline.topics["clips.discovered"]
     for source in pipeline.sources:
         interval = getattr(source, "interval_s", pipeline.settings.pipeline.crawl_interval_s)
-        pipeline.app.timer(interval, name=f"crawl.{source.name}")(crawl_pass(source, discovered))
+        lease_s = max(CRAWL_LEASE_INTERVALS * interval, CRAWL_LEASE_MIN_S)
+        pipeline.app.timer(interval, name=f"crawl.{source.name}")(
+            crawl_pass(source, discovered, lease_s=lease_s)
+        )
     states = {id(s.state): s.state for s in pipeline.sources if isinstance(s, Crawler)}
     for state in states.values():
         pipeline.app.task(follow_alerts(pipeline, state).run_forever)
@@ -112,12 +119,28 @@ def follow_alerts(pipeline: Pipeline, state: CrawlState) -> TopicFeed:
     return TopicFeed(bootstrap_servers(pipeline.broker), ("alerts",), state, flag)
 
 
-def crawl_pass(source: Source, discovered: Any) -> Callable[[], Awaitable[None]]:
-    """One poll of ``source`` to the end of its listing, as a timer body (no arguments)."""
+CRAWL_LEASE_INTERVALS = 3
+CRAWL_LEASE_MIN_S = 60.0
+"""A crawler's lease on its source lasts this many crawl intervals, and at least this long:
+renewed at each pass and each batch, so a replica that dies is replaced within it."""
+CRAWL_HOLDER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+"""This process, as the holder of crawl leases."""
+
+
+class _LeaseLost(Exception):
+    """Another replica took the source's lease while this one was crawling it."""
+
+
+def crawl_pass(
+    source: Source, discovered: Any, *, lease_s: float = CRAWL_LEASE_MIN_S
+) -> Callable[[], Awaitable[None]]:
+    """One poll of ``source`` to the end of its listing, as a timer body (no arguments). A
+    platform crawler crawls only while it holds the source's lease in its crawl state: of the
+    replicas that share one (PostgreSQL), one crawls and the others stand by."""
 
     async def crawl() -> None:
         if isinstance(source, Crawler):
-            await _crawl_batches(source, discovered)
+            await _crawl_batches(source, discovered, lease_s)
             return
         sent = 0
         try:
@@ -131,11 +154,20 @@ def crawl_pass(source: Source, discovered: Any) -> Callable[[], Awaitable[None]]
     return crawl
 
 
-async def _crawl_batches(crawler: Crawler, discovered: Any) -> None:
+async def _crawl_batches(crawler: Crawler, discovered: Any, lease_s: float) -> None:
     """A platform crawl: each batch (fastest-spreading clip first) is sent and acknowledged
     by the broker before the crawler commits its cursor, so a restart loses no page."""
 
+    def lease() -> bool:
+        return crawler.state.hold_lease(crawler.name, CRAWL_HOLDER, time.time(), lease_s)
+
+    if not lease():
+        metrics.CRAWL_PASSES.labels(crawler.name, "standby").inc()
+        return
+
     async def emit(batch: Sequence[ClipSeen]) -> None:
+        if not lease():  # the page is not sent: its cursor stays for the new holder
+            raise _LeaseLost(crawler.name)
         deliveries = [
             await discovered.send(key=seen.key.encode(), value=encode(seen)) for seen in batch
         ]
@@ -150,6 +182,9 @@ async def _crawl_batches(crawler: Crawler, discovered: Any) -> None:
     except MonitorError as exc:
         log.warning("crawl of %s: %s", crawler.name, exc)
         outcome = "errors"
+    except _LeaseLost:
+        log.warning("crawl of %s: another replica holds its lease now; standing by", crawler.name)
+        outcome = "standby"
     paused = crawler.report.paused_until is not None and crawler.report.paused_until > utcnow()
     metrics.CRAWL_PASSES.labels(crawler.name, "paused" if paused else outcome).inc()
     if crawler.report.skipped:

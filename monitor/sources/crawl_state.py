@@ -59,11 +59,23 @@ CREATE TABLE IF NOT EXISTS flagged (
 );
 """
 
-MIGRATIONS = (Migration("feeds, clips, quota, pauses, flagged clips, offsets", _SCHEMA),)
+_LEASES = """
+CREATE TABLE IF NOT EXISTS leases (
+    source TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+"""
+
+MIGRATIONS = (
+    Migration("feeds, clips, quota, pauses, flagged clips, offsets", _SCHEMA),
+    Migration("leases: one active crawler per source among replicas", _LEASES),
+)
 """The schema of the file, in order (``monitor.storage``): append, never edit one released."""
 
 POSTGRESQL_MIGRATIONS = (
     Migration(MIGRATIONS[0].summary, postgresql_ddl(_SCHEMA, collate_c=["clips.next_due"])),
+    Migration(MIGRATIONS[1].summary, postgresql_ddl(_LEASES)),
 )
 """The same store in PostgreSQL (``monitor.storage.translate``): append, never edit."""
 
@@ -127,6 +139,29 @@ class CrawlState(FeedOffsets):
         with self._read() as db:
             rows = db.execute("SELECT clip_key FROM flagged ORDER BY clip_key").fetchall()
         return [str(row[0]) for row in rows]
+
+    # --- leases ---------------------------------------------------------------------------
+
+    def hold_lease(self, source: str, holder: str, now: float, ttl_s: float) -> bool:
+        """Take or renew ``source``'s lease for ``holder`` until ``now + ttl_s``: True when
+        ``holder`` has it (it had it, or nobody did, or the last holder's has expired). One
+        statement, so two replicas asking at once cannot both get it."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "INSERT INTO leases VALUES (?, ?, ?) ON CONFLICT (source) DO UPDATE SET "
+                "holder=excluded.holder, expires_at=excluded.expires_at "
+                "WHERE leases.holder=excluded.holder OR leases.expires_at < ?",
+                (source, holder, now + ttl_s, now),
+            )
+            return cursor.rowcount == 1
+
+    def lease_holder(self, source: str, now: float) -> str | None:
+        """Who holds ``source``'s lease now, if anyone."""
+        with self._read() as db:
+            row = db.execute(
+                "SELECT holder FROM leases WHERE source=? AND expires_at >= ?", (source, now)
+            ).fetchone()
+        return None if row is None else str(row[0])
 
     # --- feeds ----------------------------------------------------------------------------
 

@@ -74,3 +74,18 @@ def test_offsets_are_kept_per_broker_and_a_new_broker_starts_them_over(state_at:
     assert state.follow_broker("cluster-b")
     assert state.read_offsets() == {}
     state.close()
+
+
+def test_one_replica_holds_a_sources_lease_until_it_expires(state_at: StoreAt) -> None:
+    one, two = CrawlState(state_at("crawl")), CrawlState(state_at("crawl"))
+    assert one.hold_lease("youtube", "pod-a", now=100.0, ttl_s=30)
+    assert not two.hold_lease("youtube", "pod-b", now=110.0, ttl_s=30), "pod-a holds it"
+    assert two.hold_lease("tiktok", "pod-b", now=110.0, ttl_s=30), "a lease per source"
+    assert one.hold_lease("youtube", "pod-a", now=125.0, ttl_s=30), "renewed by its holder"
+    assert not two.hold_lease("youtube", "pod-b", now=150.0, ttl_s=30), "renewed: until 155"
+    assert one.lease_holder("youtube", now=150.0) == "pod-a"
+    assert two.hold_lease("youtube", "pod-b", now=156.0, ttl_s=30), "expired: the standby's"
+    assert not one.hold_lease("youtube", "pod-a", now=157.0, ttl_s=30)
+    assert one.lease_holder("youtube", now=200.0) is None
+    one.close()
+    two.close()
