@@ -63,9 +63,7 @@ def apply_review(store: ReviewStore, review: Review) -> Applied:
 def install_review(pipeline: Pipeline) -> TopicFeed:
     """Serve the page and feed its store; the feed is returned for tests to hand it records."""
     settings = pipeline.settings
-    # On this host's disk even with state_url: its queries read the alerts' JSON with SQLite's
-    # functions, not yet ported to PostgreSQL; the review role runs as one replica.
-    store = ReviewStore(settings.pipeline.state_dir / "review.sqlite3")
+    store = ReviewStore(settings.pipeline.store("review"))
     reviews = pipeline.topics["reviews"]
     teacher = GalleryTeacher(settings.pipeline.gallery, settings.likeness, settings.decode)
 

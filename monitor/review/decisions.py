@@ -34,13 +34,14 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from monitor.records import Alert, AlertEntity, Review, ViewsAt, as_utc
-from monitor.storage import Connection, FeedOffsets, Migration
+from monitor.storage import Connection, Database, FeedOffsets, Migration, postgresql_ddl
 
 __all__ = [
     "COPIES_SHOWN",
     "HISTORY_NEWEST",
     "HISTORY_OLDEST",
     "MIGRATIONS",
+    "POSTGRESQL_MIGRATIONS",
     "STATES",
     "STORY_SAMPLE",
     "AlertFilter",
@@ -192,15 +193,34 @@ def views_per_hour(alert: Alert) -> float | None:
 
 
 class ReviewStore(FeedOffsets):
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, MIGRATIONS)
+    def __init__(self, where: Path | Database) -> None:
+        super().__init__(where, MIGRATIONS, postgresql=POSTGRESQL_MIGRATIONS)
+
+    def _json_field(
+        self, document: str, *path: str, number: bool = False, element: bool = False
+    ) -> str:
+        """SQL for the value at ``path`` in the JSON ``document``, a text column (or an
+        ``element`` of ``_json_elements``): text, or a number where ``number``; NULL where it
+        is absent."""
+        if self.database.dialect == "sqlite":
+            return f"json_extract({document}, '$.{'.'.join(path)}')"
+        jsonb = document if element else f"CAST({document} AS jsonb)"
+        text = f"({jsonb} #>> '{{{','.join(path)}}}')"
+        return f"CAST({text} AS BIGINT)" if number else text
+
+    def _json_elements(self, document: str, *path: str) -> str:
+        """A FROM item of the elements of the JSON array at ``path``, as ``h(value)``."""
+        if self.database.dialect == "sqlite":
+            return f"json_each({document}, '$.{'.'.join(path)}') h"
+        return f"jsonb_array_elements(CAST({document} AS jsonb) #> '{{{','.join(path)}}}') h(value)"
 
     def add_alert(self, alert: Alert) -> bool:
         """Keep an alert; True the first time (a redelivered alert changes nothing)."""
         with self._tx() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO alerts (alert_id, entity, franchise, platform, clip_key, "
-                "alerted_at, velocity, record, story_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO alerts (alert_id, entity, franchise, platform, clip_key, "
+                "alerted_at, velocity, record, story_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
                 (
                     alert.alert_id,
                     alert.entity.id,
@@ -223,7 +243,7 @@ class ReviewStore(FeedOffsets):
                 (review.alert_id,),
             ).fetchone()[0]
             cursor = db.execute(
-                "INSERT OR IGNORE INTO reviews VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO reviews VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (
                     review.alert_id,
                     _stamp(review.at),
@@ -268,7 +288,7 @@ class ReviewStore(FeedOffsets):
         )
         with self._read() as db:
             keys = db.execute(
-                f"SELECT a.story_id, min(a.alert_id), count(*), max(a.alerted_at) AS latest_at "
+                f"SELECT min(a.story_id), min(a.alert_id), count(*), max(a.alerted_at) AS latest_at "
                 f"FROM alerts a LEFT JOIN ({_LATEST}) latest USING (alert_id) "
                 f"{_where_sql(clauses)} GROUP BY {_STORY_KEY} ORDER BY {order} LIMIT ? OFFSET ?",
                 [*params, limit + 1, offset],
@@ -330,12 +350,13 @@ class ReviewStore(FeedOffsets):
     def _sample(self, own: str, key: str) -> list[_Copy]:
         """What the header needs of a story's newest ``STORY_SAMPLE`` copies, read from their
         records in SQL, without parsing each whole record."""
+        field = self._json_field
         with self._read() as db:
             rows = db.execute(
-                "SELECT json_extract(a.record, '$.first_seen'), "
-                "json_extract(a.record, '$.story.first_seen'), "
-                "json_extract(a.record, '$.observed_at'), json_extract(a.record, '$.views'), "
-                f"json_extract(a.record, '$.story.views') FROM alerts a WHERE {own} "
+                f"SELECT {field('a.record', 'first_seen')}, "
+                f"{field('a.record', 'story', 'first_seen')}, "
+                f"{field('a.record', 'observed_at')}, {field('a.record', 'views', number=True)}, "
+                f"{field('a.record', 'story', 'views', number=True)} FROM alerts a WHERE {own} "
                 "ORDER BY a.alerted_at DESC LIMIT ?",
                 (key, STORY_SAMPLE),
             ).fetchall()
@@ -348,14 +369,15 @@ class ReviewStore(FeedOffsets):
         the start; those are read, not the thousands between."""
         copies = (
             f"SELECT record FROM (SELECT a.record FROM alerts a WHERE {own} "
-            "ORDER BY a.alerted_at {} LIMIT ?)"
+            "ORDER BY a.alerted_at {} LIMIT ?) c"
         )
+        field = self._json_field
         with self._read() as db:
             rows = db.execute(
-                "SELECT json_extract(h.value, '$.at') AS at, "
-                "max(json_extract(h.value, '$.views')) "
+                f"SELECT {field('h.value', 'at', element=True)} AS at, "
+                f"max({field('h.value', 'views', number=True, element=True)}) "
                 f"FROM ({copies.format('DESC')} UNION {copies.format('ASC')}) s, "
-                "json_each(s.record, '$.story.history') h GROUP BY at",
+                f"{self._json_elements('s.record', 'story', 'history')} GROUP BY at",
                 (key, HISTORY_NEWEST, key, HISTORY_OLDEST),
             ).fetchall()
         return _union((_parse_time(at), int(views)) for at, views in rows if views is not None)
@@ -377,7 +399,8 @@ class ReviewStore(FeedOffsets):
         """Of the entity's reviewed alerts (confirmed or dismissed), the share dismissed."""
         with self._read() as db:
             row = db.execute(
-                f"SELECT sum({_STATE_SQL} = 'dismissed'), sum({_STATE_SQL} != 'new') "
+                f"SELECT sum(CASE WHEN {_STATE_SQL} = 'dismissed' THEN 1 ELSE 0 END), "
+                f"sum(CASE WHEN {_STATE_SQL} != 'new' THEN 1 ELSE 0 END) "
                 f"FROM alerts a LEFT JOIN ({_LATEST}) latest USING (alert_id) WHERE a.entity = ?",
                 (entity,),
             ).fetchone()
@@ -529,6 +552,17 @@ MIGRATIONS = (
     Migration("each alert's story id, by which the page groups copies", run=_keep_story_ids),
 )
 """The schema of the file, in order (``monitor.storage``): append, never edit one released."""
+
+POSTGRESQL_MIGRATIONS = (
+    Migration(
+        "alerts with their story id, reviews, offsets",
+        postgresql_ddl(_SCHEMA, rowid=["reviews"], collate_c=["alerts.alerted_at", "reviews.at"])
+        + "ALTER TABLE alerts ADD COLUMN IF NOT EXISTS story_id TEXT;"
+        "CREATE INDEX IF NOT EXISTS alerts_by_story ON alerts (story_id, alerted_at);",
+    ),
+)
+"""The same store in PostgreSQL (``monitor.storage.translate``): append, never edit. Its
+records are JSON text read with ``jsonb`` there, with SQLite's JSON functions here."""
 
 
 def _zoned(record: str) -> str | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
+from collections.abc import Callable
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +24,10 @@ from monitor.review.decisions import (
     ReviewStore,
     StoryPage,
 )
+from monitor.storage import Database
 from tests.review.conftest import NOW, make_alert, make_story, store_as_before
+
+StoreAt = Callable[[str], Path | Database]
 
 
 def _sample(name: str, **labels: str) -> float:
@@ -30,9 +35,9 @@ def _sample(name: str, **labels: str) -> float:
 
 
 def test_an_alert_is_new_until_reviewed_and_its_state_is_the_latest_decision(
-    tmp_path: Path,
+    state_at: StoreAt,
 ) -> None:
-    store = ReviewStore(tmp_path / "r.sqlite3")
+    store = ReviewStore(state_at("review"))
     alert = make_alert("s1", "ghostface")
     assert store.add_alert(alert) and not store.add_alert(alert)
     assert store.get(alert.alert_id).state == "new"  # type: ignore[union-attr]
@@ -62,24 +67,24 @@ def test_an_alert_is_new_until_reviewed_and_its_state_is_the_latest_decision(
 
 
 def test_a_review_that_arrives_before_its_alert_still_applies_and_survives_a_restart(
-    tmp_path: Path,
+    state_at: StoreAt,
 ) -> None:
-    store = ReviewStore(tmp_path / "r.sqlite3")
+    store = ReviewStore(state_at("review"))
     alert = make_alert("s2", "ghostface")
     review = Review(alert_id=alert.alert_id, decision="confirm", reviewer="a", at=NOW)
     assert store.apply(review).alert is None
     assert not store.apply(review).new  # at-least-once: the repeat changes nothing
     store.add_alert(alert)
     store.close()
-    reopened = ReviewStore(tmp_path / "r.sqlite3")
+    reopened = ReviewStore(state_at("review"))
     assert [r.state for r in reopened.alerts(AlertFilter(state="confirmed"))] == ["confirmed"]
     assert reopened.alerts(AlertFilter(state="new")) == []
 
 
 def test_listing_is_newest_first_or_fastest_spreading_first_and_filters_by_facet(
-    tmp_path: Path,
+    state_at: StoreAt,
 ) -> None:
-    store = ReviewStore(tmp_path / "r.sqlite3")
+    store = ReviewStore(state_at("review"))
     old_fast = make_alert("a", "ghostface", views=100_000, hours_old=1, alerted_minutes_ago=60)
     new_slow = make_alert("b", "ghostface", views=100, hours_old=100, alerted_minutes_ago=1)
     other = make_alert("c", "sidney", platform="tiktok", franchise=None, alerted_minutes_ago=30)
@@ -102,10 +107,10 @@ def test_listing_is_newest_first_or_fastest_spreading_first_and_filters_by_facet
 
 
 def test_review_metrics_count_each_decision_once_with_share_dismissed_and_time_to_review(
-    tmp_path: Path,
+    state_at: StoreAt,
 ) -> None:
-    store = ReviewStore(tmp_path / "r.sqlite3")
-    entity = "metrics-entity"
+    store = ReviewStore(state_at("review"))
+    entity = f"metrics-{uuid.uuid4().hex[:8]}"  # the registry is the process's: a new series
     alerts = [make_alert(f"m{i}", entity) for i in range(4)]
     for alert in alerts:
         store.add_alert(alert)
@@ -223,9 +228,9 @@ def _titles(story: ReviewedStory) -> list[str]:
 
 
 def test_copies_of_one_story_are_listed_together_with_the_whole_storys_figures(
-    tmp_path: Path,
+    state_at: StoreAt,
 ) -> None:
-    store = ReviewStore(tmp_path / "r.sqlite3")
+    store = ReviewStore(state_at("review"))
     *copies, lone = _viral(store)
     store.apply(Review(alert_id=copies[1].alert_id, decision="dismiss", reviewer="a", at=NOW))
 
@@ -249,8 +254,8 @@ def test_copies_of_one_story_are_listed_together_with_the_whole_storys_figures(
     assert [(p.at, p.views) for p in single.history] == [(lone.observed_at, 777)]
 
 
-def test_stories_are_ordered_by_their_newest_copy_and_paged_by_story(tmp_path: Path) -> None:
-    store = ReviewStore(tmp_path / "r.sqlite3")
+def test_stories_are_ordered_by_their_newest_copy_and_paged_by_story(state_at: StoreAt) -> None:
+    store = ReviewStore(state_at("review"))
     _viral(store)  # newest copy 5 minutes ago; the lone alert 30
     store.add_alert(make_alert("older", "sidney", alerted_minutes_ago=300))
 
@@ -263,8 +268,8 @@ def test_stories_are_ordered_by_their_newest_copy_and_paged_by_story(tmp_path: P
     assert keys(rest) == [["older"]] and not rest.more
 
 
-def test_filters_pick_stories_by_any_copy_and_list_the_copies_that_match(tmp_path: Path) -> None:
-    store = ReviewStore(tmp_path / "r.sqlite3")
+def test_filters_pick_stories_by_any_copy_and_list_the_copies_that_match(state_at: StoreAt) -> None:
+    store = ReviewStore(state_at("review"))
     copies = _viral(store)[:3]
     store.apply(Review(alert_id=copies[0].alert_id, decision="confirm", reviewer="a", at=NOW))
 
@@ -277,8 +282,8 @@ def test_filters_pick_stories_by_any_copy_and_list_the_copies_that_match(tmp_pat
     assert [_titles(s) for s in store.stories(AlertFilter(entity="sidney")).stories] == [["lone"]]
 
 
-def test_a_story_of_many_copies_lists_a_bounded_few_and_counts_the_rest(tmp_path: Path) -> None:
-    store = ReviewStore(tmp_path / "r.sqlite3")
+def test_a_story_of_many_copies_lists_a_bounded_few_and_counts_the_rest(state_at: StoreAt) -> None:
+    store = ReviewStore(state_at("review"))
     story = make_story("youtube:c0", "ghostface", history=[(5, 100)])
     for n in range(COPIES_SHOWN + 7):
         store.add_alert(make_alert(f"c{n}", "ghostface", alerted_minutes_ago=n, story=story))
@@ -289,9 +294,9 @@ def test_a_story_of_many_copies_lists_a_bounded_few_and_counts_the_rest(tmp_path
 
 
 def test_a_story_whose_alerts_told_no_history_charts_each_copys_views_when_seen(
-    tmp_path: Path,
+    state_at: StoreAt,
 ) -> None:
-    store = ReviewStore(tmp_path / "r.sqlite3")
+    store = ReviewStore(state_at("review"))
     story = make_story("youtube:q1", "ghostface")
     for clip, views, minutes in (("q1", 10, 60), ("q2", 300, 20)):
         store.add_alert(
@@ -305,8 +310,8 @@ def test_a_story_whose_alerts_told_no_history_charts_each_copys_views_when_seen(
     ]
 
 
-def test_story_states_name_every_copy_of_a_story_and_nothing_else(tmp_path: Path) -> None:
-    store = ReviewStore(tmp_path / "r.sqlite3")
+def test_story_states_name_every_copy_of_a_story_and_nothing_else(state_at: StoreAt) -> None:
+    store = ReviewStore(state_at("review"))
     *copies, lone = _viral(store)
     store.apply(Review(alert_id=copies[2].alert_id, decision="dismiss", reviewer="a", at=NOW))
     story_id = copies[0].story.story_id  # type: ignore[union-attr]
