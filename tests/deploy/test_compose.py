@@ -106,15 +106,19 @@ def test_prometheus_scrapes_every_role() -> None:
     assert sorted(t.split(":")[0] for t in targets) == sorted(ROLES)
 
 
-def test_volumes_carry_evidence_gallery_and_every_role_state_that_must_persist() -> None:
+def _mounts(services: dict[str, Any], name: str) -> dict[str, str]:
+    found = {}
+    for volume in services[name].get("volumes", []):
+        source, target, *mode = volume.split(":")
+        found[source] = f"{target}:{mode[0] if mode else 'rw'}"
+    return found
+
+
+def test_volumes_carry_evidence_gallery_and_the_state_that_must_persist() -> None:
     services = _compose()["services"]
 
     def mounts(name: str) -> dict[str, str]:
-        found = {}
-        for volume in services[name].get("volumes", []):
-            source, target, *mode = volume.split(":")
-            found[source] = f"{target}:{mode[0] if mode else 'rw'}"
-        return found
+        return _mounts(services, name)
 
     env = services["score"]["environment"]
     shared, gallery = (
@@ -128,5 +132,46 @@ def test_volumes_carry_evidence_gallery_and_every_role_state_that_must_persist()
     assert mounts("score")["gallery"].endswith(":ro")
     assert mounts("review")["gallery"].endswith(":rw")
     assert mounts("crawl")["gallery"].endswith(":ro"), "queries come from the gallery"
-    for role in ("crawl", "decide", "notify", "review"):  # state that must outlive a container
-        assert f"{role}-state" in mounts(role)
+    # The review store stays a SQLite file that must outlive a container; the other roles keep
+    # theirs in PostgreSQL, and their state_dir (Faust's data folder) need not persist.
+    state_dir = env["LIKENESS_MONITOR_PIPELINE__STATE_DIR"]
+    assert mounts("review")["review-state"] == f"{state_dir}:rw"
+    for role in ("crawl", "score", "decide", "notify"):
+        assert not any(target.startswith(f"{state_dir}:") for target in mounts(role).values())
+    assert {"review-state", "postgres-data", "shared", "gallery"} <= set(_compose()["volumes"])
+
+
+def test_postgres_keeps_its_data_on_a_named_volume_and_reports_its_health() -> None:
+    compose = _compose()
+    postgres = compose["services"]["postgres"]
+    assert postgres["image"].split(":")[0] == "postgres"
+    assert int(postgres["image"].split(":")[1].split(".")[0]) >= 13
+    env = postgres["environment"]
+    assert env["POSTGRES_USER"] == "likeness"
+    assert env["POSTGRES_DB"] == "likeness"
+    assert env["POSTGRES_PASSWORD"] == "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}"
+    data = _mounts(compose["services"], "postgres")
+    assert data["postgres-data"] == "/var/lib/postgresql/data:rw"
+    assert "postgres-data" in compose["volumes"]  # named, so it outlives the container
+    test = postgres["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL"
+    assert "pg_isready" in test[1]
+    assert "ports" not in postgres, "reached by the roles on the compose network only"
+
+
+def test_every_role_keeps_its_state_in_the_postgres_service_and_waits_for_it() -> None:
+    services = _compose()["services"]
+    postgres = services["postgres"]["environment"]
+    urls = {
+        role: services[role]["environment"]["LIKENESS_MONITOR_PIPELINE__STATE_URL"]
+        for role in ROLES
+    }
+    (url,) = set(urls.values())  # one database shared by every role and replica
+    assert url == (
+        f"postgresql://{postgres['POSTGRES_USER']}:{postgres['POSTGRES_PASSWORD']}"
+        f"@postgres:5432/{postgres['POSTGRES_DB']}"
+    )
+    for role in ROLES:
+        depends = services[role]["depends_on"]
+        assert depends["postgres"] == {"condition": "service_healthy"}
+        assert depends["kafka"] == {"condition": "service_healthy"}
