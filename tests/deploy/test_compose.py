@@ -132,8 +132,9 @@ def test_volumes_carry_evidence_gallery_and_the_state_that_must_persist() -> Non
     assert mounts("score")["gallery"].endswith(":ro")
     assert mounts("review")["gallery"].endswith(":rw")
     assert mounts("crawl")["gallery"].endswith(":ro"), "queries come from the gallery"
-    # The review store stays a SQLite file that must outlive a container; the other roles keep
-    # theirs in PostgreSQL, and their state_dir (Faust's data folder) need not persist.
+    # The stores are in PostgreSQL; review, the gallery's one writer, keeps a volume (a
+    # deployment without PostgreSQL keeps its store there); the other roles' state_dir (Faust's
+    # data folder) need not persist.
     state_dir = env["LIKENESS_MONITOR_PIPELINE__STATE_DIR"]
     assert mounts("review")["review-state"] == f"{state_dir}:rw"
     for role in ("crawl", "score", "decide", "notify"):

@@ -109,7 +109,7 @@ def test_roles_read_the_state_secret_and_notify_and_review_their_own() -> None:
         "score": ["likeness-monitor-state"],
         "decide": ["likeness-monitor-state"],
         "notify": ["likeness-monitor-state", "likeness-monitor-notify"],
-        "review": ["likeness-monitor-review"],  # its store stays SQLite on its volume
+        "review": ["likeness-monitor-state", "likeness-monitor-review"],
     }
     for secret, section in (("notify", "NOTIFY"), ("review", "REVIEW")):
         data = resources[("Secret", f"likeness-monitor-{secret}")]["stringData"]
@@ -173,7 +173,7 @@ def test_partitioned_roles_scale_no_further_than_the_partitions() -> None:
         assert resources[("Deployment", role)]["spec"]["replicas"] <= partitions
 
 
-def test_review_keeps_one_replica_and_its_store_on_a_volume_of_its_own() -> None:
+def test_review_keeps_one_replica_the_gallery_s_one_writer_with_a_volume_of_its_own() -> None:
     resources = _resources()
     assert ("Deployment", "review") not in resources
     review = resources[("StatefulSet", "review")]
