@@ -12,8 +12,11 @@ one process. Dedup itself is the primary keys' (``ON CONFLICT DO NOTHING``), nev
 lock held for a millisecond per write is cheap next to a clip's scoring; the stores are not
 written by the thousand per second.
 
-A database that cannot be reached is ``StoreUnavailableError``, a ``ReadAgain``: the role
-reads the record again later, it does not dead-letter it.
+A connection is checked as it leaves the pool (an empty query), so one the server dropped while
+idle is replaced, not failed on. A database that cannot be reached when a store opens is a
+``StoreError`` (the role does not start, and says why); one that cannot be reached later within
+the pool's timeout, or drops a connection in the middle of a transaction, is
+``StoreUnavailableError``, a ``ReadAgain``: the record is read again, never dead-lettered.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import psycopg_pool
 
-from monitor.errors import ConfigError, StoreUnavailableError
+from monitor.errors import ConfigError, StoreError, StoreUnavailableError
 from monitor.storage.database import Connection, Cursor, Database
 
 __all__ = ["PostgresDatabase", "redact"]
@@ -68,12 +71,19 @@ class PostgresDatabase(Database):
             timeout=connect_timeout_s,
             name=schema,
             open=False,
+            # A connection the server dropped while idle (a restart, a failover, an idle
+            # timeout) is replaced before it is handed out, not failed on: one round trip.
+            check=psycopg_pool.ConnectionPool.check_connection,
         )
         try:
             self._pool.open(wait=True, timeout=connect_timeout_s)
         except psycopg_pool.PoolTimeout as exc:
             self._pool.close()
-            raise StoreUnavailableError(self.where, exc) from exc
+            # At start a configuration matter (the URL, the server, the network): said as one.
+            raise StoreError(
+                f"{self.where}: the state database cannot be reached within "
+                f"{connect_timeout_s:g} s: {exc}"
+            ) from exc
 
     def version(self) -> int:
         with self.reading() as db:

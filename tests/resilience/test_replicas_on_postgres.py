@@ -14,6 +14,11 @@ receiver's 2xx, keyed by (alert, sink), in the one database; a partition's new o
 from the last committed offset and finds in the shared store the deliveries its predecessor
 made, so it skips them. With SQLite each replica would have its own file, and the new owner
 of a moved partition would send again what the old one had sent since its last commit.
+The database dropping every connection of the monitor three times while alerts are in
+flight (a restart, a failover) loses none and sends none twice either: the pool replaces a
+dropped connection before handing it out (found by this test: before the check, the first
+call on a dead connection crashed the worker).
+
 What may repeat is an alert on the ``alerts`` topic (decide's send and its mark are not one
 transaction with the broker): consumers drop it by its key, and the receivers' counts show it.
 """
@@ -26,6 +31,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from monitor.pipeline.app import TOPICS
@@ -142,3 +148,44 @@ def test_replicas_killed_and_added_mid_stream_deliver_every_alert_once(
 
 def alert_id(verdict: ClipScored) -> str:
     return Alert.id_for(verdict.clip.key, "ghostface")
+
+
+def test_connections_the_database_drops_lose_no_alert_and_send_none_twice(
+    tmp_path: Path, receiver: Receiver, namespace: tuple[str, str]
+) -> None:
+    url, name = namespace
+    with EmbeddedBroker() as broker:
+        asyncio.run(ensure_topics(broker.bootstrap, {t: PARTITIONS for t in TOPICS}))
+        member = replica("A", tmp_path, broker, receiver, namespace)
+        sent: list[ClipScored] = []
+
+        def delivered() -> Counter[tuple[str, str]]:
+            return receiver.count([alert_id(v) for v in sent], 200)
+
+        try:
+            member.start()
+            for wave in range(3):
+                verdicts = [flagged(f"drop{wave}-{i}") for i in range(WAVE)]
+                sent.extend(verdicts)
+                decide(broker.bootstrap, verdicts)
+                time.sleep(0.5)  # some of the wave in flight
+                with psycopg.connect(url, autocommit=True) as conn:  # the server drops them all
+                    conn.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE application_name LIKE %s",
+                        (f"likeness-monitor:{name}\\_%",),
+                    )
+            everything = {(sink, alert_id(v)) for v in sent for sink in SINKS}
+            wait_for(
+                lambda: set(delivered()) >= everything,
+                120,
+                f"{len(everything)} deliveries",
+                member,
+                counts=lambda: f"{len(set(delivered()) & everything)} of {len(everything)}",
+            )
+            time.sleep(SETTLE_S)
+            assert member.worker.alive(), member.log_tail()
+        finally:
+            member.close()
+    twice = {key: n for key, n in delivered().items() if n > 1}
+    assert twice == {}, f"delivered more than once: {twice}"

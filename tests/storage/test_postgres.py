@@ -18,6 +18,7 @@ from monitor.alerts.deliveries import DeliveryStore
 from monitor.config import PipelineSettings
 from monitor.errors import (
     ConfigError,
+    MonitorError,
     ReadAgain,
     StoreError,
     StoreUnavailableError,
@@ -115,16 +116,16 @@ def test_a_store_without_a_postgresql_schema_says_so(
         Store(schema("notes"), [Migration("notes", NOTES)])
 
 
-def test_an_unreachable_server_is_read_again_and_its_password_never_shown() -> None:
+def test_a_server_unreachable_at_start_is_a_store_error_that_never_shows_the_password() -> None:
     url = "postgresql://monitor:s3cret@127.0.0.1:9/state"  # the discard port: nothing listens
-    with pytest.raises(StoreUnavailableError) as refused:
+    with pytest.raises(StoreError, match=r"cannot be reached within 0\.5 s") as refused:
         PostgresDatabase(url, "state", connect_timeout_s=0.5)
-    assert isinstance(refused.value, ReadAgain)
+    assert not isinstance(refused.value, ReadAgain), "the role does not start: it says why"
     assert "s3cret" not in str(refused.value) and "monitor:***@127.0.0.1:9" in str(refused.value)
     assert redact("postgresql://u@h/db") == "postgresql://u@h/db"
 
 
-def test_a_connection_the_server_dropped_fails_one_call_as_read_again_and_the_next_works(
+def test_connections_the_server_dropped_are_replaced_before_they_are_used(
     schema: Callable[[str], PostgresDatabase], url: str
 ) -> None:
     database = schema("state")
@@ -137,13 +138,8 @@ def test_a_connection_the_server_dropped_fails_one_call_as_read_again_and_the_ne
             (database.application_name,),
         ).fetchone()
     assert killed is not None and killed[0] >= 1
-    outcomes: list[bool | str] = []
-    for _ in range(3):
-        try:
-            outcomes.append(state.alert_sent("a"))
-        except StoreUnavailableError:
-            outcomes.append("read again")
-    assert outcomes == ["read again", True, True], "the pool drops the dead connection"
+    outcomes = [state.alert_sent("a") for _ in range(3)]
+    assert outcomes == [True, True, True], "the pool replaced the dead connection before use"
     state.close()
 
 
@@ -190,3 +186,16 @@ def test_state_url_puts_each_store_in_its_schema_and_without_it_in_state_dir(
     assert PipelineSettings(state_dir=tmp_path).store("notify") == tmp_path / "notify.sqlite3"
     with pytest.raises(ConfigError, match="postgresql:// URL"):
         PipelineSettings(state_url=SecretStr("mysql://db/state")).store("notify")
+
+
+def test_a_server_gone_after_the_start_is_read_again_not_a_crash_of_the_record(
+    schema: Callable[[str], PostgresDatabase],
+) -> None:
+    database = schema("state")
+    state = StateStore(database)
+    database._pool.close()  # as if every connection were gone and none could be made
+    with pytest.raises(StoreUnavailableError) as unavailable:
+        state.alert_sent("a")
+    assert isinstance(unavailable.value, ReadAgain) and not isinstance(
+        unavailable.value, MonitorError
+    ), "the record is read again, never dead-lettered"
