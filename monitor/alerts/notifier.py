@@ -160,23 +160,26 @@ class Notifier:
 
     async def handle(self, alert: Alert) -> None:
         """Deliver, park, reject or suppress ``alert`` for every sink not yet settled."""
+        store = self.store
         unsettled = [
-            s for s in self.sinks.values() if self.store.outcome(alert.key, s.name) is None
+            s
+            for s in self.sinks.values()
+            if await store.run(store.outcome, alert.key, s.name) is None
         ]
         if not unsettled:
             # A repeat (a replay, or decide's re-send to a new broker): not counted again for
             # flood control, whose window may have been forgotten since.
             return
         now = self._clock()
-        flooded = self._flooded(alert, now)
+        flooded = await self._flooded(alert, now)
         for sink in unsettled:
-            held = self._held(alert.key, sink.name)
+            held = await self._held(alert.key, sink.name)
             if held is not None:  # parked before (a replay): its retry copy may be missing
                 await self._park(held)
                 continue
             outcome = "suppressed" if flooded else "grouped" if _grouped(sink, alert) else None
             if outcome is not None:
-                self.store.settle(alert.key, sink.name, outcome, _at(now))
+                await store.run(store.settle, alert.key, sink.name, outcome, _at(now))
                 metrics.NOTIFICATIONS.labels(*_labels(sink, alert), outcome).inc()
                 continue
             await self._try(
@@ -189,12 +192,13 @@ class Notifier:
 
     async def redeliver(self, parked: ParkedAlert) -> None:
         """Try a parked alert again when it is due; park it again, or give up, if it fails."""
-        if self._superseded(parked):
+        if await self._superseded(parked):
             return
         sink = self.sinks.get(parked.sink)
         if sink is None:
             await self._reject(parked.alert, f"{parked.sink}: sink no longer configured")
-            self.store.settle(parked.alert.key, parked.sink, "failed", _at(self._clock()))
+            at = _at(self._clock())
+            await self.store.run(self.store.settle, parked.alert.key, parked.sink, "failed", at)
             return
         first_failed = parked.first_failed_at.timestamp()
         if self._clock() - first_failed > self.settings.retry_give_up_after_s:
@@ -205,7 +209,7 @@ class Notifier:
         wait = parked.next_attempt_at.timestamp() - self._clock()
         if wait > 0:
             await self._sleep(wait)
-            if self._superseded(parked):
+            if await self._superseded(parked):
                 return
         await self._try(
             sink, parked.alert, attempts=parked.attempts, first_failed=first_failed, tries=1
@@ -215,36 +219,38 @@ class Notifier:
         """Put the outbox's parked alerts back on the retry topic if the broker is not the one
         that had them (``cluster_id`` differs: the embedded broker restarted empty); returns
         how many. They are tried again when due, as if never lost."""
-        if self.store.followed_broker() == cluster_id:
+        store = self.store
+        if await store.run(store.followed_broker) == cluster_id:
             return 0
         put_back = 0
-        for raw in self.store.all_held():
+        for raw in await store.run(store.all_held):
             parked = _readable(raw)
             if parked is not None:
                 await self._park(parked)
                 put_back += 1
-        self.store.follow_broker(cluster_id)  # after: a crash midway puts them all back again
+        await store.run(store.follow_broker, cluster_id)  # after: a crash midway puts all back
         if put_back:
             log.warning("%d parked alerts put back on the retry topic of a new broker", put_back)
         return put_back
 
-    def _flooded(self, alert: Alert, now: float) -> bool:
+    async def _flooded(self, alert: Alert, now: float) -> bool:
         """Whether flood control holds ``alert`` back; only alerts that start a story count."""
         if alert.story is not None and not alert.story.starts:
             return False
-        _, rank = self.store.admit(alert, self._window(now))
+        _, rank = await self.store.run(self.store.admit, alert, self._window(now))
         return rank > self.settings.flood_max_per_window
 
-    def _held(self, alert_key: str, sink: str) -> ParkedAlert | None:
-        held = self.store.held(alert_key, sink)
+    async def _held(self, alert_key: str, sink: str) -> ParkedAlert | None:
+        held = await self.store.run(self.store.held, alert_key, sink)
         return None if held is None else _readable(held[1])
 
-    def _superseded(self, parked: ParkedAlert) -> bool:
+    async def _superseded(self, parked: ParkedAlert) -> bool:
         """Whether this copy is not to be acted on: the alert was settled meanwhile, or parked
         again since (an older copy, replayed)."""
-        if self.store.outcome(parked.alert.key, parked.sink) is not None:
+        store = self.store
+        if await store.run(store.outcome, parked.alert.key, parked.sink) is not None:
             return True
-        held = self.store.held(parked.alert.key, parked.sink)
+        held = await store.run(store.held, parked.alert.key, parked.sink)
         return held is not None and held[0] != parked.park_id
 
     async def _try(
@@ -282,7 +288,8 @@ class Notifier:
                 await self._fail(sink, alert, f"{sink.name}: {type(exc).__name__}")
                 return
             self._down_until.pop(sink.name, None)
-            self.store.settle(alert.key, sink.name, "sent", _at(self._clock()))
+            at = _at(self._clock())
+            await self.store.run(self.store.settle, alert.key, sink.name, "sent", at)
             metrics.NOTIFICATIONS.labels(*_labels(sink, alert), "sent").inc()
             return
 
@@ -304,7 +311,7 @@ class Notifier:
             next_attempt_at=_at(due),
             last_error=error,
         )
-        self.store.hold(alert.key, sink.name, parked.park_id, encode(parked))
+        await self.store.run(self.store.hold, alert.key, sink.name, parked.park_id, encode(parked))
         await self._park(parked)
         metrics.NOTIFICATIONS.labels(*_labels(sink, alert), "parked").inc()
         log.warning(
@@ -318,7 +325,8 @@ class Notifier:
 
     async def _fail(self, sink: Sink, alert: Alert, reason: str) -> None:
         await self._reject(alert, reason)
-        self.store.settle(alert.key, sink.name, "failed", _at(self._clock()))
+        at = _at(self._clock())
+        await self.store.run(self.store.settle, alert.key, sink.name, "failed", at)
         metrics.NOTIFICATIONS.labels(*_labels(sink, alert), "failed").inc()
         log.warning("alert %s not delivered to %s: %s", alert.alert_id, sink.name, reason)
 
@@ -330,27 +338,27 @@ class Notifier:
             return 0
         now = self._clock()
         sent = 0
-        for window in self.store.closed_windows(before=self._window(now)):
+        store = self.store
+        for window in await store.run(store.closed_windows, before=self._window(now)):
             if window.alerts <= self.settings.flood_max_per_window:
-                self.store.forget_window(window.entity, window.window)
+                await store.run(store.forget_window, window.entity, window.window)
                 continue
-            summary = self._summary(
-                self.store.window_alerts(window.entity, window.window), window.window
-            )
+            alerts = await store.run(store.window_alerts, window.entity, window.window)
+            summary = self._summary(alerts, window.window)
             pending = False
             for sink in self.sinks.values():
-                if self.store.summary_outcome(window.entity, window.window, sink.name):
+                if await store.run(store.summary_outcome, window.entity, window.window, sink.name):
                     continue
                 outcome = await self._send_summary(sink, summary, now)
                 if outcome is None:
                     pending = True
                     continue
-                self.store.settle_summary(
-                    window.entity, window.window, sink.name, outcome, _at(now)
+                await store.run(
+                    store.settle_summary, window.entity, window.window, sink.name, outcome, _at(now)
                 )
                 sent += outcome == "sent"
             if not pending:
-                self.store.forget_window(window.entity, window.window)
+                await store.run(store.forget_window, window.entity, window.window)
         return sent
 
     async def _send_summary(self, sink: Sink, summary: FloodSummary, now: float) -> str | None:

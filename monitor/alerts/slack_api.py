@@ -125,7 +125,7 @@ class SlackApiSink(Sink):
         )
 
     async def _deliver_copy(self, alert: Alert, story: Story, context: DeliveryContext) -> None:
-        shown = self._store.story_post(story.story_id, self.name)
+        shown = await self._store.run(self._store.story_post, story.story_id, self.name)
         if shown is None:
             await self._post_story(alert, story, context)
             return
@@ -151,14 +151,15 @@ class SlackApiSink(Sink):
             )
             await self._post_story(alert, story, context)
             return
-        self._keep(story, StoryPost(shown.channel, shown.ts, story.copies))
+        await self._keep(story, StoryPost(shown.channel, shown.ts, story.copies))
 
     async def _post_story(self, alert: Alert, story: Story, context: DeliveryContext) -> None:
         answer = await self._send("chat.postMessage", alert, context, {"channel": self._channel})
-        self._keep(story, StoryPost(str(answer["channel"]), str(answer["ts"]), story.copies))
+        await self._keep(story, StoryPost(str(answer["channel"]), str(answer["ts"]), story.copies))
 
-    def _keep(self, story: Story, post: StoryPost) -> None:
-        self._store.keep_story_post(story.story_id, self.name, post, self._clock())
+    async def _keep(self, story: Story, post: StoryPost) -> None:
+        store = self._store
+        await store.run(store.keep_story_post, story.story_id, self.name, post, self._clock())
 
     async def _send(
         self, method: str, alert: Alert, context: DeliveryContext, where: dict[str, str]

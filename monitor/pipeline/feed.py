@@ -104,8 +104,11 @@ class TopicFeed:
                 for partition, records in batches.items():
                     for record in records:
                         await self._handle(record)
-                    self.store.remember_offset(
-                        partition.topic, partition.partition, records[-1].offset + 1
+                    await self.store.run(
+                        self.store.remember_offset,
+                        partition.topic,
+                        partition.partition,
+                        records[-1].offset + 1,
                     )
         finally:
             await consumer.stop()
@@ -127,7 +130,7 @@ class TopicFeed:
         """Whether the broker is not the one the stored positions belong to; if so they are
         forgotten."""
         cluster = await cluster_id(self.bootstrap)
-        if not self.store.follow_broker(cluster):
+        if not await self.store.run(self.store.follow_broker, cluster):
             return False
         log.info("feed of %s: broker %s is new here; reading from the start", self.topics, cluster)
         return True
@@ -150,7 +153,7 @@ class TopicFeed:
             return assigned
         if wanted != assigned:
             consumer.assign(sorted(wanted))  # positions start over: set every one again
-            offsets = self.store.read_offsets()
+            offsets = await self.store.run(self.store.read_offsets)
             for partition in sorted(wanted):
                 at = offsets.get((partition.topic, partition.partition))
                 if at is None:

@@ -122,14 +122,14 @@ def install_review(pipeline: Pipeline) -> TopicFeed:
         if record.topic == "reviews":
             review = decode(Review, value)  # a RecordError goes to reject: dead-lettered
             with _applying(record):
-                decide(review)
+                await store.run(decide, review)
             return
         try:
             alert = decode(Alert, value)
         except RecordError:
             return  # the notifier dead-letters an alert that does not parse
         with _applying(record):
-            if store.add_alert(alert):
+            if await store.run(store.add_alert, alert):
                 catch_up(alert)
 
     async def reject(record: ConsumerRecord[bytes, bytes], reason: str) -> None:

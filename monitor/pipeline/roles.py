@@ -114,7 +114,7 @@ def follow_alerts(pipeline: Pipeline, state: CrawlState) -> TopicFeed:
 
     async def flag(record: ConsumerRecord[bytes, bytes]) -> None:
         with contextlib.suppress(RecordError):  # the notifier dead-letters a bad alert
-            state.mark_flagged(decode(Alert, record.value or b"").clip.key)
+            await state.run(state.mark_flagged, decode(Alert, record.value or b"").clip.key)
 
     return TopicFeed(bootstrap_servers(pipeline.broker), ("alerts",), state, flag)
 
@@ -158,15 +158,16 @@ async def _crawl_batches(crawler: Crawler, discovered: Any, lease_s: float) -> N
     """A platform crawl: each batch (fastest-spreading clip first) is sent and acknowledged
     by the broker before the crawler commits its cursor, so a restart loses no page."""
 
-    def lease() -> bool:
-        return crawler.state.hold_lease(crawler.name, CRAWL_HOLDER, time.time(), lease_s)
+    async def lease() -> bool:
+        state = crawler.state
+        return await state.run(state.hold_lease, crawler.name, CRAWL_HOLDER, time.time(), lease_s)
 
-    if not lease():
+    if not await lease():
         metrics.CRAWL_PASSES.labels(crawler.name, "standby").inc()
         return
 
     async def emit(batch: Sequence[ClipSeen]) -> None:
-        if not lease():  # the page is not sent: its cursor stays for the new holder
+        if not await lease():  # the page is not sent: its cursor stays for the new holder
             raise _LeaseLost(crawler.name)
         deliveries = [
             await discovered.send(key=seen.key.encode(), value=encode(seen)) for seen in batch
@@ -298,7 +299,7 @@ def _decide(pipeline: Pipeline) -> None:
     pipeline.app.task(resend_sent)
 
     async def publish_stories() -> None:
-        _publish_stories(stories)
+        await stories.run(_publish_stories, stories)
 
     pipeline.app.timer(STORY_GAUGES_REFRESH_S, name="decide.stories")(publish_stories)
 
@@ -312,11 +313,11 @@ async def resend_alerts(
     ``sent_before`` (this worker's start) can have gone to another broker: the ones decide
     sent since went to this one. Consumers drop repeats by key (notify per sink, the review
     store by alert id), so only the lost ones are acted on."""
-    if state.followed_broker() == cluster:
+    if await state.run(state.followed_broker) == cluster:
         return 0
     since = utcnow() - timedelta(seconds=state.resend_window_s)
     deliveries = []
-    for raw in state.sent_since(since, sent_before):
+    for raw in await state.run(state.sent_since, since, sent_before):
         try:
             alert = decode(Alert, raw)
         except RecordError as exc:  # written by another version: pass it over, do not crash
@@ -326,7 +327,7 @@ async def resend_alerts(
         deliveries.append(await alerts.send(key=key.encode(), value=raw))
     for delivery in deliveries:
         await delivery
-    state.follow_broker(cluster)  # after: a crash midway sends them all again
+    await state.run(state.follow_broker, cluster)  # after: a crash midway sends them all again
     if deliveries:
         log.warning("%d sent alerts sent again to a new broker", len(deliveries))
     return len(deliveries)
@@ -337,7 +338,8 @@ async def _decide_one(
 ) -> None:
     scored = decode(ClipScored, raw)
     state, seen = pipeline.state, scored.observation
-    first_seen = state.observe(
+    first_seen = await state.run(
+        state.observe,
         seen.key,
         seen.platform,
         seen.observed_at,
@@ -345,7 +347,7 @@ async def _decide_one(
         seen.shares,
         scored.synthetic.value,
     )
-    stories.observe(seen.key, seen.observed_at, seen.views)
+    await stories.run(stories.observe, seen.key, seen.observed_at, seen.views)
     for entity in scored.flagged:
         labels = (
             entity.entity_id,
@@ -354,14 +356,15 @@ async def _decide_one(
             entity.kind,
             scored.synthetic.value,
         )
-        if state.flag(seen.key, entity.entity_id, entity.franchise, entity.kind):
+        if await state.run(state.flag, seen.key, entity.entity_id, entity.franchise, entity.kind):
             metrics.CLIPS_FLAGGED.labels(*labels).inc()
         velocity = _views_per_hour(seen)
         if velocity is not None:
             metrics.FLAGGED_VIEW_VELOCITY.labels(
                 entity.franchise or "", seen.platform, entity.kind
             ).observe(velocity)
-        story = stories.join(
+        story = await stories.run(
+            stories.join,
             Copy(
                 clip_key=seen.key,
                 entity=entity.entity_id,
@@ -371,10 +374,10 @@ async def _decide_one(
                 footprint=scored.footprint,
                 seen_at=seen.observed_at,
                 views=seen.views,
-            )
+            ),
         )
         key = f"{seen.key}:{entity.entity_id}"
-        if state.alert_sent(key):
+        if await state.run(state.alert_sent, key):
             continue
         alert = Alert(
             alert_id=Alert.id_for(seen.key, entity.entity_id),
@@ -402,14 +405,14 @@ async def _decide_one(
         # Keyed by story: one notify worker takes a story's copies, in order (one message).
         delivery = await alerts.send(key=story.story_id.encode(), value=record)
         await delivery  # the broker's acknowledgement, before the key is marked
-        state.mark_alert(key, alert.alert_id, alert.alerted_at, record)
+        await state.run(state.mark_alert, key, alert.alert_id, alert.alerted_at, record)
         metrics.ALERTS.labels(*labels).inc()
         metrics.DISCOVERY_TO_ALERT.labels(seen.platform).observe(
             max((utcnow() - first_seen).total_seconds(), 0.0)
         )
-    _publish_spread(state)
+    await state.run(_publish_spread, state)
     if scored.flagged:
-        _publish_stories(stories, stories.take_changed())
+        await stories.run(_publish_stories, stories, stories.take_changed())
 
 
 _SPREAD_LABELS = ("entity", "franchise", "platform", "kind", "synthetic")

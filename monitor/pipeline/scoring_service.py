@@ -253,8 +253,9 @@ class ScoringService:
         ``Prepared.release``: decoded frames (up to ~100 MB a clip) waiting for the model are
         bounded, however fast clips arrive and however slow the model is."""
         started = time.perf_counter()
-        cached = self.state.cached_score(
-            seen.key, self.scorer.gallery.version, self.scorer.models.versions
+        state = self.state
+        cached = await state.run(
+            state.cached_score, seen.key, self.scorer.gallery.version, self.scorer.models.versions
         )
         if cached is not None:
             record = decode(ClipScored, cached)
@@ -270,7 +271,7 @@ class ScoringService:
                 seen, None, frames, started, gate=frames_gate, media=media, provenance=provenance
             )
         record = _failed(seen, self.scorer, loaded.reason, loaded.message)
-        self._remember(record)
+        await self.state.run(self._remember, record)
         self.health.failed(loaded.reason)
         metrics.MEDIA_FAILURES.labels(seen.platform, loaded.reason).inc()
         metrics.CLIPS_SCORED.labels(seen.platform, "failed").inc()
@@ -306,8 +307,12 @@ class ScoringService:
                 if record.flagged and p.media is not None:
                     self._fingerprint_later(record, p.media)
                     p.media = None  # the background fingerprint deletes it
-                self.state.save_score(
-                    seen.key, record.gallery_version or "", record.models, encode(record).decode()
+                await self.state.run(
+                    self.state.save_score,
+                    seen.key,
+                    record.gallery_version or "",
+                    record.models,
+                    encode(record).decode(),
                 )
                 out[i] = record
                 self.health.succeeded()

@@ -221,7 +221,7 @@ class Crawler(Source):
         self.report = CrawlReport()
         self.platform.skipped = 0
         now = self.clock()
-        paused = self.state.paused_until(self.name)
+        paused = await self.state.run(self.state.paused_until, self.name)
         if paused is not None and paused[0] > now:
             self.report.paused_until = paused[0]
             log.info("%s: paused until %s (%s)", self.name, paused[0].isoformat(), paused[1])
@@ -242,10 +242,12 @@ class Crawler(Source):
                     try:
                         async for batch in self._feed(api, feed, emitted):
                             yield batch
-                            self._commit(batch)
+                            await self._commit(batch)
                     except StaleCursorError as exc:
                         log.warning("%s: %s; the feed starts again from the top", self.name, exc)
-                        self.state.commit(self.name, feed.key, FeedState(), [])
+                        await self.state.run(
+                            self.state.commit, self.name, feed.key, FeedState(), []
+                        )
                         self.report.errors.append(str(exc))
                     except (RateLimitedError, QuotaExhaustedError):
                         raise
@@ -254,11 +256,11 @@ class Crawler(Source):
                         self.report.errors.append(f"{feed.key}: {exc}")
                 async for batch in self._reobserve(api, emitted):
                     yield batch
-                    self._commit(batch)
+                    await self._commit(batch)
             except RateLimitedError as exc:
-                self._pause(datetime.fromtimestamp(exc.resume_at, UTC), str(exc))
+                await self._pause(datetime.fromtimestamp(exc.resume_at, UTC), str(exc))
             except QuotaExhaustedError as exc:
-                self._pause(exc.resume_at, str(exc))
+                await self._pause(exc.resume_at, str(exc))
             finally:
                 self.report.requests = api.requests
                 self.report.skipped = self.platform.skipped
@@ -266,16 +268,17 @@ class Crawler(Source):
             # Other feeds were still read; what was emitted stays emitted and committed.
             raise SourceError(f"{self.name}: {'; '.join(self.report.errors)[:1000]}")
 
-    def _pause(self, until: datetime, reason: str) -> None:
+    async def _pause(self, until: datetime, reason: str) -> None:
         log.warning("%s: pausing until %s: %s", self.name, until.isoformat(), reason)
         self.report.paused_until = until
         if not self.dry_run:
-            self.state.pause(self.name, until, reason)
+            await self.state.run(self.state.pause, self.name, until, reason)
 
-    def _commit(self, batch: Batch) -> None:
+    async def _commit(self, batch: Batch) -> None:
         self.report.emitted += len(batch.clips)
         if not self.dry_run:
-            self.state.commit(self.name, batch.feed, batch.feed_state, batch.marks)
+            state = self.state
+            await state.run(state.commit, self.name, batch.feed, batch.feed_state, batch.marks)
 
     @contextlib.asynccontextmanager
     async def _session(self) -> AsyncIterator[httpx.AsyncClient]:
@@ -286,7 +289,7 @@ class Crawler(Source):
             yield client
 
     async def _feed(self, api: ApiClient, feed: Feed, emitted: set[str]) -> AsyncIterator[Batch]:
-        saved = self.state.feed(self.name, feed.key)
+        saved = await self.state.run(self.state.feed, self.name, feed.key)
         fresh = saved.cursor is None
         started = self.clock() if fresh else (saved.pass_started or self.clock())
         cursor = saved.cursor
@@ -305,7 +308,7 @@ class Crawler(Source):
                 after = FeedState(page.next_cursor, started, saved.since, etag, modified)
             else:
                 after = FeedState(None, None, started, etag, modified)
-            clips, marks = self._select(page.clips, emitted)
+            clips, marks = await self._select(page.clips, emitted)
             yield Batch(clips, marks, feed.key, after)
             saved, cursor, fresh = after, page.next_cursor, False
             if cursor is None:
@@ -314,14 +317,14 @@ class Crawler(Source):
                 raise StaleCursorError(f"{feed.key}: the listing cursor repeats ({cursor[:100]})")
             cursors.add(cursor)
 
-    def _select(
+    async def _select(
         self, clips: Sequence[ClipSeen], emitted: set[str], *, due_only: bool = False
     ) -> tuple[list[ClipSeen], list[Observation]]:
         """The clips to emit: new ones and those due again, fastest-spreading first."""
         now = self.clock()
         unique = list({clip.key: clip for clip in clips}.values())
-        before = self.state.observations(clip.key for clip in unique)
-        flagged = set(self.flagged()) if self.flagged is not None else set()
+        before = await self.state.run(self.state.observations, [clip.key for clip in unique])
+        flagged = set(await self.state.run(self.flagged)) if self.flagged is not None else set()
         chosen: list[tuple[ClipSeen, Observation]] = []
         for clip in unique:
             if clip.key in emitted:
@@ -340,16 +343,16 @@ class Crawler(Source):
         if size <= 0:
             return
         now = self.clock()
-        self._watch_flagged(now)
+        await self._watch_flagged(now)
         due = [
             o
-            for o in self.state.due(self.name, now, self.max_reobserve)
+            for o in await self.state.run(self.state.due, self.name, now, self.max_reobserve)
             if o.clip_key not in emitted
         ]
         for start in range(0, len(due), size):
             chunk = due[start : start + size]
             found = await self.platform.lookup(api, [o.clip_id for o in chunk])
-            clips, marks = self._select(found, emitted, due_only=True)
+            clips, marks = await self._select(found, emitted, due_only=True)
             seen = {clip.key for clip in found}
             # Gone (deleted, made private): stop asking for them.
             marks += [
@@ -368,15 +371,16 @@ class Crawler(Source):
             ]
             yield Batch(clips, marks)
 
-    def _watch_flagged(self, now: datetime) -> None:
+    async def _watch_flagged(self, now: datetime) -> None:
         """Flagged clips not yet watched become due now (once; they stop when they cool)."""
         if self.flagged is None or self.dry_run:
             return
-        keys = [key for key in self.flagged() if key.startswith(f"{self.name}:")]
+        flagged = await self.state.run(self.flagged)
+        keys = [key for key in flagged if key.startswith(f"{self.name}:")]
         start = [
             Observation(o.clip_key, o.clip_id, o.observed_at, o.views, o.velocity, now, now, False)
-            for o in self.state.observations(keys).values()
+            for o in (await self.state.run(self.state.observations, keys)).values()
             if o.watch_since is None and not o.cooled
         ]
         if start:
-            self.state.commit(self.name, None, None, start)
+            await self.state.run(self.state.commit, self.name, None, None, start)

@@ -12,6 +12,9 @@ one process. Dedup itself is the primary keys' (``ON CONFLICT DO NOTHING``), nev
 lock held for a millisecond per write is cheap next to a clip's scoring; the stores are not
 written by the thousand per second.
 
+The driver's calls are blocking; the roles make them off their event loop (``Store.run``: a
+thread per store), so a distant database slows a role's records, not its loop.
+
 A connection is checked as it leaves the pool (an empty query), so one the server dropped while
 idle is replaced, not failed on. A database that cannot be reached when a store opens is a
 ``StoreError`` (the role does not start, and says why); one that cannot be reached later within

@@ -26,13 +26,16 @@ store that has them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, ParamSpec, TypeVar
 
 from monitor.errors import StoreError, StoreVersionError
 from monitor.storage.database import Connection, Database
@@ -41,6 +44,9 @@ from monitor.storage.sqlite import SqliteDatabase
 __all__ = ["FeedOffsets", "Migration", "Store"]
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 # "only" is a reserved word in PostgreSQL: quoted, as SQLite accepts too.
 _BROKER_SCHEMA = """
@@ -116,6 +122,7 @@ class Store:
             *chosen[1:],
         )
         self.database = database
+        self._thread: ThreadPoolExecutor | None = None
         try:
             self._refuse_newer(database.version())  # before anything is written
             database.prepare()
@@ -160,7 +167,21 @@ class Store:
             )
         return self.newest
 
+    async def run(self, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``call(*args, **kwargs)``, one of this store's methods, from the event loop without
+        holding it while a remote database answers: on PostgreSQL it runs on the store's own
+        thread (one, so that calls keep the order they were made in); SQLite's local calls
+        take microseconds and run as they are."""
+        if self.database.dialect == "sqlite":
+            return call(*args, **kwargs)
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"store-{self.where}")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, partial(call, *args, **kwargs))
+
     def close(self) -> None:
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
         self.database.close()
 
     def _tx(self) -> AbstractContextManager[Connection]:

@@ -4,10 +4,11 @@ the same time, refused when a newer monitor wrote it, and a server that cannot b
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -199,3 +200,41 @@ def test_a_server_gone_after_the_start_is_read_again_not_a_crash_of_the_record(
     assert isinstance(unavailable.value, ReadAgain) and not isinstance(
         unavailable.value, MonitorError
     ), "the record is read again, never dead-lettered"
+
+
+async def test_calls_from_the_event_loop_wait_off_it_on_one_thread_of_the_stores(
+    schema: Callable[[str], PostgresDatabase],
+) -> None:
+    state = StateStore(schema("state"))
+    loop_thread = threading.get_ident()
+    ran_on: list[int] = []
+
+    def mark(number: int) -> None:
+        ran_on.append(threading.get_ident())
+        state.mark_alert(f"a{number}", f"id{number}", T0, b"{}")
+
+    ticks = 0
+
+    async def ticking() -> None:  # the loop keeps running while the database answers
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    ticker = asyncio.create_task(ticking())
+    for number in range(20):
+        await state.run(mark, number)
+    ticker.cancel()
+    assert loop_thread not in ran_on and len(set(ran_on)) == 1, "one thread of the store's"
+    assert ticks > 20, "the loop ran other work meanwhile"
+    sent = state.sent_since(T0 - timedelta(days=1), T0 + timedelta(days=1))
+    assert len(sent) == 20 and all(
+        await asyncio.gather(*(state.run(state.alert_sent, f"a{n}") for n in range(20)))
+    )
+    state.close()
+
+
+async def test_a_sqlite_store_runs_its_calls_in_place(tmp_path: Path) -> None:
+    state = StateStore(tmp_path / "state.sqlite3")
+    assert await state.run(threading.get_ident) == threading.get_ident()
+    state.close()
