@@ -26,6 +26,7 @@ async def test_secrets_are_not_in_logs_metrics_or_errors(
     receiver: Receiver, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="httpx")  # whatever an earlier CLI test set it to
     settings = NotifySettings(
         slack_webhook_url=SecretStr(f"{receiver.url}/services/{SLACK_TOKEN}"),
         webhook_url=SecretStr(f"{receiver.url}/{HOOK_TOKEN}"),
