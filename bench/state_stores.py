@@ -23,6 +23,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
+
 from monitor.alerts.deliveries import DeliveryStore
 from monitor.pipeline.worker_state import StateStore
 from monitor.storage import Database
@@ -111,8 +113,6 @@ def main() -> None:
             args.calls,
         )
     finally:
-        import psycopg
-
         with psycopg.connect(args.url, autocommit=True) as conn:
             for name in ("state", "notify"):
                 conn.execute(f'DROP SCHEMA IF EXISTS "{prefix}_{name}" CASCADE'.encode())

@@ -196,24 +196,6 @@ class ReviewStore(FeedOffsets):
     def __init__(self, where: Path | Database) -> None:
         super().__init__(where, MIGRATIONS, postgresql=POSTGRESQL_MIGRATIONS)
 
-    def _json_field(
-        self, document: str, *path: str, number: bool = False, element: bool = False
-    ) -> str:
-        """SQL for the value at ``path`` in the JSON ``document``, a text column (or an
-        ``element`` of ``_json_elements``): text, or a number where ``number``; NULL where it
-        is absent."""
-        if self.database.dialect == "sqlite":
-            return f"json_extract({document}, '$.{'.'.join(path)}')"
-        jsonb = document if element else f"CAST({document} AS jsonb)"
-        text = f"({jsonb} #>> '{{{','.join(path)}}}')"
-        return f"CAST({text} AS BIGINT)" if number else text
-
-    def _json_elements(self, document: str, *path: str) -> str:
-        """A FROM item of the elements of the JSON array at ``path``, as ``h(value)``."""
-        if self.database.dialect == "sqlite":
-            return f"json_each({document}, '$.{'.'.join(path)}') h"
-        return f"jsonb_array_elements(CAST({document} AS jsonb) #> '{{{','.join(path)}}}') h(value)"
-
     def add_alert(self, alert: Alert) -> bool:
         """Keep an alert; True the first time (a redelivered alert changes nothing)."""
         with self._tx() as db:
@@ -350,7 +332,7 @@ class ReviewStore(FeedOffsets):
     def _sample(self, own: str, key: str) -> list[_Copy]:
         """What the header needs of a story's newest ``STORY_SAMPLE`` copies, read from their
         records in SQL, without parsing each whole record."""
-        field = self._json_field
+        field = self.database.json_text
         with self._read() as db:
             rows = db.execute(
                 f"SELECT {field('a.record', 'first_seen')}, "
@@ -371,13 +353,13 @@ class ReviewStore(FeedOffsets):
             f"SELECT record FROM (SELECT a.record FROM alerts a WHERE {own} "
             "ORDER BY a.alerted_at {} LIMIT ?) c"
         )
-        field = self._json_field
+        field = self.database.json_text
         with self._read() as db:
             rows = db.execute(
-                f"SELECT {field('h.value', 'at', element=True)} AS at, "
-                f"max({field('h.value', 'views', number=True, element=True)}) "
+                f"SELECT {field('h.value', 'at')} AS at, "
+                f"max({field('h.value', 'views', number=True)}) "
                 f"FROM ({copies.format('DESC')} UNION {copies.format('ASC')}) s, "
-                f"{self._json_elements('s.record', 'story', 'history')} GROUP BY at",
+                f"{self.database.json_elements('s.record', 'story', 'history')} GROUP BY at",
                 (key, HISTORY_NEWEST, key, HISTORY_OLDEST),
             ).fetchall()
         return _union((_parse_time(at), int(views)) for at, views in rows if views is not None)

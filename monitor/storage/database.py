@@ -41,6 +41,9 @@ class Database(ABC):
     """Where one store's tables live. ``where`` names it in messages (never a password)."""
 
     dialect: ClassVar[str]
+    local: ClassVar[bool]
+    """Whether a call is answered on this host in microseconds (SQLite's file), rather than
+    over a network: the roles run a remote store's calls off their event loop."""
     where: str
 
     def __str__(self) -> str:
@@ -79,6 +82,15 @@ class Database(ABC):
         """Whether tables at version 0 are those of migration 1, made before versions were
         kept (only SQLite files have such a past)."""
         return False
+
+    @abstractmethod
+    def json_text(self, document: str, *path: str, number: bool = False) -> str:
+        """SQL for the value at ``path`` in the JSON ``document`` (a text column, or an element
+        of ``json_elements``): text, or a 64-bit integer where ``number``; NULL if absent."""
+
+    @abstractmethod
+    def json_elements(self, document: str, *path: str) -> str:
+        """A FROM item of the elements of the JSON array at ``path``, as ``h(value)``."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -12,7 +12,7 @@ __all__ = ["state_location"]
 
 
 def state_location(
-    name: str, *, state_dir: Path, state_url: str | None, namespace: str = "likeness"
+    name: str, *, state_dir: Path, state_url: str | None, namespace: str
 ) -> Path | Database:
     """The store ``name`` (``state``, ``stories``, ``notify``, ``crawl``, ``review``):
     ``state_dir/<name>.sqlite3``, or the schema ``<namespace>_<name>`` at ``state_url``."""
@@ -22,4 +22,4 @@ def state_location(
         raise ConfigError(f"state_url must be a postgresql:// URL, not {state_url.split(':')[0]}")
     from monitor.storage.postgres import PostgresDatabase
 
-    return PostgresDatabase(state_url, f"{namespace}_{name}" if namespace else name)
+    return PostgresDatabase(state_url, f"{namespace}_{name}")

@@ -46,6 +46,7 @@ class PostgresDatabase(Database):
     """The schema ``schema`` of the database at ``url`` (``postgresql://user@host/db``)."""
 
     dialect = "postgresql"
+    local = False
 
     def __init__(
         self,
@@ -120,6 +121,14 @@ class PostgresDatabase(Database):
     def mark_version(self, db: Connection, version: int) -> None:
         db.execute("DELETE FROM store_version")
         db.execute("INSERT INTO store_version VALUES (?)", (version,))
+
+    def json_text(self, document: str, *path: str, number: bool = False) -> str:
+        # The cast is a no-op on an element of json_elements, already jsonb.
+        text = f"(CAST({document} AS jsonb) #>> '{{{','.join(path)}}}')"
+        return f"CAST({text} AS BIGINT)" if number else text
+
+    def json_elements(self, document: str, *path: str) -> str:
+        return f"jsonb_array_elements(CAST({document} AS jsonb) #> '{{{','.join(path)}}}') h(value)"
 
     def close(self) -> None:
         self._pool.close()

@@ -20,6 +20,7 @@ __all__ = ["SqliteDatabase"]
 
 class SqliteDatabase(Database):
     dialect = "sqlite"
+    local = True
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,6 +69,12 @@ class SqliteDatabase(Database):
             scratch.executescript(first_sql)
             wanted = _objects(scratch)
         return wanted <= _objects(db)
+
+    def json_text(self, document: str, *path: str, number: bool = False) -> str:
+        return f"json_extract({document}, '$.{'.'.join(path)}')"  # numbers come as numbers
+
+    def json_elements(self, document: str, *path: str) -> str:
+        return f"json_each({document}, '$.{'.'.join(path)}') h"
 
     def close(self) -> None:
         with self._lock:

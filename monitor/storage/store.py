@@ -124,9 +124,10 @@ class Store:
         self.database = database
         self._thread: ThreadPoolExecutor | None = None
         try:
-            self._refuse_newer(database.version())  # before anything is written
+            found = database.version()
+            self._refuse_newer(found)  # before anything is written
             database.prepare()
-            self.version = self._migrate()
+            self.version = self.newest if found == self.newest else self._migrate()
         except BaseException:
             database.close()
             raise
@@ -145,10 +146,9 @@ class Store:
             raise StoreVersionError(self.where, version, self.newest)
 
     def _migrate(self) -> int:
-        """Bring the store to ``newest``; the version it is at afterwards."""
+        """Bring the store to ``newest`` (an ordinary start, at ``newest`` already, takes no
+        write lock); the version it is at afterwards."""
         database = self.database
-        if database.version() == self.newest:
-            return self.newest  # no write lock taken on an ordinary start
         with database.migrating() as db:
             found = database.stored_version(db)  # again: another process may have migrated
             self._refuse_newer(found)
@@ -172,7 +172,7 @@ class Store:
         holding it while a remote database answers: on PostgreSQL it runs on the store's own
         thread (one, so that calls keep the order they were made in); SQLite's local calls
         take microseconds and run as they are."""
-        if self.database.dialect == "sqlite":
+        if self.database.local:
             return call(*args, **kwargs)
         if self._thread is None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"store-{self.where}")
