@@ -53,6 +53,7 @@ def topics(broker: EmbeddedBroker) -> Iterator[Topics]:
 
 @pytest.fixture(scope="module")
 def slack() -> Iterator[str]:
+    FakeSlack.messages.clear()  # the class keeps them: none of another module's
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeSlack)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

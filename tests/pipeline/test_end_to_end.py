@@ -9,7 +9,6 @@ dismissal on its review page.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections import Counter
 from collections.abc import Iterator
 
@@ -22,7 +21,6 @@ from monitor.pipeline.broker import EmbeddedBroker, free_port
 from monitor.pipeline.harness import Topics, Worker, produce
 from monitor.records import Alert, ClipScored, DeadLetter, decode
 from tests.pipeline.monitor_run import (
-    DECODE,
     FIRST_ALERTS_S,
     REVIEW_TOKEN,
     SIGNED_CLIP,
@@ -30,6 +28,7 @@ from tests.pipeline.monitor_run import (
     expected_alerts,
     sighting,
     slack_alert_ids,
+    worker_env,
 )
 
 
@@ -44,28 +43,16 @@ def worker(
 ) -> Iterator[Worker]:
     state = tmp_path_factory.mktemp("state")
     web_port = free_port()
-    env = {
-        **os.environ,
-        "LIKENESS_MONITOR_NOTIFY__SLACK_WEBHOOK_URL": slack,
-        "LIKENESS_MONITOR_NOTIFY__PUBLIC_BASE_URL": f"http://127.0.0.1:{web_port}",
-        "PYTHONUNBUFFERED": "1",
-        "LIKENESS_MONITOR_PIPELINE__BROKER_URL": broker.url,
-        "LIKENESS_MONITOR_PIPELINE__DEMO_PLATFORM_URL": platform_url,
-        "LIKENESS_MONITOR_PIPELINE__GALLERY": str(demo.gallery_dir / "built"),
-        "LIKENESS_MONITOR_PIPELINE__STATE_DIR": str(state),
-        "LIKENESS_MONITOR_PIPELINE__WEB_PORT": str(web_port),
-        "LIKENESS_MONITOR_PIPELINE__PARTITIONS": "2",
-        "LIKENESS_MONITOR_PIPELINE__BROKER_SESSION_TIMEOUT_S": "3",
-        "LIKENESS_MONITOR_PIPELINE__BROKER_HEARTBEAT_INTERVAL_S": "0.3",
-        "LIKENESS_MONITOR_PIPELINE__CRAWL_INTERVAL_S": "3",
-        "LIKENESS_MONITOR_PIPELINE__BATCH_WITHIN_S": "0.5",
-        "LIKENESS_MONITOR_PIPELINE__DECODE_WORKERS": "1",
-        "LIKENESS_MONITOR_REVIEW__TOKEN": REVIEW_TOKEN,
-        "LIKENESS_MONITOR_REVIEW__RECALIBRATE_INTERVAL_S": "2",
-        "LIKENESS_MONITOR_LIKENESS__DEVICE": "cpu",
-        "LIKENESS_MONITOR_DECODE__MAX_FRAMES": str(DECODE.max_frames),
-        "LIKENESS_MONITOR_DECODE__EVEN_FRAMES": str(DECODE.even_frames),
-    }
+    env = worker_env(
+        state,
+        web_port,
+        broker,
+        demo,
+        platform_url,
+        slack,
+        LIKENESS_MONITOR_NOTIFY__PUBLIC_BASE_URL=f"http://127.0.0.1:{web_port}",
+        LIKENESS_MONITOR_REVIEW__RECALIBRATE_INTERVAL_S="2",
+    )
     running = Worker(env, state / "worker.log", roles=",".join(ROLES))
     running.start()
     yield running

@@ -2,7 +2,9 @@
 restarts of it: decide sends them, the broker acknowledges them and decide marks them sent,
 while notify is held by a slow receiver or does not run at all; the worker, and its broker in
 memory with it, is killed (SIGKILL) or stopped (SIGTERM). After the restart every alert reaches
-each receiver exactly once, the ones delivered before the restarts included.
+each receiver exactly once, the ones delivered before the restarts included; the same with
+the workers' state in SQLite files and in PostgreSQL (where decide's kept alerts and notify's
+outbox wait across the broker's restarts in the database, not on the worker's disk).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from monitor.pipeline.harness import Topics, produce
@@ -26,6 +29,8 @@ from monitor.records import (
     encode,
     utcnow,
 )
+from tests.conftest import in_ci
+from tests.postgres import postgres_namespace, require_postgres
 from tests.resilience.restarts import Monitor, Receiver, wait_for
 
 SLACK_PATH = "/services/T0/B0/resilience"
@@ -66,9 +71,18 @@ def alert_ids(verdicts: list[ClipScored]) -> list[str]:
     return [Alert.id_for(v.clip.key, "ghostface") for v in verdicts]
 
 
-def marked_sent(state: Path) -> set[str]:
+def marked_sent(monitor: Monitor) -> set[str]:
     """The alert ids decide has marked sent in its state store."""
-    path = state / "state.sqlite3"
+    url = monitor.worker.env.get("LIKENESS_MONITOR_PIPELINE__STATE_URL")
+    if url:
+        namespace = monitor.worker.env["LIKENESS_MONITOR_PIPELINE__STATE_NAMESPACE"]
+        with psycopg.connect(url) as conn:
+            table = conn.execute("SELECT to_regclass(%s)", (f"{namespace}_state.alerts",))
+            if table.fetchone() == (None,):
+                return set()  # not created yet
+            query = f'SELECT alert_id FROM "{namespace}_state".alerts'.encode()
+            return {str(row[0]) for row in conn.execute(query)}
+    path = monitor.state / "state.sqlite3"
     if not path.exists():
         return set()
     db = sqlite3.connect(path)
@@ -90,7 +104,7 @@ def sent_and_on_topic(monitor: Monitor, bootstrap: str, verdicts: list[ClipScore
         wait_for(
             lambda: (
                 wanted <= {decode(Alert, v).alert_id for v in topic.of("alerts")}
-                and wanted <= marked_sent(monitor.state)
+                and wanted <= marked_sent(monitor)
             ),
             90,
             f"{len(wanted)} alerts sent and marked",
@@ -109,10 +123,11 @@ def receiver() -> Iterator[Receiver]:
     running.close()
 
 
-def worker(roles: str, receiver: Receiver, state: Path) -> Monitor:
+def worker(roles: str, receiver: Receiver, state: Path, **more: str) -> Monitor:
     return Monitor(
         roles,
         state,
+        **more,
         LIKENESS_MONITOR_NOTIFY__SLACK_WEBHOOK_URL=receiver.url + SLACK_PATH,
         LIKENESS_MONITOR_NOTIFY__WEBHOOK_URL=receiver.url + HOOK_PATH,
         LIKENESS_MONITOR_NOTIFY__WEBHOOK_SECRET="resilience-secret",
@@ -122,10 +137,27 @@ def worker(roles: str, receiver: Receiver, state: Path) -> Monitor:
     )
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """Where the workers keep their state: the state folder's SQLite files, or PostgreSQL."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    url = require_postgres(in_ci())
+    with postgres_namespace(url) as namespace:
+        yield {
+            "LIKENESS_MONITOR_PIPELINE__STATE_URL": url,
+            "LIKENESS_MONITOR_PIPELINE__STATE_NAMESPACE": namespace,
+        }
+
+
 @pytest.fixture
-def workers(receiver: Receiver, tmp_path: Path) -> Iterator[tuple[Monitor, Monitor]]:
-    """The whole chain from decide on, and decide alone; one state folder."""
-    both, alone = worker("decide,notify", receiver, tmp_path), worker("decide", receiver, tmp_path)
+def workers(
+    receiver: Receiver, tmp_path: Path, state: dict[str, str]
+) -> Iterator[tuple[Monitor, Monitor]]:
+    """The whole chain from decide on, and decide alone; one state (folder or database)."""
+    both = worker("decide,notify", receiver, tmp_path, **state)
+    alone = worker("decide", receiver, tmp_path, **state)
     yield both, alone
     both.close()
     alone.close()

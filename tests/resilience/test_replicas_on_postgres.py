@@ -45,7 +45,7 @@ from monitor.records import Alert, ClipScored, decode
 from tests.conftest import in_ci
 from tests.postgres import postgres_namespace, require_postgres
 from tests.resilience.restarts import Monitor, Receiver, wait_for
-from tests.resilience.test_alerts_in_transit import HOOK_PATH, SINKS, SLACK_PATH, decide, flagged
+from tests.resilience.test_alerts_in_transit import SINKS, decide, flagged, worker
 
 PARTITIONS = 4
 WAVE = 6
@@ -73,17 +73,14 @@ def replica(
 ) -> Monitor:
     url, namespace = db
     (tmp_path / name).mkdir()
-    return Monitor(
+    return worker(
         "decide,notify",
+        receiver,
         tmp_path / name,
         LIKENESS_MONITOR_PIPELINE__BROKER_URL=broker.url,
         LIKENESS_MONITOR_PIPELINE__PARTITIONS=str(PARTITIONS),
         LIKENESS_MONITOR_PIPELINE__STATE_URL=url,
         LIKENESS_MONITOR_PIPELINE__STATE_NAMESPACE=namespace,
-        LIKENESS_MONITOR_NOTIFY__SLACK_WEBHOOK_URL=receiver.url + SLACK_PATH,
-        LIKENESS_MONITOR_NOTIFY__WEBHOOK_URL=receiver.url + HOOK_PATH,
-        LIKENESS_MONITOR_NOTIFY__WEBHOOK_SECRET="replica-secret",
-        LIKENESS_MONITOR_NOTIFY__EVIDENCE_IMAGES="false",
         LIKENESS_MONITOR_NOTIFY__FLOOD_MAX_PER_WINDOW="1000",
     )
 
